@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Configures (once) and builds into build/. Extra arguments go to cmake at configure time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${TANDEM_BUILD_DIR:-build}
+JOBS=${TANDEM_JOBS:-$(nproc)}
+GEN=()
+if command -v ninja >/dev/null 2>&1; then GEN=(-G Ninja); fi
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+fi
+cmake --build "$BUILD_DIR" -j "$JOBS"
