@@ -1,0 +1,139 @@
+// The Hello/HelloAck handshake and Goodbye handling of Connection (see connection.h for the
+// state machine). Split from connection.cc only to keep each file readable; same class, same
+// strand rules: everything here runs on the connection's strand.
+#include <mutex>
+
+#include "common/logging.h"
+#include "common/rpc/connection.h"
+#include "common/rpc/connection_internal.h"
+#include "common/rpc/wire_status.h"
+
+namespace tandem::rpc {
+
+using internal::CatchAll;
+using internal::NowUnixUs;
+using internal::PayloadName;
+
+proto::Hello Connection::StampedLocalHello() const {
+  proto::Hello hello = local_hello_;
+  if (hello.protocol_version() == 0) hello.set_protocol_version(kProtocolVersion);
+  hello.set_sent_unix_us(NowUnixUs());
+  return hello;
+}
+
+void Connection::HandleHello(const proto::Envelope& envelope) {
+  if (envelope.payload_case() != proto::Envelope::kHello) {
+    RefuseHello("expected hello as the first frame, got " + PayloadName(envelope));
+    return;
+  }
+  const proto::Hello& hello = envelope.hello();
+  if (hello.protocol_version() != kProtocolVersion ||
+      envelope.protocol_version() != kProtocolVersion) {
+    RefuseHello("protocol version " + std::to_string(hello.protocol_version()) +
+                " is not supported; this node speaks version " + std::to_string(kProtocolVersion));
+    return;
+  }
+  if (validator_) {
+    Status verdict;
+    Status outcome = CatchAll("hello validator", [&] { verdict = validator_(hello); });
+    if (!outcome.ok()) verdict = outcome;
+    if (!verdict.ok()) {
+      RefuseHello(verdict.message());
+      return;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(info_mu_);
+    peer_hello_ = hello;
+  }
+  proto::Envelope ack;
+  ack.mutable_hello_ack()->set_accepted(true);
+  *ack.mutable_hello_ack()->mutable_hello() = StampedLocalHello();
+  EnqueueInternal(std::move(ack));
+  EnterReady();
+}
+
+void Connection::RefuseHello(const std::string& reason) {
+  log_->warn("refusing {}: {}", peer_address(), reason);
+  refused_.store(true, std::memory_order_release);
+  proto::Envelope ack;
+  ack.mutable_hello_ack()->set_accepted(false);
+  ack.mutable_hello_ack()->set_reason(reason);
+  *ack.mutable_hello_ack()->mutable_hello() = StampedLocalHello();
+  BeginDrain(FailedPreconditionError("refused hello from " + peer_address() + ": " + reason),
+             std::move(ack), /*discard_input=*/true, /*drop_queue=*/true);
+}
+
+void Connection::HandleHelloAck(const proto::Envelope& envelope) {
+  if (envelope.payload_case() == proto::Envelope::kGoodbye) {
+    HandlePeerGoodbye(envelope.goodbye());
+    return;
+  }
+  if (envelope.payload_case() != proto::Envelope::kHelloAck) {
+    Fail(FailedPreconditionError("expected hello_ack from " + peer_address() + ", got " +
+                                 PayloadName(envelope)));
+    return;
+  }
+  const proto::HelloAck& ack = envelope.hello_ack();
+  if (!ack.accepted()) {
+    refused_.store(true, std::memory_order_release);
+    CloseNow(FailedPreconditionError("peer " + peer_address() +
+                                     " refused the handshake: " + ack.reason()));
+    return;
+  }
+  if (ack.hello().protocol_version() != kProtocolVersion) {
+    refused_.store(true, std::memory_order_release);
+    Fail(FailedPreconditionError("peer " + peer_address() + " speaks protocol version " +
+                                 std::to_string(ack.hello().protocol_version()) +
+                                 "; this node speaks version " + std::to_string(kProtocolVersion)));
+    return;
+  }
+  if (validator_) {
+    Status verdict;
+    Status outcome = CatchAll("hello validator", [&] { verdict = validator_(ack.hello()); });
+    if (!outcome.ok()) verdict = outcome;
+    if (!verdict.ok()) {
+      refused_.store(true, std::memory_order_release);
+      Fail(FailedPreconditionError("refused hello from " + peer_address() + ": " +
+                                   verdict.message()));
+      return;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(info_mu_);
+    peer_hello_ = ack.hello();
+  }
+  EnterReady();
+}
+
+void Connection::HandlePeerGoodbye(const proto::Goodbye& goodbye) {
+  const StatusCode code = FromProtoErrorCode(goodbye.code());
+  Status status =
+      code == StatusCode::kOk
+          ? UnavailableError("peer " + peer_address() + " is shutting down: " + goodbye.reason())
+          : Status(code, "peer " + peer_address() + " closed the connection: " + goodbye.reason());
+  if (state() != State::kReady) {
+    // Handshaking: nothing to flush. Draining: both sides said goodbye; keep our own status.
+    if (state() == State::kHandshaking) CloseNow(status);
+    return;
+  }
+  // An orderly peer still reads until our FIN, so flush what we queued; after an error it
+  // discards, so drop it.
+  const bool orderly = code == StatusCode::kOk;
+  // A late frame the peer raced past its Goodbye is still delivered in the orderly case.
+  BeginDrain(std::move(status), std::nullopt, /*discard_input=*/!orderly, /*drop_queue=*/!orderly);
+}
+
+void Connection::EnterReady() {
+  state_.store(State::kReady, std::memory_order_release);
+  reached_ready_ = true;
+  last_read_ = last_write_ = Clock::now();
+  ArmTimer(Clock::now() + tick_period_);
+  log_->debug("ready: {} (peer node '{}')", peer_address(), peer_hello().node_id());
+  if (callbacks_.on_ready) {
+    Status outcome = CatchAll("on_ready", [&] { callbacks_.on_ready(shared_from_this()); });
+    if (!outcome.ok()) Fail(outcome);
+  }
+}
+
+}  // namespace tandem::rpc
