@@ -91,6 +91,7 @@ struct DeviceWeight {
 
 struct BackendOptions {
   int num_threads = 0;  // CPU: 0 means all cores
+  size_t kv_cache_bytes = 0;  // CPU: KV pool budget; 0 means the backend's default (2 GiB)
   int device_index = 0;
   double gpu_memory_utilization = 0.9;
 };
