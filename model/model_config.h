@@ -38,6 +38,9 @@ struct ModelConfig {
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases (always true for Qwen2)
+  // Sliding-window attention span in tokens; 0 when the model attends to its whole context
+  // (Mistral's `sliding_window`, Qwen2's when `use_sliding_window` is true).
+  int64_t sliding_window = 0;
   std::string torch_dtype;      // as written, informational
   int64_t bos_token_id = -1;    // -1: none
   std::vector<int64_t> eos_token_ids;

@@ -1,0 +1,22 @@
+// Small whole-file helpers for the JSON side files of a checkpoint (config.json,
+// generation_config.json, model.safetensors.index.json). Tensor data is memory-mapped instead
+// (model/mapped_file.h).
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace tandem {
+
+// NotFound when `path` does not exist, InvalidArgument when it is not a regular file or cannot be
+// read; the message names the path.
+Result<std::string> ReadTextFile(const std::string& path);
+
+// True when `path` names an existing regular file (or a link to one).
+bool IsRegularFile(const std::string& path);
+
+// "dir/name" without doubling the separator.
+std::string JoinPath(const std::string& dir, const std::string& name);
+
+}  // namespace tandem
