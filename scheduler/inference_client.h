@@ -1,0 +1,80 @@
+// The interface between the router's HTTP layer and whatever runs the model: the colocated
+// engine in this process (LocalEngineClient) or, later, the disaggregated cluster client that
+// sends prompts to prefill nodes and receives tokens from decode nodes.
+//
+// Request lifecycle, as seen through the callback:
+//
+//   Submit() == OK ──▶ zero or more token events ──▶ exactly one final event ──▶ silence
+//                                                    (finish_reason != kNone)
+//   Submit() != OK ──▶ no events at all
+//
+// The final event carries the finish reason (kStop, kLength, kAbort after Abort(), kError with
+// a non-OK status) and may carry tokens of its own. After it the client drops the callback, so
+// whatever the callback captured is released then.
+//
+// Thread-safety (every implementation must honour these):
+//   - Submit, Abort, Ready and Load may be called from any thread, concurrently.
+//   - Callbacks run on a thread of the client (never inside Submit), one event at a time per
+//     request and in order. They must return quickly and must not block (post the work to the
+//     caller's own executor); they may call Abort or Submit.
+//   - The client outlives every callback it invokes: its destructor delivers the remaining final
+//     events (status Unavailable, "shutting down") before returning, and invokes none afterwards.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "common/status.h"
+#include "model/request.h"
+#include "model/sampling_params.h"
+
+namespace tandem {
+
+struct ServingRequest {
+  int64_t id = 0;                 // assigned by the router; unique among requests in flight
+  std::vector<int32_t> prompt;    // token ids, non-empty
+  SamplingParams params;          // max_tokens already resolved against the context window
+  int64_t arrival_us = 0;         // NowMicros() when the router received the request
+};
+
+struct InferenceEvent {
+  int64_t request_id = 0;
+  std::vector<int32_t> tokens;    // new output tokens, in order (may be empty)
+  int64_t emitted_us = 0;         // NowMicros() when the client produced this event
+  FinishReason finish_reason = FinishReason::kNone;  // kNone: more events follow
+  Status status;                  // non-OK only with kError
+  RequestTimeline timeline;       // the engine's own timestamps; filled on the final event
+
+  bool final() const { return finish_reason != FinishReason::kNone; }
+};
+
+using EventCallback = std::function<void(InferenceEvent event)>;
+
+// A snapshot for admission control, placement and tests. Fields a client cannot know are -1.
+struct LoadInfo {
+  int32_t num_requests = 0;         // accepted and not yet given their final event
+  int32_t num_free_kv_blocks = -1;
+  int32_t num_total_kv_blocks = -1;
+  int64_t num_steps = 0;            // engine steps run so far (0 when not applicable)
+};
+
+class InferenceClient {
+ public:
+  virtual ~InferenceClient() = default;
+
+  // Queues a request. Errors (no events follow): Unavailable when not Ready() or shutting down,
+  // AlreadyExists for an id in flight, InvalidArgument / OutOfRange for a request the model
+  // can never serve (empty prompt, prompt + max_tokens beyond what it can hold).
+  virtual Status Submit(ServingRequest request, EventCallback callback) = 0;
+
+  // Ends a request early; its final event (kAbort) follows unless it already finished. Unknown
+  // or finished ids are ignored: the caller cannot know whether the finish raced the abort.
+  virtual void Abort(int64_t request_id) = 0;
+
+  // True while the client accepts requests (model loaded, workers connected).
+  virtual bool Ready() const = 0;
+  virtual LoadInfo Load() const = 0;
+};
+
+}  // namespace tandem
