@@ -24,6 +24,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/memory_bandwidth.h"
+
 #include <immintrin.h>
 
 #include "kernels/backend.h"
@@ -72,43 +74,6 @@ std::vector<float> MakeActivations(int64_t n, uint32_t seed) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(gen);
   return v;
-}
-
-// Read bandwidth: every thread sums its share of a buffer far larger than the LLC, split into
-// `streams` interleaved sequential streams (one stream per core leaves the line-fill buffers
-// idle on this kind of machine; the GEMV kernel reads 8 rows at once). Best of several passes.
-double ReadBandwidthGBs(const float* buf, size_t n, int threads, int streams, int passes) {
-  double best = 0;
-  volatile float sink = 0;
-  for (int p = 0; p < passes; ++p) {
-    float total = 0;
-    const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      const size_t per = n / threads / streams / 32 * 32;  // floats per stream
-      const float* base = buf + static_cast<size_t>(omp_get_thread_num()) * per * streams;
-      __m256 acc[16];
-      for (auto& a : acc) a = _mm256_setzero_ps();
-      for (size_t i = 0; i < per; i += 32) {
-        for (int st = 0; st < streams; ++st) {
-          const float* q = base + st * per + i;
-          acc[st] = _mm256_add_ps(acc[st], _mm256_add_ps(
-              _mm256_add_ps(_mm256_load_ps(q), _mm256_load_ps(q + 8)),
-              _mm256_add_ps(_mm256_load_ps(q + 16), _mm256_load_ps(q + 24))));
-        }
-      }
-      __m256 r = acc[0];
-      for (int st = 1; st < 16; ++st) r = _mm256_add_ps(r, acc[st]);
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, r);
-      for (float l : lanes) total += l;
-    }
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    sink = sink + total;
-    const size_t bytes = n / threads / streams / 32 * 32 * threads * streams * sizeof(float);
-    best = std::max(best, bytes / secs / 1e9);
-  }
-  return best;
 }
 
 // Checks a sample of output rows against a double reference; false (and a message) if off.
@@ -190,19 +155,15 @@ int Main(int argc, char** argv) {
   // (1) The ceiling: the best read rate over 1..16 streams per thread.
   double bw = 0;
   {
-    const size_t n = (static_cast<size_t>(opt.bw_mib) << 20) / sizeof(float);
-    float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (size_t i = 0; i < n; ++i) buf[i] = static_cast<float>(i & 7) + 1.0f;
+    const bench::BandwidthReading reading =
+        bench::MeasureReadBandwidth(static_cast<size_t>(opt.bw_mib) << 20, threads, opt.quick ? 2 : 5);
     nlohmann::json by_streams;
     std::printf("memory read bandwidth, %ld MiB, %d threads:", static_cast<long>(opt.bw_mib), threads);
-    for (int streams : {1, 4, 8, 16}) {
-      const double gbs = ReadBandwidthGBs(buf, n, threads, streams, opt.quick ? 2 : 5);
+    for (const auto& [streams, gbs] : reading.by_streams) {
       std::printf("  %d stream%s %.1f GB/s", streams, streams > 1 ? "s" : "", gbs);
       by_streams[std::to_string(streams)] = gbs;
-      bw = std::max(bw, gbs);
     }
-    std::free(buf);
+    bw = reading.best_gbs;
     std::printf("\nceiling %.1f GB/s; threads %d, kernels %s\n\n", bw, threads, cpu::IsaName());
     report["read_bandwidth_gbs"] = bw;
     report["read_bandwidth_by_streams_gbs"] = by_streams;

@@ -84,7 +84,7 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  const double bw = bench::MeasureReadBandwidthGBs(size_t{1} << 30, 5, threads);
+  const double bw = bench::MeasureReadBandwidth(size_t{1} << 30, threads).best_gbs;
 
   BackendOptions bo;
   bo.num_threads = threads;
@@ -146,7 +146,7 @@ int Main(int argc, char** argv) {
               model_dir.c_str(), cfg.architecture.c_str(), (long)cfg.hidden_size, (long)cfg.num_layers,
               (long)cfg.num_heads, (long)cfg.num_kv_heads, (long)cfg.vocab_size, cfg.NumParameters() / 1e6,
               std::string(DTypeName((*weights)->layers[0].q_proj.view.dtype)).c_str());
-  std::printf("memory read bandwidth: %.1f GB/s (all cores, 1 GiB buffer, best of 5)\n", bw);
+  std::printf("memory read bandwidth: %.1f GB/s (all threads, 1 GiB buffer, best over 1-16 streams per thread)\n", bw);
 
   // --- prefill ---
   double prefill_s = 1e30;
