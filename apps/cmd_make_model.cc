@@ -22,6 +22,7 @@ std::pair<CLI::App*, CommandRunner> SetupMakeModel(CLI::App& app) {
   sub->add_option("--out", options->out_dir, "Output directory (created if missing)")->required();
   sub->add_option("--seed", options->seed, "Weight seed; same seed, same bytes")
       ->capture_default_str();
+  sub->add_option("--dtype", options->dtype, "Stored weight dtype: bf16, f16 or f32")->capture_default_str();
   sub->add_flag("--force", options->force,
                 "Write into a non-empty directory, replacing any safetensors files there");
   return {sub, [options] {

@@ -3,7 +3,7 @@
 // as a fraction of the machine's read bandwidth measured in the same run.
 //
 //   build/bin/cpu_model_bench [--model DIR] [--prompt-len 512] [--batches 1,8,32] [--json F]
-// Without --model it writes the `small` preset (seed 0) to build/models/small first.
+// Without --model it writes the `small` preset (seed 0, --weights dtype) to build/models/small-<dtype>.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -60,10 +60,12 @@ struct Run {
 
 int Main(int argc, char** argv) {
   CLI::App app{"CPU whole-model prefill/decode benchmark"};
-  std::string model_dir, json_path;
+  std::string model_dir, json_path, weights_dtype = "bf16";
   int prompt_len = 512, context = 128, steps = 16, threads = 0;
   std::vector<int> batches = {1, 8, 32};
   app.add_option("--model", model_dir, "Model directory (default: small preset)");
+  app.add_option("--weights", weights_dtype, "Without --model: small preset weight dtype (bf16, f16, f32)")
+      ->capture_default_str();
   app.add_option("--prompt-len", prompt_len)->capture_default_str();
   app.add_option("--context", context, "Context length of each decoding sequence")->capture_default_str();
   app.add_option("--steps", steps, "Timed decode steps per batch size")->capture_default_str();
@@ -73,11 +75,12 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (model_dir.empty()) {
-    model_dir = std::string(TANDEM_BENCH_BINARY_DIR) + "/models/small";
+    model_dir = std::string(TANDEM_BENCH_BINARY_DIR) + "/models/small-" + weights_dtype;
     if (!std::filesystem::exists(model_dir + "/config.json")) {
       MakeModelOptions mo;
       mo.preset = "small";
       mo.out_dir = model_dir;
+      mo.dtype = weights_dtype;
       if (Status s = MakeModel(mo); !s.ok()) {
         std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
         return 1;

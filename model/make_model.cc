@@ -1,6 +1,7 @@
 #include "model/make_model.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -200,7 +201,7 @@ Result<ModelPreset> FindModelPreset(std::string_view name) {
                               known + ")");
 }
 
-std::string MakeConfigJson(const ModelPreset& p) {
+std::string MakeConfigJson(const ModelPreset& p, std::string_view torch_dtype) {
   nlohmann::ordered_json c;
   c["architectures"] = {"LlamaForCausalLM"};
   c["attention_bias"] = false;
@@ -224,7 +225,7 @@ std::string MakeConfigJson(const ModelPreset& p) {
   c["rope_scaling"] = nullptr;
   c["rope_theta"] = p.rope_theta;
   c["tie_word_embeddings"] = false;
-  c["torch_dtype"] = "bfloat16";
+  c["torch_dtype"] = std::string(torch_dtype);
   c["use_cache"] = true;
   c["vocab_size"] = p.vocab_size;
   return c.dump(2) + "\n";
@@ -243,6 +244,17 @@ std::string MakeGenerationConfigJson() {
 Status MakeModel(const MakeModelOptions& options) {
   ASSIGN_OR_RETURN(ModelPreset preset, FindModelPreset(options.preset));
   if (options.out_dir.empty()) return InvalidArgumentError("--out is required");
+  DType dtype;
+  std::string torch_dtype;
+  if (options.dtype == "bf16") {
+    dtype = DType::kBF16, torch_dtype = "bfloat16";
+  } else if (options.dtype == "f16") {
+    dtype = DType::kF16, torch_dtype = "float16";
+  } else if (options.dtype == "f32") {
+    dtype = DType::kF32, torch_dtype = "float32";
+  } else {
+    return InvalidArgumentError("unknown --dtype '" + options.dtype + "' (expected bf16, f16 or f32)");
+  }
   const fs::path dir(options.out_dir);
   RETURN_IF_ERROR(PrepareOutDir(dir, options.force));
 
@@ -253,6 +265,7 @@ Status MakeModel(const MakeModelOptions& options) {
   // All tensors live once, as bf16, until the single write (~250 MB for `small`).
   const std::vector<TensorSpec> specs = TensorSpecs(preset);
   std::vector<std::vector<uint16_t>> data(specs.size());
+  std::vector<std::vector<uint8_t>> widened(dtype == DType::kBF16 ? 0 : specs.size());
   std::vector<TensorToWrite> tensors;
   tensors.reserve(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -260,7 +273,22 @@ Status MakeModel(const MakeModelOptions& options) {
     for (int64_t d : specs[i].shape) numel *= d;
     data[i].resize(static_cast<size_t>(numel));
     FillUniformBf16(options.seed, specs[i].name, specs[i].mean, specs[i].std, data[i]);
-    tensors.push_back({specs[i].name, DType::kBF16, specs[i].shape, data[i].data()});
+    if (dtype == DType::kBF16) {
+      tensors.push_back({specs[i].name, DType::kBF16, specs[i].shape, data[i].data()});
+      continue;
+    }
+    widened[i].resize(data[i].size() * DTypeSize(dtype));
+    for (size_t j = 0; j < data[i].size(); ++j) {
+      const float f = Bf16ToF32(data[i][j]);
+      if (dtype == DType::kF32) {
+        std::memcpy(widened[i].data() + 4 * j, &f, 4);
+      } else {
+        const uint16_t h = F32ToF16(f);
+        std::memcpy(widened[i].data() + 2 * j, &h, 2);
+      }
+    }
+    std::vector<uint16_t>().swap(data[i]);  // keep one copy per tensor
+    tensors.push_back({specs[i].name, dtype, specs[i].shape, widened[i].data()});
   }
   const std::map<std::string, std::string> metadata = {
       {"format", "pt"},  // transformers refuses files without it
@@ -268,7 +296,7 @@ Status MakeModel(const MakeModelOptions& options) {
       {"tandem.seed", std::to_string(options.seed)},
   };
   RETURN_IF_ERROR(WriteSafetensors((dir / "model.safetensors").string(), tensors, metadata));
-  RETURN_IF_ERROR(WriteTextFile(dir / "config.json", MakeConfigJson(preset)));
+  RETURN_IF_ERROR(WriteTextFile(dir / "config.json", MakeConfigJson(preset, torch_dtype)));
   RETURN_IF_ERROR(WriteTextFile(dir / "generation_config.json", MakeGenerationConfigJson()));
   RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer.json", BuiltinTokenizerJson()));
   RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer_config.json", BuiltinTokenizerConfigJson()));

@@ -51,10 +51,14 @@ struct MakeModelOptions {
   // Allow a non-empty out_dir: our five files are overwritten and any other *.safetensors or
   // model.safetensors.index.json there is removed, so that no stale shard shadows the new model.
   bool force = false;
+  // Stored weight dtype: "bf16" (default), "f16" or "f32". The values are drawn as bf16 and
+  // widened, so all three hold the same model (exactly for f32; f16 rounds only the rare values
+  // below its normal range, 2^-14).
+  std::string dtype = "bf16";
 };
 
 // The config.json / generation_config.json texts written for `preset` (exposed for tests).
-std::string MakeConfigJson(const ModelPreset& preset);
+std::string MakeConfigJson(const ModelPreset& preset, std::string_view torch_dtype = "bfloat16");
 std::string MakeGenerationConfigJson();
 
 // Special token ids of the built-in tokenizer (model/assets/tokenizer.json).

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -344,6 +345,48 @@ TEST_F(MakeModelTest, ChatPromptMatchesTransformers) {
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(*plain, (std::vector<TokenId>{0, 9871, 16, 8444, 5}));
   EXPECT_EQ((*tok)->Decode(*plain, /*skip_special_tokens=*/true), "Hello, world!");
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(MakeModelDtypeTest, F32AndF16HoldTheSameValuesAsBf16) {
+  const fs::path root = fs::temp_directory_path() / ("tandem_make_model_dtype_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::map<std::string, std::shared_ptr<SafetensorsCheckpoint>> ckpts;
+  for (const char* dtype : {"bf16", "f16", "f32"}) {
+    MakeModelOptions opt;
+    opt.out_dir = (root / dtype).string();
+    opt.dtype = dtype;
+    ASSERT_TRUE(MakeModel(opt).ok()) << dtype;
+    auto c = SafetensorsCheckpoint::Open(opt.out_dir);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ckpts[dtype] = std::move(c).value();
+  }
+  auto cfg = LoadModelConfig((root / "f32").string());
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->torch_dtype, "float32");
+  for (const char* name : {"model.layers.0.self_attn.q_proj.weight", "lm_head.weight", "model.norm.weight"}) {
+    auto b = ckpts["bf16"]->Find(name), h = ckpts["f16"]->Find(name), f = ckpts["f32"]->Find(name);
+    ASSERT_TRUE(b.ok() && h.ok() && f.ok()) << name;
+    EXPECT_EQ(f->dtype, DType::kF32);
+    EXPECT_EQ(h->dtype, DType::kF16);
+    for (int64_t i = 0; i < b->numel(); i += 97) {
+      const float ref = LoadAsF32(b->data, DType::kBF16, i);
+      EXPECT_EQ(LoadAsF32(f->data, DType::kF32, i), ref) << name << "[" << i << "]";
+      // f16 keeps bf16's 8 significant bits except below its normal range (2^-14).
+      EXPECT_NEAR(LoadAsF32(h->data, DType::kF16, i), ref, std::max(std::abs(ref) * 0x1p-10f, 0x1p-24f))
+          << name << "[" << i << "]";
+    }
+  }
+  MakeModelOptions bad;
+  bad.out_dir = (root / "bad").string();
+  bad.dtype = "int8";
+  EXPECT_EQ(MakeModel(bad).code(), StatusCode::kInvalidArgument);
+  fs::remove_all(root);
 }
 
 }  // namespace
