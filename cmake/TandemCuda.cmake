@@ -17,6 +17,9 @@ if(NOT TANDEM_CUDA STREQUAL "OFF")
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(CMAKE_CUDA_STANDARD 20)
+    # One CUDA runtime per process: the shared one (CUDA::cudart). The default, Static, makes
+    # every C++ executable that links CUDA objects also pull cudart_static.
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     set(TANDEM_HAVE_CUDA ON)
     message(STATUS "tandem: CUDA backend enabled (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_${CMAKE_CUDA_ARCHITECTURES})")
