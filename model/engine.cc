@@ -54,6 +54,36 @@ Status Engine::Add(Request r) {
   return Status::Ok();
 }
 
+Status Engine::AddPrefilled(Request r) {
+  if (r.prompt.empty()) return InvalidArgumentError("prompt is empty");
+  if (r.output.size() != 1) {
+    return InvalidArgumentError("a prefilled request carries exactly its first token, got " +
+                                std::to_string(r.output.size()));
+  }
+  RETURN_IF_ERROR(r.params.Validate());
+  if (!r.params.greedy() && !r.params.seed.has_value()) {
+    return InvalidArgumentError("a prefilled sampled request needs the seed its first token used");
+  }
+  const int64_t total = static_cast<int64_t>(r.prompt.size()) + r.params.max_tokens;
+  const int32_t need = BlocksForTokens(total, cache_.block_size());
+  if (static_cast<int32_t>(r.block_table.size()) < need) {
+    return InvalidArgumentError("prefilled request holds " + std::to_string(r.block_table.size()) +
+                                " blocks, needs " + std::to_string(need));
+  }
+  for (int32_t b : r.block_table) {
+    if (cache_.pool().RefCount(b) < 1) {
+      return InvalidArgumentError("prefilled request names block " + std::to_string(b) + ", which is not held");
+    }
+  }
+  r.num_computed = static_cast<int32_t>(r.prompt.size());
+  r.history = TokenHistory();
+  r.history.AddPrompt(r.prompt);
+  r.history.AddOutput(r.output.front());
+  if (r.timeline.arrival_us == 0) r.timeline.arrival_us = NowMicros();
+  prefilled_.push_back(std::make_unique<Request>(std::move(r)));
+  return Status::Ok();
+}
+
 void Engine::Finish(Request& r, FinishReason reason) {
   r.finish_reason = reason;
   r.timeline.finish_us = NowMicros();
@@ -75,7 +105,7 @@ Status Engine::Abort(int64_t request_id) {
     queue.erase(it);
     return true;
   };
-  if (abort_in(running_) || abort_in(waiting_)) return Status::Ok();
+  if (abort_in(running_) || abort_in(waiting_) || abort_in(prefilled_)) return Status::Ok();
   return NotFoundError("request " + std::to_string(request_id) + " is not queued or running");
 }
 
@@ -90,6 +120,10 @@ bool Engine::IsStopToken(const Request& r, int32_t token) const {
 
 Result<std::vector<StepOutput>> Engine::Step() {
   // --- schedule ---
+  while (!prefilled_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs) {
+    running_.push_back(std::move(prefilled_.front()));
+    prefilled_.pop_front();
+  }
   int32_t budget = options_.max_num_batched_tokens;
   std::vector<Request*> batch;
   std::vector<SequenceChunk> chunks;

@@ -47,10 +47,19 @@ class Engine {
   // the vocabulary, bad sampling params), OutOfRange (prompt + max_tokens beyond the context
   // window), ResourceExhausted (more KV blocks than the whole pool has).
   Status Add(Request request);
+  // The decode node's entry: a request whose prompt K/V another node computed into this
+  // cache's blocks and whose first token was sampled there. REQUIRES: block_table holds
+  // BlocksForTokens(prompt + max_tokens) blocks taken from cache().pool() (they become the
+  // engine's, freed on finish/abort); output == {first token}; params.seed set unless greedy.
+  // It joins the running batch when a sequence slot is free, and its next token is drawn with
+  // step 1, exactly as if this engine had run the prefill.
+  Status AddPrefilled(Request request);
   // Ends a request now and frees its blocks; NotFound if it is unknown or already finished.
   Status Abort(int64_t request_id);
 
-  bool HasWork() const { return !waiting_.empty() || !running_.empty(); }
+  bool HasWork() const { return !waiting_.empty() || !running_.empty() || !prefilled_.empty(); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  int32_t num_queued() const { return static_cast<int32_t>(waiting_.size() + prefilled_.size()); }
   Result<std::vector<StepOutput>> Step();
 
   // The finished request's record (timeline, output), kept until taken.
@@ -66,6 +75,7 @@ class Engine {
   EngineOptions options_;
   std::deque<std::unique_ptr<Request>> waiting_;   // no blocks yet
   std::vector<std::unique_ptr<Request>> running_;  // blocks held
+  std::deque<std::unique_ptr<Request>> prefilled_;  // blocks held, prompt in cache, not running yet
   std::unordered_map<int64_t, std::unique_ptr<Request>> finished_;
   std::vector<float> logits_;
 };

@@ -1,5 +1,6 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common/logging.h"
@@ -45,6 +46,30 @@ Result<std::unique_ptr<KvCache>> KvCache::Create(Backend& backend, const ModelCo
   GetLogger("model")->debug("KV cache: {} blocks x {} tokens, {:.1f} MiB ({})", num_blocks,
                             options.block_size, buffer.bytes() / 1048576.0, DTypeName(dtype));
   return std::unique_ptr<KvCache>(new KvCache(std::move(buffer), static_cast<int>(config.num_layers),
+                                              static_cast<int32_t>(num_blocks), options.block_size,
+                                              static_cast<int>(config.num_kv_heads),
+                                              static_cast<int>(config.head_dim), dtype));
+}
+
+Result<std::unique_ptr<KvCache>> KvCache::CreateOver(void* memory, size_t bytes, DType dtype,
+                                                     const ModelConfig& config,
+                                                     const KvCacheOptions& options) {
+  if (memory == nullptr) return InvalidArgumentError("KV cache memory is null");
+  if (options.block_size <= 0) {
+    return InvalidArgumentError("block size must be positive, got " + std::to_string(options.block_size));
+  }
+  const size_t per_block_all_layers = 2 * static_cast<size_t>(config.num_layers) * config.num_kv_heads *
+                                      options.block_size * config.head_dim * DTypeSize(dtype);
+  int64_t num_blocks = options.num_blocks > 0 ? options.num_blocks
+                                              : static_cast<int64_t>(bytes / per_block_all_layers);
+  if (num_blocks <= 0 || static_cast<size_t>(num_blocks) * per_block_all_layers > bytes) {
+    return ResourceExhaustedError("KV cache memory of " + std::to_string(bytes) + " bytes cannot hold " +
+                                  std::to_string(std::max<int64_t>(num_blocks, 1)) + " blocks of " +
+                                  std::to_string(per_block_all_layers) + " bytes");
+  }
+  if (num_blocks > INT32_MAX / options.block_size) num_blocks = INT32_MAX / options.block_size;
+  DeviceBuffer borrowed(memory, static_cast<size_t>(num_blocks) * per_block_all_layers, [](void*) {});
+  return std::unique_ptr<KvCache>(new KvCache(std::move(borrowed), static_cast<int>(config.num_layers),
                                               static_cast<int32_t>(num_blocks), options.block_size,
                                               static_cast<int>(config.num_kv_heads),
                                               static_cast<int>(config.head_dim), dtype));

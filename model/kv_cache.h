@@ -24,6 +24,14 @@ class KvCache {
  public:
   static Result<std::unique_ptr<KvCache>> Create(Backend& backend, const ModelConfig& config,
                                                  const KvCacheOptions& options);
+  // The same cache laid over caller-owned memory (e.g. a pool the KV transport allocated and
+  // registered, so that peers write it zero-copy). The memory must be in the backend's address
+  // space (host memory for the CPU backend) and outlive the cache; it is not freed here.
+  // options.num_blocks 0 means as many blocks as `bytes` holds. ResourceExhausted when `bytes`
+  // is smaller than the blocks asked for.
+  static Result<std::unique_ptr<KvCache>> CreateOver(void* memory, size_t bytes, DType dtype,
+                                                     const ModelConfig& config,
+                                                     const KvCacheOptions& options);
 
   KvCacheView Layer(int layer) const;
   BlockPool& pool() { return pool_; }

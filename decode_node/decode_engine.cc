@@ -1,0 +1,194 @@
+#include "decode_node/decode_engine.h"
+
+#include <string>
+
+#include "common/logging.h"
+#include "prefill_node/prefill_engine.h"
+
+namespace tandem {
+
+DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options)
+    : transformer_(transformer),
+      cache_(cache),
+      options_(options),
+      layout_(LayoutOf(cache, transformer.config())),
+      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs}) {}
+
+DecodeEngine::~DecodeEngine() = default;  // receive sessions release their blocks
+
+Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
+  const ModelConfig& c = transformer_.config();
+  const std::string who = "request " + job.id + ": ";
+  if (job.id.empty()) return InvalidArgumentError("request id is empty");
+  if (job.prompt.empty()) return InvalidArgumentError(who + "prompt is empty");
+  for (int32_t t : job.prompt) {
+    if (t < 0 || t >= c.vocab_size) {
+      return InvalidArgumentError(who + "prompt token id " + std::to_string(t) +
+                                  " outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+    }
+  }
+  RETURN_IF_ERROR(job.params.Validate().WithContext(who));
+  if (!job.params.greedy() && !job.params.seed.has_value()) {
+    return InvalidArgumentError(who + "sampled request without a seed");
+  }
+  const int64_t total = static_cast<int64_t>(job.prompt.size()) + job.params.max_tokens;
+  if (total > c.max_position_embeddings) {
+    return OutOfRangeError(who + "prompt + max_tokens (" + std::to_string(total) +
+                           ") exceeds the context window of " + std::to_string(c.max_position_embeddings));
+  }
+  if (awaiting_.count(job.id) || running_ids_.count(job.id)) {
+    return AlreadyExistsError(who + "already reserved");
+  }
+  const int32_t need = BlocksForTokens(total, cache_.block_size());
+  if (!cache_.pool().CanAllocate(need)) {
+    return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks, " +
+                                  std::to_string(cache_.pool().num_free()) + " of " +
+                                  std::to_string(cache_.num_blocks()) + " free");
+  }
+  ASSIGN_OR_RETURN(std::vector<int32_t> blocks, cache_.pool().Allocate(need));
+  if (job.arrival_us == 0) job.arrival_us = NowMicros();
+  auto a = std::make_unique<Awaiting>();
+  a->key = next_key_++;
+  BlockPool& pool = cache_.pool();
+  a->session = std::make_unique<KvReceiveSession>(
+      a->key, layout_, std::vector<int>(blocks.begin(), blocks.end()),
+      [&pool](std::span<const int> ids) {
+        std::vector<int32_t> b(ids.begin(), ids.end());
+        Status s = pool.Free(b);
+        if (!s.ok()) GetLogger("decode")->error("releasing a reservation: {}", s.ToString());
+      },
+      SessionClock::now(), options_.session);
+  a->session->MarkReservationSent(SessionClock::now());
+  a->job = std::move(job);
+  std::vector<int> out(blocks.begin(), blocks.end());
+  awaiting_[a->job.id] = std::move(a);
+  return out;
+}
+
+Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
+                               std::vector<DecodeEvent>* events) {
+  auto it = awaiting_.find(id);
+  if (it == awaiting_.end()) return NotFoundError("request " + id + ": no reservation awaits KV");
+  Awaiting& a = *it->second;
+  KvReadyNotice notice;
+  notice.request_id = a.key;
+  notice.layout_hash = layout_.compatibility_hash();  // checked once at Hello
+  notice.num_blocks = static_cast<int>(a.session->reservation().block_ids.size());
+  const auto now = SessionClock::now();
+  (void)a.session->OnKvReady(notice, now);
+  Status bad;
+  if (first_token < 0 || first_token >= transformer_.config().vocab_size) {
+    bad = InvalidArgumentError("request " + id + ": first token " + std::to_string(first_token) +
+                               " outside the vocabulary");
+  } else if (a.session->state() != ReceiveState::kAdmitted) {
+    bad = a.session->status().ok() ? AbortedError("request " + id + ": not admitted") : a.session->status();
+  }
+  if (!bad.ok()) {
+    if (a.session->state() == ReceiveState::kAdmitted) {
+      std::vector<int> b = a.session->TakeBlocks();
+      std::vector<int32_t> blocks(b.begin(), b.end());
+      (void)cache_.pool().Free(blocks);
+    }
+    DecodeEvent e;
+    e.kind = DecodeEventKind::kError;
+    e.request_id = id;
+    e.error = bad;
+    events->push_back(std::move(e));
+    awaiting_.erase(it);
+    return Status::Ok();
+  }
+  std::vector<int> b = a.session->TakeBlocks();
+  Request r;
+  r.id = static_cast<int64_t>(a.key);
+  r.prompt = std::move(a.job.prompt);
+  r.params = a.job.params;
+  r.output = {first_token};
+  r.block_table.assign(b.begin(), b.end());
+  r.timeline.arrival_us = a.job.arrival_us;
+  Status s = engine_.AddPrefilled(std::move(r));
+  if (!s.ok()) {
+    std::vector<int32_t> blocks(b.begin(), b.end());
+    (void)cache_.pool().Free(blocks);
+    DecodeEvent e;
+    e.kind = DecodeEventKind::kError;
+    e.request_id = id;
+    e.error = s;
+    events->push_back(std::move(e));
+  } else {
+    running_[static_cast<int64_t>(a.key)] = Running{id, 1};
+    running_ids_[id] = static_cast<int64_t>(a.key);
+  }
+  awaiting_.erase(it);
+  return Status::Ok();
+}
+
+void DecodeEngine::OnPeerAborted(const std::string& id) {
+  auto it = awaiting_.find(id);
+  if (it == awaiting_.end()) return;
+  (void)it->second->session->OnPeerAborted(SessionClock::now());
+  if (IsTerminal(it->second->session->state())) awaiting_.erase(it);
+}
+
+void DecodeEngine::Abort(const std::string& id) {
+  auto it = awaiting_.find(id);
+  if (it != awaiting_.end()) {
+    (void)it->second->session->Abort(AbortedError("aborted by the router"), SessionClock::now());
+    if (IsTerminal(it->second->session->state())) awaiting_.erase(it);
+    return;
+  }
+  auto r = running_ids_.find(id);
+  if (r == running_ids_.end()) return;
+  (void)engine_.Abort(r->second);
+  engine_.TakeFinished(r->second);
+  running_.erase(r->second);
+  running_ids_.erase(r);
+}
+
+void DecodeEngine::Poll(std::vector<DecodeEvent>* events) {
+  const auto now = SessionClock::now();
+  for (auto it = awaiting_.begin(); it != awaiting_.end();) {
+    KvReceiveSession& s = *it->second->session;
+    // kSendAbort from Poll means the reservation timed out: the router learns it now (and
+    // aborts the prefill side); the blocks follow once the drain is over.
+    if (s.Poll(now) == SessionAction::kSendAbort) {
+      DecodeEvent e;
+      e.kind = DecodeEventKind::kError;
+      e.request_id = it->first;
+      e.error = DeadlineExceededError("request " + it->first + ": KV never arrived; reservation released");
+      events->push_back(std::move(e));
+    }
+    if (IsTerminal(s.state())) {
+      it = awaiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status DecodeEngine::Step(std::vector<DecodeEvent>* events) {
+  if (!engine_.HasWork()) return Status::Ok();
+  ASSIGN_OR_RETURN(std::vector<StepOutput> outputs, engine_.Step());
+  for (const StepOutput& out : outputs) {
+    auto it = running_.find(out.request_id);
+    if (it == running_.end()) continue;
+    DecodeEvent e;
+    e.request_id = it->second.id;
+    if (out.token >= 0) {
+      e.tokens.push_back(out.token);
+      ++it->second.generated;
+    }
+    e.num_generated = it->second.generated;
+    e.finished = out.finish_reason != FinishReason::kNone;
+    e.finish_reason = out.finish_reason;
+    const bool finished = e.finished;
+    events->push_back(std::move(e));
+    if (finished) {
+      engine_.TakeFinished(out.request_id);
+      running_ids_.erase(it->second.id);
+      running_.erase(it);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace tandem

@@ -1,0 +1,113 @@
+// The decode node's engine: KV reservations for requests whose prompt another node prefills,
+// then continuous batching of their decode steps.
+//
+//   Reserve: CanAllocate(prompt + max_tokens blocks) then Allocate -> a KvReceiveSession in
+//            kAwaitingKv (refused with ResourceExhausted, nothing taken, when the pool is full).
+//   OnKvReady: the session validates and admits -> the blocks and {prompt, first token} go into
+//            model/engine.h's Engine through AddPrefilled, so the next token is drawn with
+//            step 1 exactly as a single-process run would.
+//   Step:    one Engine::Step (decode tokens for up to max_num_seqs requests) -> one token event
+//            per request; the Engine frees blocks on finish (EOS/stop ids/max_tokens) or abort.
+//   Poll:    reservation timeouts (KV that never arrives releases its blocks).
+//
+// No protobuf here: the service converts at its edge. Threading: one thread (the node's engine
+// thread) owns this, the Transformer and the KvCache.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "kv_transfer/kv_layout.h"
+#include "kv_transfer/transfer_session.h"
+#include "model/engine.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+
+namespace tandem {
+
+struct DecodeJob {
+  std::string id;
+  std::vector<int32_t> prompt;
+  SamplingParams params;  // seed set unless greedy (the router draws it)
+  int64_t arrival_us = 0;
+};
+
+enum class DecodeEventKind {
+  kTokens,  // -> router: new tokens (finished + reason on the last)
+  kError,   // -> router: the request failed here (KV never arrived, bad notice, ...)
+};
+
+struct DecodeEvent {
+  DecodeEventKind kind = DecodeEventKind::kTokens;
+  std::string request_id;
+  std::vector<int32_t> tokens;
+  bool finished = false;
+  FinishReason finish_reason = FinishReason::kNone;
+  uint32_t num_generated = 0;  // including the first token sampled by the prefill node
+  Status error;
+};
+
+struct DecodeEngineOptions {
+  int32_t max_num_seqs = 64;
+  SessionOptions session;  // transfer_timeout bounds reservation -> KvReady
+};
+
+class DecodeEngine {
+ public:
+  DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options);
+  ~DecodeEngine();
+
+  const KvLayout& layout() const { return layout_; }
+
+  // Reserves prompt + max_tokens blocks. InvalidArgument / OutOfRange for a bad job,
+  // AlreadyExists for a known id, ResourceExhausted when the pool cannot hold it now.
+  Result<std::vector<int>> Reserve(DecodeJob job);
+  // The prefill node flushed the KV; `first_token` was sampled there with step 0.
+  // NotFound for an unknown id (e.g. already timed out); on a bad notice the blocks are freed
+  // and a kError event is emitted.
+  Status OnKvReady(const std::string& id, int32_t first_token, std::vector<DecodeEvent>* events);
+  // The prefill node ended the transfer without KV (its Abort, or KvReady{ok=false}): no write
+  // is in flight, so the reservation is released at once. Idempotent.
+  void OnPeerAborted(const std::string& id);
+  // The router's Abort: a reservation drains (a PUT may still be in flight) until the prefill
+  // node's Abort or the drain timeout; a running request is removed and its blocks freed.
+  // Idempotent for unknown ids.
+  void Abort(const std::string& id);
+
+  bool HasWork() const { return engine_.HasWork(); }
+  Status Step(std::vector<DecodeEvent>* events);
+  void Poll(std::vector<DecodeEvent>* events);
+
+  int32_t num_awaiting() const { return static_cast<int32_t>(awaiting_.size()); }
+  int32_t num_running() const { return engine_.num_running() + engine_.num_queued(); }
+  int32_t free_blocks() const { return cache_.pool().num_free(); }
+  int32_t total_blocks() const { return cache_.num_blocks(); }
+
+ private:
+  struct Awaiting {
+    DecodeJob job;
+    uint64_t key = 0;
+    std::unique_ptr<KvReceiveSession> session;
+  };
+  struct Running {
+    std::string id;
+    uint32_t generated = 0;
+  };
+
+  Transformer& transformer_;
+  KvCache& cache_;
+  DecodeEngineOptions options_;
+  KvLayout layout_;
+  Engine engine_;
+  std::map<std::string, std::unique_ptr<Awaiting>> awaiting_;
+  std::unordered_map<int64_t, Running> running_;       // engine request id -> request
+  std::unordered_map<std::string, int64_t> running_ids_;
+  uint64_t next_key_ = 1;
+};
+
+}  // namespace tandem

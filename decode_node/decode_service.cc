@@ -1,0 +1,197 @@
+#include "decode_node/decode_service.h"
+
+#include <algorithm>
+
+#include "common/logging.h"
+#include "common/rpc/wire_status.h"
+
+namespace tandem {
+
+DecodeService::DecodeService(DecodeServiceOptions options) : options_(std::move(options)) {}
+
+DecodeService::~DecodeService() { Stop(); }
+
+void DecodeService::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+Status DecodeService::Start() {
+  ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
+  engine_ = std::make_unique<DecodeEngine>(*rt_->transformer, *rt_->cache, options_.engine);
+  const uint64_t hash = rt_->layout.compatibility_hash();
+  proto::Hello hello;
+  hello.set_role(proto::ROLE_DECODE);
+  hello.set_node_id(options_.node_id);
+  hello.set_kv_layout_hash(hash);
+  const PeerEndpoint& ep = rt_->endpoint;
+  hello.set_ucx_worker_address(std::string(ep.worker_address.begin(), ep.worker_address.end()));
+  hello.set_kv_pool_rkey(std::string(ep.rkey.begin(), ep.rkey.end()));
+  hello.set_kv_pool_base_address(ep.base_address);
+  hello.set_kv_pool_bytes(ep.region_bytes);
+  hello.set_num_kv_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
+  hello.set_block_size_tokens(static_cast<uint32_t>(rt_->cache->block_size()));
+  hello.set_bytes_per_block(rt_->cache->bytes_per_block());
+
+  rpc::RpcServerOptions so;
+  so.host = options_.host;
+  so.port = options_.port;
+  so.hello = hello;
+  so.validator = [hash](const proto::Hello& peer) {
+    if (peer.role() == proto::ROLE_PREFILL && peer.kv_layout_hash() != hash) {
+      return FailedPreconditionError("prefill node " + peer.node_id() + " KV layout hash " +
+                                     std::to_string(peer.kv_layout_hash()) + " differs from ours " +
+                                     std::to_string(hash));
+    }
+    return Status::Ok();
+  };
+  rpc::RpcServerCallbacks sc;
+  sc.on_message = [this](const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
+    auto shared = std::make_shared<proto::Envelope>(std::move(env));
+    Post([this, conn, shared] { OnMessage(conn, std::move(*shared)); });
+  };
+  server_ = std::make_unique<rpc::RpcServer>(so, sc);
+  RETURN_IF_ERROR(server_->Start());
+  last_report_ = std::chrono::steady_clock::now();
+  thread_ = std::thread([this] { EngineLoop(); });
+  return Status::Ok();
+}
+
+void DecodeService::Stop() {
+  if (server_) server_->Stop();
+  stop_.store(true);
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  engine_.reset();
+}
+
+void DecodeService::SendError(const rpc::Connection::Ptr& conn, const std::string& id, const Status& s) {
+  proto::Envelope out;
+  proto::Error* e = out.mutable_error();
+  e->set_request_id(id);
+  e->set_code(rpc::ToProtoErrorCode(s.code()));
+  e->set_message(s.message());
+  if (conn) (void)conn->Send(std::move(out));
+}
+
+void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
+  std::vector<DecodeEvent> events;
+  const bool from_prefill = conn->peer_hello().role() == proto::ROLE_PREFILL;
+  if (env.has_prefill_request()) {
+    const proto::PrefillRequest& m = env.prefill_request();
+    DecodeJob job;
+    job.id = m.request_id();
+    job.prompt.assign(m.prompt_token_ids().begin(), m.prompt_token_ids().end());
+    job.params = SamplingFromProto(m.sampling());
+    job.arrival_us = m.arrival_unix_us();
+    auto blocks = engine_->Reserve(job);
+    proto::Envelope out;
+    proto::KvReservation* r = out.mutable_kv_reservation();
+    r->set_request_id(job.id);
+    r->set_decode_node_id(options_.node_id);
+    r->set_reserved_unix_us(NowMicros());
+    if (blocks.ok()) {
+      r->set_ok(true);
+      for (int b : *blocks) r->add_block_ids(static_cast<uint32_t>(b));
+      routers_[job.id] = conn;
+    } else {
+      r->set_ok(false);
+      r->set_reason(blocks.status().ToString());
+    }
+    (void)conn->Send(std::move(out));
+  } else if (env.has_kv_ready()) {
+    const proto::KvReady& m = env.kv_ready();
+    if (m.ok()) {
+      Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events);
+      if (!s.ok()) GetLogger("decode")->warn("{}", s.ToString());
+    } else {
+      engine_->OnPeerAborted(m.request_id());
+      auto it = routers_.find(m.request_id());
+      if (it != routers_.end()) {
+        SendError(it->second, m.request_id(), UnavailableError("prefill failed: " + m.reason()));
+        routers_.erase(it);
+      }
+    }
+  } else if (env.has_abort()) {
+    const std::string& id = env.abort().request_id();
+    if (from_prefill) {
+      engine_->OnPeerAborted(id);
+    } else {
+      engine_->Abort(id);
+    }
+    routers_.erase(id);
+  }
+  Dispatch(events);
+}
+
+void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
+  for (DecodeEvent& ev : events) {
+    auto it = routers_.find(ev.request_id);
+    if (it == routers_.end()) continue;
+    if (ev.kind == DecodeEventKind::kError) {
+      SendError(it->second, ev.request_id, ev.error);
+      routers_.erase(it);
+      continue;
+    }
+    proto::Envelope out;
+    proto::TokenChunk* m = out.mutable_token_chunk();
+    m->set_request_id(ev.request_id);
+    for (int32_t t : ev.tokens) m->add_token_ids(t);
+    m->set_finished(ev.finished);
+    m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
+    m->set_emitted_unix_us(NowMicros());
+    m->set_num_generated_tokens(ev.num_generated);
+    (void)it->second->Send(std::move(out));
+    if (ev.finished) routers_.erase(it);
+  }
+  events.clear();
+}
+
+void DecodeService::SendLoadReport() {
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_report_).count();
+  last_report_ = now;
+  proto::Envelope env;
+  proto::LoadReport* r = env.mutable_load_report();
+  r->set_node_id(options_.node_id);
+  r->set_role(proto::ROLE_DECODE);
+  r->set_queued_requests(static_cast<uint32_t>(engine_->num_awaiting()));
+  r->set_running_requests(static_cast<uint32_t>(engine_->num_running()));
+  r->set_free_blocks(static_cast<uint32_t>(engine_->free_blocks()));
+  r->set_total_blocks(static_cast<uint32_t>(engine_->total_blocks()));
+  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us_) / interval_us) : 0.0f);
+  r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count());
+  busy_us_ = 0;
+  for (const auto& peer : server_->ReadyPeers()) {
+    if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
+  }
+}
+
+void DecodeService::EngineLoop() {
+  std::vector<DecodeEvent> events;
+  while (!stop_.load()) {
+    std::deque<std::function<void()>> work;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (inbox_.empty() && !engine_->HasWork()) cv_.wait_for(lock, std::chrono::milliseconds(1));
+      work.swap(inbox_);
+    }
+    for (auto& fn : work) fn();
+    rt_->transport->Progress();  // also while idle: incoming puts may need it
+    engine_->Poll(&events);
+    if (engine_->HasWork()) {
+      const int64_t t0 = NowMicros();
+      Status s = engine_->Step(&events);
+      busy_us_ += NowMicros() - t0;
+      if (!s.ok()) GetLogger("decode")->error("step failed: {}", s.ToString());
+    }
+    Dispatch(events);
+    if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
+  }
+}
+
+}  // namespace tandem

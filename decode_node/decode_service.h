@@ -1,0 +1,71 @@
+// The decode node process: one RpcServer that the router (PrefillRequest -> KvReservation,
+// Abort; we send TokenChunk, Error, LoadReport) and the prefill nodes (KvReady, Abort) connect
+// to. Our HelloAck carries the UCX worker address and the KV pool's rkey/base/size/blocks and
+// layout hash; a prefill node with another layout hash is refused at Hello.
+// ONE engine thread owns the Transformer, the KvCache, the DecodeEngine and the UCX worker,
+// which it progresses every iteration, idle or not (UCX 1.13 tcp and sm puts into application
+// memory need the target's progress). io threads only post closures into a mutex-guarded inbox.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/rpc/rpc_server.h"
+#include "common/status.h"
+#include "decode_node/decode_engine.h"
+#include "prefill_node/node_runtime.h"
+
+namespace tandem {
+
+struct DecodeServiceOptions {
+  NodeRuntimeOptions runtime;
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string node_id = "decode-0";
+  DecodeEngineOptions engine;
+  std::chrono::milliseconds load_report_interval{100};
+};
+
+class DecodeService {
+ public:
+  explicit DecodeService(DecodeServiceOptions options);
+  ~DecodeService();  // Stop()s
+  DecodeService(const DecodeService&) = delete;
+  DecodeService& operator=(const DecodeService&) = delete;
+
+  Status Start();
+  void Stop();  // idempotent
+  uint16_t port() const { return server_ ? server_->port() : 0; }
+
+ private:
+  void Post(std::function<void()> fn);
+  void EngineLoop();
+  void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
+  void Dispatch(std::vector<DecodeEvent>& events);
+  void SendError(const rpc::Connection::Ptr& conn, const std::string& id, const Status& s);
+  void SendLoadReport();
+
+  DecodeServiceOptions options_;
+  std::unique_ptr<NodeRuntime> rt_;
+  std::unique_ptr<DecodeEngine> engine_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::map<std::string, rpc::Connection::Ptr> routers_;  // request -> router; engine thread
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> inbox_;  // GUARDED_BY(mu_)
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  int64_t busy_us_ = 0;
+  std::chrono::steady_clock::time_point last_report_{};
+};
+
+}  // namespace tandem

@@ -1,0 +1,52 @@
+// What every disaggregated node loads before serving: backend, weights, the KV transport
+// (UCX), the KV pool allocated THROUGH the transport (so same-host peers write it zero-copy
+// through shared memory) with a KvCache laid over it, and the Transformer. Shared by the
+// prefill and decode services; also the proto <-> internal conversions of the node edge.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "kernels/backend.h"
+#include "kv_transfer/kv_layout.h"
+#include "kv_transfer/transport.h"
+#include "model/kv_cache.h"
+#include "model/model_weights.h"
+#include "model/request.h"
+#include "model/transformer.h"
+#include "proto/tandem.pb.h"
+
+namespace tandem {
+
+struct NodeRuntimeOptions {
+  std::string model_dir;
+  int threads = 0;             // CPU backend threads; 0 = all cores
+  double kv_cache_gib = 1.0;   // KV pool size
+  int32_t block_size = 16;
+};
+
+// Declaration order is destruction order reversed: the cache (a view) goes before the
+// transport that owns its memory, the weights before the backend.
+struct NodeRuntime {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<ModelWeights> weights;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<Transformer> transformer;
+  KvLayout layout;
+  PeerEndpoint endpoint;  // what peers need to write our pool
+
+  ~NodeRuntime();
+};
+
+// CPU backend only for now (a CUDA pool would be registered as MemoryKind::kCuda instead).
+Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& options);
+
+// proto3 leaves unset floats at 0: top_p and repetition_penalty 0 mean "unset" (1).
+SamplingParams SamplingFromProto(const proto::SamplingParams& p);
+void SamplingToProto(const SamplingParams& s, proto::SamplingParams* p);
+proto::FinishReason FinishReasonToProto(FinishReason r);
+
+}  // namespace tandem

@@ -1,0 +1,87 @@
+// The prefill node process: an RpcServer for the router, one RpcClient per decode node (Hello
+// carries our UCX worker address; the decode node's HelloAck carries its worker address, pool
+// rkey/base/size and layout hash, which we check and Connect() the transport to), and ONE
+// engine thread that owns the Transformer, the KvCache, the PrefillEngine and the UCX worker.
+// io threads never touch those: they convert nothing, they only post closures into a
+// mutex-guarded inbox that the engine thread drains every iteration. The engine thread also
+// sends a LoadReport to every connected router every load_report_interval.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/rpc/rpc_client.h"
+#include "common/rpc/rpc_server.h"
+#include "common/status.h"
+#include "prefill_node/node_runtime.h"
+#include "prefill_node/prefill_engine.h"
+
+namespace tandem {
+
+struct DecodeNodeAddress {
+  std::string node_id;
+  std::string host;
+  uint16_t port = 0;
+};
+// "ID=HOST:PORT" -> address; InvalidArgument naming the malformed part.
+Result<DecodeNodeAddress> ParseDecodeNodeAddress(const std::string& text);
+
+struct PrefillServiceOptions {
+  NodeRuntimeOptions runtime;
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string node_id = "prefill-0";
+  std::vector<DecodeNodeAddress> decode_nodes;
+  PrefillEngineOptions engine;
+  std::chrono::milliseconds load_report_interval{100};
+};
+
+class PrefillService {
+ public:
+  explicit PrefillService(PrefillServiceOptions options);
+  ~PrefillService();  // Stop()s
+  PrefillService(const PrefillService&) = delete;
+  PrefillService& operator=(const PrefillService&) = delete;
+
+  // Loads the model, allocates the KV pool, starts the server, the decode clients and the
+  // engine thread. Returns once the server listens (decode nodes connect in the background).
+  Status Start();
+  void Stop();  // idempotent
+  uint16_t port() const { return server_ ? server_->port() : 0; }
+
+ private:
+  void Post(std::function<void()> fn);
+  void EngineLoop();
+  void Dispatch(std::vector<PrefillEvent>& events);
+  void OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
+  void OnDecodeReady(size_t index, const proto::Hello& hello);                     // engine thread
+  void OnDecodeLost(size_t index, const Status& status);                           // engine thread
+  void SendLoadReport();
+
+  PrefillServiceOptions options_;
+  std::unique_ptr<NodeRuntime> rt_;
+  std::unique_ptr<PrefillEngine> engine_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::vector<std::unique_ptr<rpc::RpcClient>> decode_clients_;  // index = peer id - 1
+  std::vector<bool> decode_connected_;                           // engine thread
+  std::map<std::string, rpc::Connection::Ptr> routers_;          // request -> router; engine thread
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> inbox_;  // GUARDED_BY(mu_)
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  int64_t busy_us_ = 0;  // engine thread: compute time since the last report
+  std::chrono::steady_clock::time_point last_report_{};
+};
+
+}  // namespace tandem

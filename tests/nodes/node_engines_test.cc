@@ -1,0 +1,292 @@
+// PrefillEngine + DecodeEngine in one process over the LoopbackTransport: the disaggregated
+// hand-off reproduces single-process output token for token, refuses instead of crashing when
+// the decode pool is full, and frees every block on every abort and timeout path.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "decode_node/decode_engine.h"
+#include "kv_transfer/loopback_transport.h"
+#include "tests/nodes/nodes_test_util.h"
+#include "prefill_node/prefill_engine.h"
+
+namespace tandem {
+namespace {
+
+using testing::FivePrompts;
+using testing::ReferenceOutputs;
+using testing::TestPrompt;
+using testing::TinyModelDir;
+
+constexpr PeerId kDecodePeer = 1;
+
+// One prefill engine and one decode engine, each with its own pool allocated by its loopback
+// transport (as the nodes do with UCX), sharing the model.
+class NodeEnginesTest : public ::testing::Test {
+ protected:
+  void Build(int32_t prefill_blocks, int32_t decode_blocks, int32_t budget,
+             std::chrono::milliseconds transfer_timeout = std::chrono::milliseconds(5000)) {
+    ASSERT_FALSE(TinyModelDir().empty());
+    backend_ = std::move(CreateBackend("cpu")).value();
+    auto w = LoadModelWeights(TinyModelDir(), *backend_);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    weights_ = std::move(w).value();
+    transformer_ = std::move(Transformer::Create(*backend_, *weights_)).value();
+    fabric_ = std::make_shared<LoopbackFabric>();
+    p_transport_ = std::make_unique<LoopbackTransport>(fabric_);
+    d_transport_ = std::make_unique<LoopbackTransport>(fabric_);
+    p_cache_ = MakeCache(*p_transport_, prefill_blocks);
+    d_cache_ = MakeCache(*d_transport_, decode_blocks);
+    ASSERT_TRUE(p_cache_ && d_cache_);
+    auto ep = d_transport_->LocalEndpoint();
+    ASSERT_TRUE(ep.ok());
+    ASSERT_TRUE(p_transport_->Connect(kDecodePeer, *ep).ok());
+    PrefillEngineOptions po;
+    po.max_num_batched_tokens = budget;
+    po.session.transfer_timeout = transfer_timeout;
+    po.session.drain_timeout = std::chrono::milliseconds(100);
+    prefill_ = std::make_unique<PrefillEngine>(*transformer_, *p_cache_, *p_transport_, po);
+    prefill_->SetDecodePeer("decode-0", kDecodePeer, decode_blocks);
+    DecodeEngineOptions dopt;
+    dopt.max_num_seqs = 4;
+    dopt.session.transfer_timeout = transfer_timeout;
+    dopt.session.drain_timeout = std::chrono::milliseconds(100);
+    decode_ = std::make_unique<DecodeEngine>(*transformer_, *d_cache_, dopt);
+    ASSERT_EQ(prefill_->layout().compatibility_hash(), decode_->layout().compatibility_hash());
+  }
+
+  std::unique_ptr<KvCache> MakeCache(Transport& t, int32_t blocks) {
+    const ModelConfig& c = weights_->config;
+    const DType dtype = backend_->kv_cache_dtype();
+    const size_t bytes = 2ull * c.num_layers * c.num_kv_heads * 16 * c.head_dim * DTypeSize(dtype) * blocks;
+    auto region = t.AllocateMemory(bytes, MemoryKind::kHost);
+    EXPECT_TRUE(region.ok());
+    KvCacheOptions kv;
+    kv.num_blocks = blocks;
+    auto cache = KvCache::CreateOver(region->base, bytes, dtype, c, kv);
+    EXPECT_TRUE(cache.ok()) << cache.status().ToString();
+    return cache.ok() ? std::move(cache).value() : nullptr;
+  }
+
+  // Router's part: reserve on D, then queue on P.
+  Status Submit(const std::string& id, const TestPrompt& p) {
+    DecodeJob dj{id, p.prompt, p.params, 0};
+    ASSIGN_OR_RETURN(std::vector<int> blocks, decode_->Reserve(dj));
+    PrefillJob pj;
+    pj.id = id;
+    pj.prompt = p.prompt;
+    pj.params = p.params;
+    pj.decode_node = "decode-0";
+    pj.decode_block_ids = blocks;
+    return prefill_->Add(pj);
+  }
+
+  // One iteration of both node loops, routing events as the services do.
+  void Pump() {
+    std::vector<PrefillEvent> pe;
+    ASSERT_TRUE(prefill_->Step(&pe).ok());
+    prefill_->Poll(&pe);
+    d_transport_->Progress();
+    for (PrefillEvent& e : pe) {
+      switch (e.kind) {
+        case PrefillEventKind::kFirstToken:
+          outputs_[e.request_id].push_back(e.token);
+          if (e.finished) done_[e.request_id] = e.finish_reason;
+          break;
+        case PrefillEventKind::kKvReady:
+          ASSERT_TRUE(decode_->OnKvReady(e.request_id, e.token, &de_).ok());
+          break;
+        case PrefillEventKind::kAbortDecode:
+          decode_->OnPeerAborted(e.request_id);
+          break;
+        case PrefillEventKind::kError:
+          errors_[e.request_id] = e.error;
+          break;
+      }
+    }
+    decode_->Poll(&de_);
+    ASSERT_TRUE(decode_->Step(&de_).ok());
+    for (DecodeEvent& e : de_) {
+      if (e.kind == DecodeEventKind::kError) {
+        errors_[e.request_id] = e.error;
+        continue;
+      }
+      for (int32_t t : e.tokens) outputs_[e.request_id].push_back(t);
+      if (e.finished) done_[e.request_id] = e.finish_reason;
+    }
+    de_.clear();
+  }
+
+  void RunUntilIdle(int max_iterations = 2000) {
+    for (int i = 0; i < max_iterations && (prefill_->HasWork() || decode_->HasWork() || decode_->num_awaiting() > 0); ++i) {
+      Pump();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+
+  void ExpectAllFree() {
+    EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
+    EXPECT_EQ(d_cache_->pool().num_free(), d_cache_->num_blocks());
+  }
+
+  void CheckMatchesReference(bool greedy, int32_t budget) {
+    Build(64, 96, budget);
+    const auto prompts = FivePrompts(greedy);
+    const auto expected = ReferenceOutputs(TinyModelDir(), prompts);
+    for (size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(Submit("r" + std::to_string(i), prompts[i]).ok());
+    RunUntilIdle();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::string id = "r" + std::to_string(i);
+      EXPECT_EQ(outputs_[id], expected[i]) << id;
+      EXPECT_TRUE(done_.count(id)) << id;
+    }
+    EXPECT_TRUE(errors_.empty());
+    ExpectAllFree();
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<Transformer> transformer_;
+  std::shared_ptr<LoopbackFabric> fabric_;
+  std::unique_ptr<LoopbackTransport> p_transport_, d_transport_;
+  std::unique_ptr<KvCache> p_cache_, d_cache_;
+  std::unique_ptr<PrefillEngine> prefill_;
+  std::unique_ptr<DecodeEngine> decode_;
+  std::vector<DecodeEvent> de_;
+  std::map<std::string, std::vector<int32_t>> outputs_;
+  std::map<std::string, FinishReason> done_;
+  std::map<std::string, Status> errors_;
+};
+
+TEST_F(NodeEnginesTest, GreedyMatchesSingleProcessEngine) { CheckMatchesReference(true, 2048); }
+TEST_F(NodeEnginesTest, SeededSamplingMatchesSingleProcessEngine) { CheckMatchesReference(false, 2048); }
+TEST_F(NodeEnginesTest, ChunkedPrefillMatchesSingleProcessEngine) { CheckMatchesReference(true, 24); }
+
+TEST_F(NodeEnginesTest, ReservationRefusedWhenFullAndNothingTaken) {
+  Build(16, 8, 2048);
+  TestPrompt p;
+  p.prompt.assign(40, 5);
+  p.params.temperature = 0;
+  p.params.max_tokens = 40;  // 80 tokens = 5 blocks
+  auto first = decode_->Reserve({"a", p.prompt, p.params, 0});
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->size(), 5u);
+  auto second = decode_->Reserve({"b", p.prompt, p.params, 0});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(decode_->free_blocks(), 3);
+  EXPECT_EQ(decode_->Reserve({"a", p.prompt, p.params, 0}).status().code(), StatusCode::kAlreadyExists);
+  decode_->OnPeerAborted("a");
+  EXPECT_EQ(decode_->free_blocks(), 8);
+  EXPECT_TRUE(decode_->Reserve({"b", p.prompt, p.params, 0}).ok());
+}
+
+TEST_F(NodeEnginesTest, FirstTokenFinishReleasesTheReservation) {
+  Build(16, 32, 2048);
+  TestPrompt p = FivePrompts(true)[1];
+  p.params.max_tokens = 1;
+  ASSERT_TRUE(Submit("one", p).ok());
+  RunUntilIdle();
+  EXPECT_EQ(outputs_["one"].size(), 1u);
+  EXPECT_EQ(done_["one"], FinishReason::kLength);
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("q", FivePrompts(true)[2]).ok());
+  std::vector<PrefillEvent> pe;
+  prefill_->Abort("q", &pe);
+  ASSERT_EQ(pe.size(), 1u);
+  EXPECT_EQ(pe[0].kind, PrefillEventKind::kAbortDecode);
+  decode_->Abort("q");             // the router's Abort: drains until P's Abort
+  decode_->OnPeerAborted("q");
+  EXPECT_EQ(decode_->num_awaiting(), 0);
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, AbortMidTransferDrainsThenFrees) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("t", FivePrompts(true)[4]).ok());
+  p_transport_->HoldCompletions(true);  // PUTs stay in flight
+  std::vector<PrefillEvent> pe;
+  ASSERT_TRUE(prefill_->Step(&pe).ok());
+  ASSERT_EQ(prefill_->num_transferring(), 1);
+  EXPECT_LT(p_cache_->pool().num_free(), p_cache_->num_blocks());  // held during the transfer
+  prefill_->Abort("t", &pe);
+  decode_->Abort("t");
+  p_transport_->HoldCompletions(false);
+  RunUntilIdle();
+  for (int i = 0; i < 50 && (prefill_->HasWork() || decode_->num_awaiting() > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    Pump();
+  }
+  EXPECT_EQ(prefill_->num_transferring(), 0);
+  EXPECT_EQ(decode_->num_awaiting(), 0);
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, AbortWhileDecodingFreesBlocks) {
+  Build(16, 32, 2048);
+  TestPrompt p = FivePrompts(true)[0];
+  p.params.max_tokens = 50;
+  p.params.ignore_eos = true;
+  ASSERT_TRUE(Submit("d", p).ok());
+  for (int i = 0; i < 200 && outputs_["d"].size() < 4; ++i) Pump();
+  ASSERT_GE(outputs_["d"].size(), 4u);
+  EXPECT_FALSE(done_.count("d"));
+  decode_->Abort("d");
+  decode_->Abort("d");  // idempotent
+  EXPECT_FALSE(decode_->HasWork());
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, KvThatNeverArrivesTimesOutAndFrees) {
+  Build(16, 32, 2048, std::chrono::milliseconds(50));
+  TestPrompt p = FivePrompts(true)[1];
+  ASSERT_TRUE(decode_->Reserve({"late", p.prompt, p.params, 0}).ok());
+  EXPECT_LT(decode_->free_blocks(), 32);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  std::vector<DecodeEvent> events;
+  decode_->Poll(&events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, DecodeEventKind::kError);
+  EXPECT_EQ(events[0].error.code(), StatusCode::kDeadlineExceeded);
+  // The blocks wait out the drain (a late PUT could still land), then return.
+  for (int i = 0; i < 100 && decode_->num_awaiting() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    decode_->Poll(&events);
+  }
+  EXPECT_EQ(events.size(), 1u);
+  EXPECT_EQ(decode_->free_blocks(), 32);
+  EXPECT_EQ(decode_->OnKvReady("late", 5, &events).code(), StatusCode::kNotFound);
+}
+
+TEST_F(NodeEnginesTest, DecodeNodeLostEndsTransfersWithError) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("x", FivePrompts(true)[3]).ok());
+  p_transport_->HoldCompletions(true);
+  std::vector<PrefillEvent> pe;
+  ASSERT_TRUE(prefill_->Step(&pe).ok());
+  prefill_->RemoveDecodePeer("decode-0", &pe);
+  p_transport_->HoldCompletions(false);
+  for (int i = 0; i < 100 && prefill_->HasWork(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    prefill_->Poll(&pe);
+  }
+  bool error = false;
+  for (const auto& e : pe) error |= e.kind == PrefillEventKind::kError && e.request_id == "x";
+  EXPECT_TRUE(error);
+  EXPECT_FALSE(prefill_->HasWork());
+  EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
+  // A new request for the lost node is refused, not queued.
+  EXPECT_EQ(Submit("y", FivePrompts(true)[3]).code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace tandem

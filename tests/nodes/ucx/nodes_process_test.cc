@@ -1,0 +1,306 @@
+// The real thing: `tandem decode` and `tandem prefill` as child processes on 127.0.0.1, KV over
+// UCX (UCX_TLS=tcp,self and sm,self), and this test as the router with a real RpcClient to each.
+// Checks disaggregated tokens equal single-process Engine output (greedy and seeded), that the
+// decode node's free blocks return to their start value, and that killing the decode node
+// leaves the prefill node in a terminal state, blocks freed, still serving.
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/rpc/rpc_client.h"
+#include "kv_transfer/child_process.h"
+#include "tests/nodes/nodes_test_util.h"
+
+namespace tandem {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FivePrompts;
+using testing::ReferenceOutputs;
+using testing::TestPrompt;
+using testing::TinyModelDir;
+
+const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/bin/tandem";
+
+// Everything the router receives from one node, with bounded waits.
+class Inbox {
+ public:
+  void Push(proto::Envelope&& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (e.has_load_report()) {
+      last_load_ = e.load_report();
+    } else {
+      messages_.push_back(std::move(e));
+    }
+    cv_.notify_all();
+  }
+  // Removes and returns the first message for `id` matching `pred`.
+  template <typename Pred>
+  std::optional<proto::Envelope> Take(Pred pred, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::optional<proto::Envelope> out;
+    cv_.wait_for(lock, timeout, [&] {
+      for (auto it = messages_.begin(); it != messages_.end(); ++it) {
+        if (pred(*it)) {
+          out = std::move(*it);
+          messages_.erase(it);
+          return true;
+        }
+      }
+      return false;
+    });
+    return out;
+  }
+  template <typename Pred>
+  bool WaitLoad(Pred pred, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return last_load_.has_value() && pred(*last_load_); });
+  }
+  proto::LoadReport last_load() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_load_.value_or(proto::LoadReport());
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<proto::Envelope> messages_;
+  std::optional<proto::LoadReport> last_load_;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Spawns `tandem <args>` with stdout/stderr in files and waits for "listening on ...:PORT".
+struct Node {
+  ChildProcess child;
+  uint16_t port = 0;
+  std::string log;
+};
+
+Node StartNode(const std::string& dir, const std::string& name, const std::string& args,
+               const std::string& tls) {
+  Node n;
+  const std::string out = dir + "/" + name + ".out";
+  n.log = dir + "/" + name + ".err";
+  auto child = ChildProcess::Spawn(
+      {"/bin/sh", "-c", "exec '" + kTandem + "' " + args + " > '" + out + "' 2> '" + n.log + "'"},
+      {"UCX_TLS=" + tls, "UCX_WARN_UNUSED_ENV_VARS=n"});
+  EXPECT_TRUE(child.ok()) << child.status().ToString();
+  if (!child.ok()) return n;
+  n.child = std::move(child).value();
+  const std::string marker = "listening on 127.0.0.1:";
+  for (int i = 0; i < 600; ++i) {  // 30 s: model load + UCX init on a busy 2-core machine
+    const std::string text = ReadFile(out);
+    const size_t at = text.find(marker);
+    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+      n.port = static_cast<uint16_t>(std::stoi(text.substr(at + marker.size())));
+      return n;
+    }
+    auto done = n.child.TryWait();
+    if (done.ok() && done->has_value()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ADD_FAILURE() << name << " did not start; stderr:\n" << ReadFile(n.log);
+  return n;
+}
+
+std::unique_ptr<rpc::RpcClient> Connect(uint16_t port, Inbox* inbox) {
+  rpc::RpcClientOptions o;
+  o.port = port;
+  o.hello.set_role(proto::ROLE_ROUTER);
+  o.hello.set_node_id("router-test");
+  rpc::RpcClientCallbacks cb;
+  cb.on_message = [inbox](proto::Envelope&& e) { inbox->Push(std::move(e)); };
+  auto c = std::make_unique<rpc::RpcClient>(o, cb);
+  EXPECT_TRUE(c->Start().ok());
+  EXPECT_TRUE(c->WaitReady(10s).ok());
+  return c;
+}
+
+class NodesProcessTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(TinyModelDir().empty());
+    std::string tmpl = (std::filesystem::temp_directory_path() / "tandem_nodes_run_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    StartDecode(0);
+    ASSERT_NE(decode_.port, 0);
+    prefill_ = StartNode(dir_, "prefill",
+                         "prefill --model '" + TinyModelDir() + "' --port 0 --node-id prefill-0 --threads 1 "
+                         "--kv-cache-gib 0.02 --max-num-batched-tokens 64 --decode-node decode-0=127.0.0.1:" +
+                             std::to_string(decode_.port),
+                         GetParam());
+    ASSERT_NE(prefill_.port, 0);
+    to_p_ = Connect(prefill_.port, &from_p_);
+  }
+  void TearDown() override {
+    if (to_p_) to_p_->Stop();
+    if (to_d_) to_d_->Stop();
+    prefill_.child.Kill();
+    decode_.child.Kill();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void StartDecode(uint16_t port) {
+    decode_ = StartNode(dir_, "decode",
+                        "decode --model '" + TinyModelDir() + "' --port " + std::to_string(port) +
+                            " --node-id decode-0 --threads 1 --kv-cache-gib 0.02 --max-num-seqs 8 "
+                            "--kv-timeout-ms 5000",
+                        GetParam());
+    if (decode_.port == 0) return;
+    if (to_d_) to_d_->Stop();
+    from_d_ = std::make_unique<Inbox>();
+    to_d_ = Connect(decode_.port, from_d_.get());
+  }
+
+  static proto::Envelope MakeRequest(const std::string& id, const TestPrompt& p) {
+    proto::Envelope e;
+    proto::PrefillRequest* r = e.mutable_prefill_request();
+    r->set_request_id(id);
+    for (int32_t t : p.prompt) r->add_prompt_token_ids(t);
+    proto::SamplingParams* s = r->mutable_sampling();
+    s->set_temperature(p.params.temperature);
+    s->set_top_p(p.params.top_p);
+    s->set_top_k(p.params.top_k);
+    s->set_repetition_penalty(p.params.repetition_penalty);
+    if (p.params.seed) s->set_seed(*p.params.seed);
+    s->set_max_tokens(static_cast<uint32_t>(p.params.max_tokens));
+    s->set_ignore_eos(p.params.ignore_eos);
+    r->set_decode_node_id("decode-0");
+    return e;
+  }
+
+  static auto For(const std::string& id) {
+    return [id](const proto::Envelope& e) {
+      return (e.has_kv_reservation() && e.kv_reservation().request_id() == id) ||
+             (e.has_first_token() && e.first_token().request_id() == id) ||
+             (e.has_token_chunk() && e.token_chunk().request_id() == id) ||
+             (e.has_error() && e.error().request_id() == id);
+    };
+  }
+
+  // The router's part of one request; returns every token, or an empty vector on failure.
+  std::vector<int32_t> Run(const std::string& id, const TestPrompt& p) {
+    proto::Envelope req = MakeRequest(id, p);
+    EXPECT_TRUE(to_d_->Send(req).ok());
+    auto res = from_d_->Take(For(id), 10s);
+    if (!res || !res->has_kv_reservation() || !res->kv_reservation().ok()) {
+      ADD_FAILURE() << id << ": no reservation: " << (res ? res->DebugString() : "timeout");
+      return {};
+    }
+    for (uint32_t b : res->kv_reservation().block_ids()) req.mutable_prefill_request()->add_decode_block_ids(b);
+    std::vector<int32_t> tokens;
+    // The prefill node may not have finished its Hello with the decode node yet: it refuses
+    // with FailedPrecondition, and the router retries (bounded).
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      EXPECT_TRUE(to_p_->Send(req).ok());
+      auto first = from_p_.Take(For(id), 20s);
+      if (!first) {
+        ADD_FAILURE() << id << ": no first token";
+        return {};
+      }
+      if (first->has_error() && first->error().code() == proto::ERROR_CODE_FAILED_PRECONDITION) {
+        std::this_thread::sleep_for(50ms);
+        continue;
+      }
+      if (!first->has_first_token()) {
+        ADD_FAILURE() << id << ": " << first->DebugString();
+        return {};
+      }
+      tokens.push_back(first->first_token().token_id());
+      if (first->first_token().finished()) return tokens;
+      break;
+    }
+    for (;;) {
+      auto chunk = from_d_->Take(For(id), 20s);
+      if (!chunk || !chunk->has_token_chunk()) {
+        ADD_FAILURE() << id << ": " << (chunk ? chunk->DebugString() : "timeout waiting for tokens");
+        return {};
+      }
+      for (int32_t t : chunk->token_chunk().token_ids()) tokens.push_back(t);
+      if (chunk->token_chunk().finished()) return tokens;
+    }
+  }
+
+  void CheckFivePrompts(bool greedy) {
+    ASSERT_TRUE(from_d_->WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
+    const uint32_t start_free = from_d_->last_load().free_blocks();
+    const auto prompts = FivePrompts(greedy);
+    const auto expected = ReferenceOutputs(TinyModelDir(), prompts);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::string id = std::string(greedy ? "g" : "s") + std::to_string(i);
+      EXPECT_EQ(Run(id, prompts[i]), expected[i]) << id;
+    }
+    EXPECT_TRUE(from_d_->WaitLoad(
+        [&](const proto::LoadReport& r) { return r.free_blocks() == start_free && r.running_requests() == 0; }, 5s))
+        << "decode free blocks " << from_d_->last_load().free_blocks() << " != " << start_free;
+  }
+
+  std::string dir_;
+  Node decode_, prefill_;
+  Inbox from_p_;
+  std::unique_ptr<Inbox> from_d_;
+  std::unique_ptr<rpc::RpcClient> to_p_, to_d_;
+};
+
+TEST_P(NodesProcessTest, GreedyMatchesSingleProcess) { CheckFivePrompts(true); }
+TEST_P(NodesProcessTest, SeededMatchesSingleProcess) { CheckFivePrompts(false); }
+
+TEST_P(NodesProcessTest, DecodeNodeDeathLeavesPrefillTerminalAndServing) {
+  // One request end to end first, so the prefill node is connected to the decode node.
+  const auto prompts = FivePrompts(true);
+  ASSERT_FALSE(Run("warm", prompts[0]).empty());
+  ASSERT_TRUE(from_p_.WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
+  const uint32_t p_total = from_p_.last_load().total_blocks();
+
+  // A reservation, then the decode node dies before the KV is pushed.
+  proto::Envelope req = MakeRequest("dead", prompts[4]);
+  ASSERT_TRUE(to_d_->Send(req).ok());
+  auto res = from_d_->Take(For("dead"), 10s);
+  ASSERT_TRUE(res && res->has_kv_reservation() && res->kv_reservation().ok());
+  for (uint32_t b : res->kv_reservation().block_ids()) req.mutable_prefill_request()->add_decode_block_ids(b);
+  const uint16_t old_port = decode_.port;
+  decode_.child.Kill();
+  ASSERT_TRUE(to_p_->Send(req).ok());
+  // The prefill node answers (an error, or the first token if it computed before noticing) and
+  // ends with nothing queued or in transfer and all its blocks free.
+  auto answer = from_p_.Take(For("dead"), 20s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(answer->has_error() || answer->has_first_token()) << answer->DebugString();
+  EXPECT_TRUE(from_p_.WaitLoad(
+      [&](const proto::LoadReport& r) {
+        return r.queued_requests() == 0 && r.running_requests() == 0 && r.free_blocks() == p_total;
+      },
+      15s))
+      << from_p_.last_load().DebugString();
+
+  // A new decode node on the same address: the prefill node reconnects and serves again.
+  StartDecode(old_port);
+  ASSERT_NE(decode_.port, 0);
+  const auto expected = ReferenceOutputs(TinyModelDir(), {prompts[1]});
+  EXPECT_EQ(Run("again", prompts[1]), expected[0]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tls, NodesProcessTest, ::testing::Values("tcp,self", "sm,self"),
+                         [](const auto& info) { return info.param == "tcp,self" ? "tcp" : "sm"; });
+
+}  // namespace
+}  // namespace tandem
