@@ -1,0 +1,296 @@
+// `tandem serve`: a whole disaggregated cluster on this machine. Spawns M `tandem decode` and
+// N `tandem prefill` children (this same binary) on ephemeral ports, reads each one's
+// "listening on 127.0.0.1:PORT" line, then runs the router in-process. SIGINT/SIGTERM stops the
+// router and then the children (SIGTERM, SIGKILL after a grace period, always reaped).
+//
+// --demo uses the built-in tiny model (made on first use next to the binary, in
+// <build>/models/tiny, or under ~/.cache/tandem when that is not writable); --demo-request sends
+// one streaming chat completion to the router, prints the reply and shuts everything down.
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "apps/command.h"
+#include "apps/demo_request.h"
+#include "apps/router_runtime.h"
+#include "common/logging.h"
+#include "model/make_model.h"
+#include "scheduler/node_process.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+struct ServeArgs {
+  std::string model;
+  bool demo = false;
+  bool demo_request = false;
+  std::string demo_prompt = "Hello! What is disaggregated serving?";
+  int demo_max_tokens = 32;
+  int num_prefill = 1;
+  int num_decode = 1;
+  int node_threads = 0;
+  int start_timeout_s = 120;
+  std::string log_dir;
+  RouterConfig router;
+};
+
+// Flags SIGINT/SIGTERM from the moment it exists; Wait returns early when one arrived.
+class StopSignal {
+ public:
+  StopSignal() : signals_(io_, SIGINT, SIGTERM) {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      signo_ = signo;
+      cv_.notify_all();
+    });
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~StopSignal() {
+    io_.stop();
+    thread_.join();
+  }
+  // True when a signal arrived (within `timeout`).
+  bool Wait(milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return signo_ != 0; });
+  }
+  bool raised() { return Wait(milliseconds(0)); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int signo_ = 0;
+};
+
+Result<std::string> DemoModelDir(const fs::path& exe) {
+  std::vector<fs::path> candidates = {exe.parent_path().parent_path() / "models" / "tiny"};
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg && *xdg) candidates.push_back(fs::path(xdg) / "tandem" / "models" / "tiny");
+  else if (home && *home) candidates.push_back(fs::path(home) / ".cache" / "tandem" / "models" / "tiny");
+  std::string errors;
+  for (const fs::path& dir : candidates) {
+    if (fs::exists(dir / "config.json") && fs::exists(dir / "model.safetensors")) return dir.string();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || ::access(dir.c_str(), W_OK) != 0) {
+      errors += " " + dir.string() + " (not writable)";
+      continue;
+    }
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.out_dir = dir.string();
+    o.force = true;
+    const Status st = MakeModel(o);
+    if (st.ok()) {
+      GetLogger("serve")->info("made the built-in tiny model in {}", dir.string());
+      return dir.string();
+    }
+    errors += " " + dir.string() + " (" + st.ToString() + ")";
+  }
+  return UnavailableError("cannot create the demo model in any of:" + errors);
+}
+
+class LocalCluster {
+ public:
+  ~LocalCluster() { Shutdown(milliseconds(5000)); }
+
+  Status Spawn(const std::string& exe, const ServeArgs& args, const std::string& model, const std::string& log_dir,
+               StopSignal& stop) {
+    const milliseconds timeout(args.start_timeout_s * 1000);
+    std::vector<std::string> decode_flags;
+    for (int i = 0; i < args.num_decode; ++i) {
+      const std::string id = "decode-" + std::to_string(i);
+      RETURN_IF_ERROR(Start(exe, "decode", id, model, args, {}, log_dir));
+    }
+    for (int i = 0; i < args.num_decode; ++i) {
+      ASSIGN_OR_RETURN(uint16_t port, children_[i]->WaitListening(timeout));
+      if (stop.raised()) return AbortedError("interrupted during start-up");
+      spec.decode.push_back({children_[i]->name(), "127.0.0.1", port});
+      decode_flags.push_back(spec.decode.back().ToString());
+    }
+    for (int i = 0; i < args.num_prefill; ++i) {
+      RETURN_IF_ERROR(Start(exe, "prefill", "prefill-" + std::to_string(i), model, args, decode_flags, log_dir));
+    }
+    for (int i = 0; i < args.num_prefill; ++i) {
+      NodeProcess& c = *children_[args.num_decode + i];
+      ASSIGN_OR_RETURN(uint16_t port, c.WaitListening(timeout));
+      if (stop.raised()) return AbortedError("interrupted during start-up");
+      spec.prefill.push_back({c.name(), "127.0.0.1", port});
+    }
+    return Status::Ok();
+  }
+
+  // The first child found dead, as an error naming it; OK while all run.
+  Status CheckAlive() {
+    for (auto& c : children_) {
+      if (!c->Alive()) {
+        return UnavailableError(c->name() + " exited (" + c->ExitDescription() + "); its log " + c->log_path() +
+                                " ends with:\n" + c->LogTail());
+      }
+    }
+    return Status::Ok();
+  }
+
+  // SIGTERM to all, then each gets what is left of `grace` before SIGKILL.
+  void Shutdown(milliseconds grace) {
+    if (children_.empty()) return;
+    for (auto& c : children_) c->Signal(SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    auto log = GetLogger("serve");
+    for (auto& c : children_) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      const std::string how = c->Terminate(std::max(left, milliseconds(0)));
+      log->info("{} (pid {}) stopped: {}", c->name(), c->pid(), how);
+    }
+    children_.clear();
+  }
+
+  ClusterSpec spec;
+
+ private:
+  Status Start(const std::string& exe, const std::string& role, const std::string& id, const std::string& model,
+               const ServeArgs& args, const std::vector<std::string>& decode_flags, const std::string& log_dir) {
+    std::vector<std::string> argv = {exe, role, "--model", model, "--port", "0", "--node-id", id};
+    if (args.node_threads > 0) {
+      argv.push_back("--threads");
+      argv.push_back(std::to_string(args.node_threads));
+    }
+    for (const std::string& d : decode_flags) {
+      argv.push_back("--decode-node");
+      argv.push_back(d);
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
+    GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
+    children_.push_back(std::move(child));
+    return Status::Ok();
+  }
+
+  std::vector<std::unique_ptr<NodeProcess>> children_;
+};
+
+Status RunServe(ServeArgs args) {
+  auto log = GetLogger("serve");
+  StopSignal stop;  // before any child exists, so an early Ctrl-C still cleans up
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return UnavailableError("cannot find our own executable: " + ec.message());
+  if (args.model.empty()) {
+    if (!args.demo) return InvalidArgumentError("give --model DIR, or --demo for the built-in model");
+    ASSIGN_OR_RETURN(args.model, DemoModelDir(exe));
+  }
+  if (args.log_dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "tandem-serve-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return UnavailableError("cannot create a log directory in /tmp");
+    args.log_dir = tmpl;
+  } else {
+    fs::create_directories(args.log_dir, ec);
+    if (ec) return InvalidArgumentError("--log-dir " + args.log_dir + ": " + ec.message());
+  }
+
+  LocalCluster cluster;
+  RETURN_IF_ERROR(cluster.Spawn(exe.string(), args, args.model, args.log_dir, stop));
+  args.router.model_dir = args.model;
+  args.router.cluster = cluster.spec;
+  ASSIGN_OR_RETURN(std::unique_ptr<RouterRuntime> router, RouterRuntime::Start(args.router));
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(args.start_timeout_s);
+  while (!router->client().WaitReady(milliseconds(200)).ok()) {
+    RETURN_IF_ERROR(cluster.CheckAlive());
+    if (stop.raised()) return AbortedError("interrupted during start-up");
+    if (std::chrono::steady_clock::now() > deadline) return router->client().WaitReady(milliseconds(0));
+  }
+  log->info("cluster ready: {} prefill, {} decode nodes; node logs in {}", args.num_prefill, args.num_decode,
+            args.log_dir);
+  // stdout carries only the reply with --demo-request, so the line goes to stderr then.
+  (args.demo_request ? std::cerr : std::cout) << "listening on http://" << router->host() << ":" << router->port()
+                                              << std::endl;
+
+  Status result = Status::Ok();
+  if (args.demo_request) {
+    DemoRequest req;
+    req.host = router->host();
+    req.port = router->port();
+    req.model = router->model().name;
+    req.prompt = args.demo_prompt;
+    req.max_tokens = args.demo_max_tokens;
+    req.api_key = args.router.http.api_key;
+    std::cerr << "user: " << req.prompt << "\nassistant: " << std::flush;
+    auto finish = RunDemoRequest(req, std::cout);
+    std::cout << std::endl;
+    if (finish.ok()) {
+      std::cerr << "[finish_reason: " << *finish << "]" << std::endl;
+    } else {
+      result = finish.status();
+    }
+  } else {
+    bool warned = false;
+    while (!stop.Wait(milliseconds(500))) {
+      const Status alive = cluster.CheckAlive();
+      if (!alive.ok() && !warned) {
+        log->error("{}", alive.ToString());  // the router routes around it; keep serving
+        warned = true;
+      }
+    }
+    log->info("shutting down");
+  }
+  router->Stop();
+  cluster.Shutdown(milliseconds(5000));
+  return result;
+}
+
+std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  args->router.http.port = 8000;
+  auto* sub = app.add_subcommand("serve", "Run a local disaggregated cluster: prefill and decode nodes + router");
+  sub->add_option("--model", args->model, "Hugging Face model directory");
+  sub->add_flag("--demo", args->demo, "Use the built-in tiny model (made on first use)");
+  sub->add_flag("--demo-request", args->demo_request,
+                "Send one streaming chat completion, print the reply, then shut down");
+  sub->add_option("--demo-prompt", args->demo_prompt, "The user message of --demo-request")->capture_default_str();
+  sub->add_option("--demo-max-tokens", args->demo_max_tokens, "max_tokens of --demo-request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  sub->add_option("--num-prefill", args->num_prefill, "Prefill nodes")->capture_default_str()->check(CLI::Range(1, 64));
+  sub->add_option("--num-decode", args->num_decode, "Decode nodes")->capture_default_str()->check(CLI::Range(1, 64));
+  sub->add_option("--node-threads", args->node_threads, "CPU threads per node (0: the node's default)")
+      ->capture_default_str();
+  sub->add_option("--host", args->router.http.host, "Router address")->capture_default_str();
+  sub->add_option("--port", args->router.http.port, "Router HTTP port (0: any free port)")->capture_default_str();
+  sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
+  sub->add_option("--api-key", args->router.http.api_key, "Require 'Authorization: Bearer KEY'");
+  sub->add_option("--policy", args->router.policy, "Placement policy")->capture_default_str();
+  sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  sub->add_option("--log-dir", args->log_dir, "Where node logs go (default: a new /tmp/tandem-serve-* dir)");
+  return {sub, [args] {
+            Status s = RunServe(*args);
+            return s.ok() ? 0 : ReportError(s);
+          }};
+}
+
+TANDEM_REGISTER_COMMAND(SetupServe);
+
+}  // namespace
+}  // namespace tandem
