@@ -1,5 +1,9 @@
 #include "scheduler/http_session.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <chrono>
 
 #include <boost/asio/dispatch.hpp>
@@ -45,6 +49,7 @@ constexpr Route kRoutes[] = {
     {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
     {"/v1/models", http::verb::get},       {"/health", http::verb::get},
     {"/tokenize", http::verb::post},       {"/detokenize", http::verb::post},
+    {"/v1/load", http::verb::get},
 };
 
 }  // namespace
@@ -135,6 +140,14 @@ void HttpSession::Handle(Request& req) {
   if (path == "/v1/models") {
     JsonReply reply = HandleModels(*ctx_);
     SendJson(reply.http_status, reply.body);
+    return;
+  }
+  if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
+    const LoadInfo load = ctx_->client.Load();
+    SendJson(200, ordered_json{{"num_requests", load.num_requests},
+                               {"num_free_kv_blocks", load.num_free_kv_blocks},
+                               {"num_total_kv_blocks", load.num_total_kv_blocks},
+                               {"num_steps", load.num_steps}});
     return;
   }
 
@@ -294,7 +307,19 @@ void HttpSession::OnPeerReadable(uint64_t generation, beast::error_code ec) {
   }
   beast::error_code avail_ec;
   const size_t available = stream_.socket().available(avail_ec);
+  if (!ec && !avail_ec && available == 0) {
+    // Readable with nothing to read is a hang-up only if a peek confirms end of stream; a
+    // wake-up that finds the socket merely empty (seen under load) re-arms the watch.
+    char byte;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      WatchPeer();
+      return;
+    }
+  }
   if (ec || avail_ec || available == 0) {
+    { char b; errno = 0; const ssize_t n2 = ::recv(stream_.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+      ctx_->log->info("E2EDEBUG ec={} avail_ec={} available={} n2={} errno={}", ec.message(), avail_ec.message(), available, n2, errno); }
     ctx_->log->info("{}: client disconnected; aborting", active_->prepared.meta.id);
     Close();
     return;
