@@ -205,6 +205,11 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
       // An error, or a first token that finishes the request, is the router's last word from us.
       if (ev.kind == PrefillEventKind::kError || ev.finished) routers_.erase(ev.request_id);
     } else {
+      if (ev.kind == PrefillEventKind::kKvReady) {
+        // The router records the transfer's size and time in its per-request log line.
+        auto it = routers_.find(ev.request_id);
+        if (it != routers_.end()) (void)it->second->Send(proto::Envelope(out));
+      }
       for (size_t i = 0; i < options_.decode_nodes.size(); ++i) {
         if (options_.decode_nodes[i].node_id == ev.decode_node) {
           Status s = decode_clients_[i]->Send(std::move(out));

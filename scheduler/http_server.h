@@ -2,7 +2,8 @@
 // connections, each an async state machine on its own strand, run by a small io_context pool.
 //
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (JSON or SSE streams),
-// GET /v1/models, GET /health, POST /tokenize, POST /detokenize (vLLM's bodies).
+// GET /v1/models, GET /health, POST /tokenize, POST /detokenize (vLLM's bodies), and
+// GET /v1/load (the InferenceClient's LoadInfo as JSON, read-only).
 // With api_key set every route but /health needs "Authorization: Bearer <key>".
 //
 // Threading: Start and Stop from one controlling thread; port() from any thread after Start.

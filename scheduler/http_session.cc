@@ -318,8 +318,6 @@ void HttpSession::OnPeerReadable(uint64_t generation, beast::error_code ec) {
     }
   }
   if (ec || avail_ec || available == 0) {
-    { char b; errno = 0; const ssize_t n2 = ::recv(stream_.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-      ctx_->log->info("E2EDEBUG ec={} avail_ec={} available={} n2={} errno={}", ec.message(), avail_ec.message(), available, n2, errno); }
     ctx_->log->info("{}: client disconnected; aborting", active_->prepared.meta.id);
     Close();
     return;

@@ -1,0 +1,356 @@
+// `tandem serve` over HTTP, end to end, for UCX_TLS in {tcp,self, sm,self} and clusters 1P+1D
+// and 2P+2D: 20 concurrent /v1/completions (token-id prompts of 1..60 tokens, 10 greedy and 10
+// seeded top-p) must each equal single-process `tandem generate` with the same parameters. The
+// comparison is on text: the reference ids are detokenized exactly as the router does
+// (IncrementalDecoder, prompt as context, special tokens skipped), so equal ids give equal text,
+// and with a random tiny model different ids practically never do; usage.completion_tokens is
+// checked too. One configuration also runs 64 concurrent streams and checks that every one ends
+// properly and that the decode nodes' free KV blocks (GET /v1/load) return to their start value.
+// Labelled `ucx`; every wait is bounded and the serve process group is always killed.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/make_model.h"
+#include "model/tokenizer/incremental_decoder.h"
+#include "model/tokenizer/tokenizer.h"
+#include "tests/scheduler/scheduler_test_util.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::HttpReply;
+using testing::TestHttpClient;
+
+constexpr int kNumPrompts = 20;
+constexpr int kMaxTokens = 16;
+
+std::string Tandem() { return std::string(TANDEM_BINARY_DIR) + "/bin/tandem"; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Case {
+  std::vector<int32_t> prompt;
+  bool greedy = true;
+  int seed = 0;
+};
+
+// Prompt i has 1 + 3i tokens (1..58) plus i % 3 (so lengths reach 60), drawn from ordinary ids.
+std::vector<Case> MakeCases() {
+  std::vector<Case> cases;
+  for (int i = 0; i < kNumPrompts; ++i) {
+    Case c;
+    const int len = 1 + 3 * i + i % 3;
+    for (int j = 0; j < len; ++j) c.prompt.push_back(300 + (i * 7919 + j * 104729) % 20000);
+    c.greedy = i < kNumPrompts / 2;
+    c.seed = i;
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::string JoinIds(const std::vector<int32_t>& ids, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
+  return s;
+}
+
+// `tandem serve` as a child in its own process group (its node children join it).
+class ServeProcess {
+ public:
+  ~ServeProcess() { Stop(); }
+
+  // Starts serve with UCX_TLS=`tls` and waits (bounded) for its router port and /health.
+  bool Start(const std::string& model, int num_prefill, int num_decode, const std::string& tls,
+             const std::string& dir, std::string* error) {
+    fs::create_directories(dir);
+    out_path_ = dir + "/serve.out";
+    err_path_ = dir + "/serve.err";
+    const std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
+                                           std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
+                                           "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
+                                           "--log-dir", dir + "/logs"};
+    pid_ = ::fork();
+    if (pid_ < 0) {
+      *error = "fork failed";
+      return false;
+    }
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      ::setenv("UCX_TLS", tls.c_str(), 1);
+      const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out < 0 || err < 0) ::_exit(126);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::vector<char*> argv;
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::setpgid(pid_, pid_);  // also from here, so the group exists before any kill
+    const auto deadline = std::chrono::steady_clock::now() + seconds(90);
+    const std::string marker = "listening on http://127.0.0.1:";
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string out = ReadFile(out_path_);
+      const size_t at = out.find(marker);
+      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+        port_ = static_cast<uint16_t>(std::stoi(out.substr(at + marker.size())));
+        break;
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        *error = "serve exited during start-up; stderr:\n" + ReadFile(err_path_);
+        return false;
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    if (port_ == 0) {
+      *error = "no router port within 90 s; stderr:\n" + ReadFile(err_path_);
+      return false;
+    }
+    TestHttpClient c(port_, seconds(10));
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (c.Get("/health").status == 200) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    *error = "router never healthy; stderr:\n" + ReadFile(err_path_);
+    return false;
+  }
+
+  // SIGTERM (serve stops its nodes), then SIGKILL to the whole group after 15 s; always reaped.
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
+    bool reaped = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        reaped = true;
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ::kill(-pid_, SIGKILL);  // whatever is left of the group (nodes of a killed serve)
+    if (!reaped) ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  uint16_t port() const { return port_; }
+  std::string stderr_text() const { return ReadFile(err_path_); }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::string out_path_, err_path_;
+};
+
+class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string((fs::temp_directory_path() / ("tandem_cluster_http_" + std::to_string(::getpid()))).string());
+    fs::remove_all(*dir_);
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.seed = 11;
+    o.out_dir = *dir_ + "/tiny";
+    ASSERT_TRUE(MakeModel(o).ok());
+    auto tok = Tokenizer::FromModelDir(o.out_dir);
+    ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+    tokenizer_ = tok->release();
+    cases_ = new std::vector<Case>(MakeCases());
+    expected_ = new std::vector<std::string>(kNumPrompts);
+    // The references do not depend on the cluster: run them once, all at once (bounded).
+    std::vector<FILE*> pipes;
+    for (const Case& c : *cases_) {
+      std::string cmd = "timeout -k 5 120 " + Tandem() + " generate --model " + o.out_dir + " --prompt-ids " +
+                        JoinIds(c.prompt, ",") + " --max-tokens " + std::to_string(kMaxTokens) +
+                        " --ignore-eos --print-ids --threads 1 2>/dev/null";
+      cmd += c.greedy ? " --temperature 0" : " --temperature 0.8 --top-p 0.9 --seed " + std::to_string(c.seed);
+      pipes.push_back(::popen(cmd.c_str(), "r"));
+      ASSERT_NE(pipes.back(), nullptr);
+    }
+    for (int i = 0; i < kNumPrompts; ++i) {
+      std::string out;
+      std::array<char, 4096> buf;
+      size_t n;
+      while ((n = std::fread(buf.data(), 1, buf.size(), pipes[i])) > 0) out.append(buf.data(), n);
+      ASSERT_EQ(::pclose(pipes[i]), 0) << "generate for prompt " << i;
+      std::vector<int32_t> ids;
+      std::istringstream in(out);
+      for (int32_t id; in >> id;) ids.push_back(id);
+      ASSERT_EQ(ids.size(), static_cast<size_t>(kMaxTokens)) << out;
+      IncrementalDecoder dec(*tokenizer_, /*skip_special_tokens=*/true, (*cases_)[i].prompt);
+      std::string text;
+      for (int32_t id : ids) text += dec.Step(id);
+      text += dec.Flush();
+      (*expected_)[i] = text;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+    delete tokenizer_;
+    delete cases_;
+    delete expected_;
+  }
+
+  static std::string* dir_;
+  static Tokenizer* tokenizer_;
+  static std::vector<Case>* cases_;
+  static std::vector<std::string>* expected_;
+};
+std::string* ClusterHttpExactnessTest::dir_ = nullptr;
+Tokenizer* ClusterHttpExactnessTest::tokenizer_ = nullptr;
+std::vector<Case>* ClusterHttpExactnessTest::cases_ = nullptr;
+std::vector<std::string>* ClusterHttpExactnessTest::expected_ = nullptr;
+
+// The decode nodes' free KV blocks as the router last heard them; -1 when unknown.
+int FreeBlocks(uint16_t port) {
+  TestHttpClient c(port, seconds(10));
+  const HttpReply r = c.Get("/v1/load");
+  if (r.status != 200) return -1;
+  const json j = r.json();
+  return j.is_object() && j.contains("num_free_kv_blocks") ? j["num_free_kv_blocks"].get<int>() : -1;
+}
+
+TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
+  const auto& [tls, nodes] = GetParam();
+  const std::string run_dir = *dir_ + "/run-" + std::to_string(nodes) + "-" + tls.substr(0, tls.find(','));
+  ServeProcess serve;
+  std::string error;
+  ASSERT_TRUE(serve.Start(*dir_ + "/tiny", nodes, nodes, tls, run_dir, &error)) << error;
+
+  std::vector<HttpReply> replies(kNumPrompts);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kNumPrompts; ++i) {
+      threads.emplace_back([&, i] {
+        const Case& c = (*cases_)[i];
+        json body = {{"prompt", c.prompt}, {"max_tokens", kMaxTokens}, {"ignore_eos", true}};
+        if (c.greedy) {
+          body["temperature"] = 0;
+        } else {
+          body["temperature"] = 0.8;
+          body["top_p"] = 0.9;
+          body["seed"] = c.seed;
+        }
+        TestHttpClient client(serve.port(), seconds(60));
+        replies[i] = client.Post("/v1/completions", body);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kNumPrompts; ++i) {
+    const HttpReply& r = replies[i];
+    ASSERT_EQ(r.status, 200) << "prompt " << i << ": " << r.error << r.body << "\nserve stderr:\n"
+                             << serve.stderr_text();
+    const json j = r.json();
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_EQ(j["choices"][0]["text"].get<std::string>(), (*expected_)[i])
+        << "prompt " << i << " (" << ((*cases_)[i].greedy ? "greedy" : "seeded") << ", "
+        << (*cases_)[i].prompt.size() << " tokens)";
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "length") << r.body;
+    EXPECT_EQ(j["usage"]["completion_tokens"], kMaxTokens) << r.body;
+    EXPECT_EQ(j["usage"]["prompt_tokens"], (*cases_)[i].prompt.size()) << r.body;
+  }
+  serve.Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(TlsAndSize, ClusterHttpExactnessTest,
+                         ::testing::Combine(::testing::Values(std::string("tcp,self"), std::string("sm,self")), ::testing::Values(1, 2)),
+                         [](const auto& info) {
+                           std::string tls = std::get<0>(info.param);
+                           return tls.substr(0, tls.find(',')) + "_" + std::to_string(std::get<1>(info.param)) + "P" +
+                                  std::to_string(std::get<1>(info.param)) + "D";
+                         });
+
+// 64 concurrent streams with max_tokens 1..40 on 2P+2D (tcp,self): each ends with a
+// finish_reason chunk and [DONE], and afterwards the decode nodes hold no reservation.
+TEST_F(ClusterHttpExactnessTest, ConcurrentStreamsFinishAndFreeTheirBlocks) {
+  ServeProcess serve;
+  std::string error;
+  ASSERT_TRUE(serve.Start(*dir_ + "/tiny", 2, 2, "tcp,self", *dir_ + "/run-streams", &error)) << error;
+  const int start_free = FreeBlocks(serve.port());
+  ASSERT_GT(start_free, 0);
+
+  constexpr int kStreams = 64;
+  std::vector<HttpReply> replies(kStreams);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kStreams; ++i) {
+      threads.emplace_back([&, i] {
+        const Case& c = (*cases_)[i % kNumPrompts];
+        const json body = {{"prompt", c.prompt},       {"max_tokens", 1 + i % 40}, {"ignore_eos", true},
+                           {"temperature", 0.8},       {"seed", i},                {"stream", true}};
+        TestHttpClient client(serve.port(), seconds(60));
+        replies[i] = client.Post("/v1/completions", body);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    const HttpReply& r = replies[i];
+    ASSERT_EQ(r.status, 200) << "stream " << i << ": " << r.error << r.body;
+    std::vector<std::string> events;
+    std::istringstream in(r.body);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.rfind("data: ", 0) == 0) events.push_back(line.substr(6));
+    }
+    ASSERT_GE(events.size(), 2u) << r.body;
+    EXPECT_EQ(events.back(), "[DONE]") << "stream " << i;
+    int finishes = 0;
+    for (size_t e = 0; e + 1 < events.size(); ++e) {
+      const json j = json::parse(events[e], nullptr, false);
+      ASSERT_TRUE(j.is_object()) << events[e];
+      const json& fr = j["choices"][0]["finish_reason"];
+      if (!fr.is_null()) {
+        ++finishes;
+        EXPECT_EQ(fr, "length") << "stream " << i;
+      }
+    }
+    EXPECT_EQ(finishes, 1) << "stream " << i << ":\n" << r.body;
+  }
+  // Nodes report their load every 100 ms; allow 10 s for the freed blocks to show.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  int free_now = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    free_now = FreeBlocks(serve.port());
+    if (free_now == start_free) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(free_now, start_free);
+  serve.Stop();
+}
+
+}  // namespace
+}  // namespace tandem
