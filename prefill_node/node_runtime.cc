@@ -1,5 +1,7 @@
 #include "prefill_node/node_runtime.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -87,6 +89,17 @@ proto::FinishReason FinishReasonToProto(FinishReason r) {
     case FinishReason::kError: return proto::FINISH_REASON_ERROR;
   }
   return proto::FINISH_REASON_UNSPECIFIED;
+}
+
+void BroadcastLoadReport(proto::Envelope& env, int64_t busy_us, int64_t interval_us, rpc::RpcServer& server) {
+  proto::LoadReport* r = env.mutable_load_report();
+  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us) / interval_us) : 0.0f);
+  r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+  for (const auto& peer : server.ReadyPeers()) {
+    if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
+  }
 }
 
 }  // namespace tandem

@@ -16,6 +16,7 @@
 #include "model/model_weights.h"
 #include "model/request.h"
 #include "model/transformer.h"
+#include "common/rpc/rpc_server.h"
 #include "proto/tandem.pb.h"
 
 namespace tandem {
@@ -48,5 +49,9 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
 SamplingParams SamplingFromProto(const proto::SamplingParams& p);
 void SamplingToProto(const SamplingParams& s, proto::SamplingParams* p);
 proto::FinishReason FinishReasonToProto(FinishReason r);
+
+// Completes a node's LoadReport (busy fraction over the report interval, wall-clock stamp) and
+// sends it to every connected router. Engine thread of the node.
+void BroadcastLoadReport(proto::Envelope& env, int64_t busy_us, int64_t interval_us, rpc::RpcServer& server);
 
 }  // namespace tandem

@@ -238,13 +238,8 @@ void PrefillService::SendLoadReport() {
   r->set_running_requests(static_cast<uint32_t>(engine_->num_transferring()));
   r->set_free_blocks(static_cast<uint32_t>(rt_->cache->pool().num_free()));
   r->set_total_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
-  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us_) / interval_us) : 0.0f);
-  r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count());
+  BroadcastLoadReport(env, busy_us_, interval_us, *server_);
   busy_us_ = 0;
-  for (const auto& peer : server_->ReadyPeers()) {
-    if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
-  }
 }
 
 void PrefillService::EngineLoop() {
