@@ -196,8 +196,14 @@ ApiError StatusToApiError(const Status& status) {
     case StatusCode::kAlreadyExists:
       e.http_status = 400;
       break;
-    case StatusCode::kUnavailable:
     case StatusCode::kResourceExhausted:
+      // Every node is up but none has room now: the client should retry later (OpenAI's
+      // "overloaded" answer), unlike 503 where the service itself is missing.
+      e.http_status = 429;
+      e.type = "server_error";
+      e.code = "engine_overloaded";
+      break;
+    case StatusCode::kUnavailable:
       e.http_status = 503;
       e.type = "server_error";
       e.code = "service_unavailable";

@@ -34,8 +34,9 @@ JsonReply HandleModels(const ServerContext& ctx);
 JsonReply HandleTokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 
-// An InferenceClient error as the client sees it: 400 for requests the model cannot serve, 503
-// when the backend is unavailable or full, 500 otherwise.
+// An InferenceClient error as the client sees it: 400 for requests the model cannot serve, 429
+// when every node is up but none has room (retry later), 503 when the backend is unavailable,
+// 500 otherwise.
 ApiError StatusToApiError(const Status& status);
 
 }  // namespace tandem

@@ -301,6 +301,10 @@ LoadInfo ClusterClient::Load() const {
   bool any = false;
   int32_t free = 0, total = 0;
   for (const auto& n : nodes_) {
+    info.nodes.push_back(NodeLoadInfo{n->addr.id, n->prefill ? "prefill" : "decode",
+                                      std::string(NodeStateName(n->state)), n->load.queued_requests,
+                                      n->load.queued_tokens, n->load.running_requests, n->load.free_blocks,
+                                      n->load.total_blocks, n->load.busy_fraction, n->last_error});
     if (n->prefill || !n->healthy()) continue;
     any = true;
     free += static_cast<int32_t>(n->load.free_blocks);

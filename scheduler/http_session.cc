@@ -144,10 +144,27 @@ void HttpSession::Handle(Request& req) {
   }
   if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
     const LoadInfo load = ctx_->client.Load();
-    SendJson(200, ordered_json{{"num_requests", load.num_requests},
-                               {"num_free_kv_blocks", load.num_free_kv_blocks},
-                               {"num_total_kv_blocks", load.num_total_kv_blocks},
-                               {"num_steps", load.num_steps}});
+    ordered_json body{{"num_requests", load.num_requests},
+                      {"num_free_kv_blocks", load.num_free_kv_blocks},
+                      {"num_total_kv_blocks", load.num_total_kv_blocks},
+                      {"num_steps", load.num_steps}};
+    if (!load.nodes.empty()) {
+      ordered_json nodes = ordered_json::array();
+      for (const NodeLoadInfo& n : load.nodes) {
+        nodes.push_back(ordered_json{{"id", n.id},
+                                     {"role", n.role},
+                                     {"state", n.state},
+                                     {"queued_requests", n.queued_requests},
+                                     {"queued_tokens", n.queued_tokens},
+                                     {"running_requests", n.running_requests},
+                                     {"free_kv_blocks", n.free_kv_blocks},
+                                     {"total_kv_blocks", n.total_kv_blocks},
+                                     {"busy_fraction", n.busy_fraction},
+                                     {"last_error", n.last_error}});
+      }
+      body["nodes"] = std::move(nodes);
+    }
+    SendJson(200, body);
     return;
   }
 

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -51,12 +52,27 @@ struct InferenceEvent {
 
 using EventCallback = std::function<void(InferenceEvent event)>;
 
+// One node of a disaggregated cluster as the router last heard of it (GET /v1/load).
+struct NodeLoadInfo {
+  std::string id;
+  std::string role;              // "prefill" or "decode"
+  std::string state;             // "connecting", "ready" or "down"
+  uint32_t queued_requests = 0;
+  uint64_t queued_tokens = 0;
+  uint32_t running_requests = 0;
+  uint32_t free_kv_blocks = 0;   // the node's report minus the router's placements since
+  uint32_t total_kv_blocks = 0;
+  float busy_fraction = 0.0f;
+  std::string last_error;
+};
+
 // A snapshot for admission control, placement and tests. Fields a client cannot know are -1.
 struct LoadInfo {
   int32_t num_requests = 0;         // accepted and not yet given their final event
   int32_t num_free_kv_blocks = -1;
   int32_t num_total_kv_blocks = -1;
   int64_t num_steps = 0;            // engine steps run so far (0 when not applicable)
+  std::vector<NodeLoadInfo> nodes;  // empty for a colocated engine
 };
 
 class InferenceClient {

@@ -27,14 +27,24 @@ Result<Placement> LeastLoadedPolicy::Place(const PlacementRequest& request, cons
 
   const NodeLoad* best_d = nullptr;
   uint32_t most_needed = 0;
+  uint32_t largest_pool = 0;
+  bool fits_some_pool = false;
   for (const NodeLoad& d : decode) {
     const uint32_t needed = BlocksNeeded(request, d.block_size_tokens);
     most_needed = std::max(most_needed, needed);
+    largest_pool = std::max(largest_pool, d.total_blocks);
+    fits_some_pool = fits_some_pool || needed <= d.total_blocks;
     if (needed > d.free_blocks) continue;
     if (best_d == nullptr || d.free_blocks > best_d->free_blocks ||
         (d.free_blocks == best_d->free_blocks && d.node_id < best_d->node_id)) {
       best_d = &d;
     }
+  }
+  if (!fits_some_pool) {  // waiting would not help: say so instead of "try again later"
+    return OutOfRangeError(std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
+                           " output tokens need " + std::to_string(most_needed) +
+                           " KV blocks, more than the largest decode node holds (" + std::to_string(largest_pool) +
+                           "); lower max_tokens or shorten the prompt");
   }
   if (best_d == nullptr) {
     return ResourceExhaustedError("no decode node has room for " + std::to_string(request.prompt_tokens) +

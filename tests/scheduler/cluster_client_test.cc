@@ -145,6 +145,13 @@ TEST_F(ClusterClientTest, ReadyOnlyWhenEveryNodeConnectedAndReported) {
   EXPECT_TRUE(client_->Ready());
   const LoadInfo load = client_->Load();
   EXPECT_EQ(load.num_total_kv_blocks, 64);
+  ASSERT_EQ(load.nodes.size(), 2u);  // per node, prefill first, for GET /v1/load
+  EXPECT_EQ(load.nodes[0].id, "prefill-0");
+  EXPECT_EQ(load.nodes[0].role, "prefill");
+  EXPECT_EQ(load.nodes[1].id, "decode-0");
+  EXPECT_EQ(load.nodes[1].role, "decode");
+  EXPECT_EQ(load.nodes[1].state, "ready");
+  EXPECT_EQ(load.nodes[1].total_kv_blocks, 64u);
   EXPECT_EQ(sink.NumEvents(), 0u);
 }
 
@@ -280,7 +287,8 @@ TEST_F(ClusterClientTest, RequestNoNodeCanHoldFailsSubmit) {
   CreateReadyClient();
   EventSink& sink = Sink();
   const Status st = client_->Submit(Req(1, std::vector<int32_t>(60, 1), 10), sink.Callback());  // 5 blocks
-  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange) << st.ToString();  // never fits: 400, not "retry"
+  EXPECT_NE(st.message().find("largest decode node holds (4)"), std::string::npos) << st.ToString();
   std::this_thread::sleep_for(milliseconds(50));
   EXPECT_EQ(sink.NumEvents(), 0u);
   EXPECT_EQ(decodes_[0]->inbox.Count(proto::Envelope::kPrefillRequest), 0);

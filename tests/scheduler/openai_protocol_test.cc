@@ -1,4 +1,5 @@
 #include "scheduler/openai_protocol.h"
+#include "scheduler/api_handlers.h"
 
 #include <string>
 #include <vector>
@@ -235,6 +236,24 @@ TEST(OpenAiProtocolTest, DumpNeverThrowsOnInvalidUtf8) {
   ordered_json j;
   j["text"] = std::string("a\xff");
   EXPECT_EQ(DumpJson(j), "{\"text\":\"a\xEF\xBF\xBD\"}");
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(StatusToApiErrorTest, FullIsRetryLaterUnavailableIsServiceMissing) {
+  const ApiError full = StatusToApiError(ResourceExhaustedError("no decode node has room"));
+  EXPECT_EQ(full.http_status, 429);
+  EXPECT_EQ(full.code, "engine_overloaded");
+  EXPECT_EQ(full.message, "no decode node has room");
+  const ApiError down = StatusToApiError(UnavailableError("no healthy decode node"));
+  EXPECT_EQ(down.http_status, 503);
+  EXPECT_EQ(down.code, "service_unavailable");
+  EXPECT_EQ(StatusToApiError(OutOfRangeError("needs 125 KV blocks")).http_status, 400);
+  EXPECT_EQ(StatusToApiError(InternalError("bug")).http_status, 500);
 }
 
 }  // namespace

@@ -64,6 +64,18 @@ TEST(PlacementPolicyTest, NothingFitsIsResourceExhausted) {
   EXPECT_NE(r.status().message().find("125 KV blocks"), std::string::npos) << r.status().ToString();
 }
 
+TEST(PlacementPolicyTest, LargerThanEveryPoolIsOutOfRange) {
+  LeastLoadedPolicy policy;
+  NodeLoad small = D("decode-0", 50);
+  small.total_blocks = 50;
+  NodeLoad medium = D("decode-1", 80);
+  medium.total_blocks = 120;
+  auto r = policy.Place({1000, 1000}, {P("prefill-0", 0)}, {small, medium});  // 125 blocks
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(r.status().message().find("(120)"), std::string::npos) << r.status().ToString();
+}
+
 TEST(PlacementPolicyTest, NoCandidatesIsUnavailable) {
   LeastLoadedPolicy policy;
   auto no_p = policy.Place({1, 1}, {}, {D("decode-0", 10)});
