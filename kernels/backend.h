@@ -105,6 +105,8 @@ class Backend {
   virtual DType kv_cache_dtype() const = 0;
   // Bytes the KV pool may use; CPU answers a fixed budget, CUDA a fraction of free memory.
   virtual size_t kv_cache_budget_bytes() const = 0;
+  // Host threads the caller may use for its own per-sequence work (sampling) between ops.
+  virtual int host_threads() const { return 1; }
 
   // --- memory ---
   virtual Result<DeviceBuffer> Allocate(size_t bytes) = 0;

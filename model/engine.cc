@@ -173,10 +173,20 @@ Result<std::vector<StepOutput>> Engine::Step() {
   const int64_t vocab = transformer_.config().vocab_size;
   const int64_t t_done = NowMicros();
   for (size_t s = 0; s < batch.size(); ++s) batch[s]->num_computed += static_cast<int32_t>(chunks[s].tokens.size());
-  for (int32_t i = 0; i < plan.num_logits(); ++i) {
+  // Rows are independent and each draw depends only on its own (seed, step): sample them in
+  // parallel, then do the bookkeeping in order.
+  const int32_t num_rows = plan.num_logits();
+  sampled_.resize(static_cast<size_t>(num_rows));
+  const int threads = std::min(transformer_.backend().host_threads(), num_rows);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+  for (int32_t i = 0; i < num_rows; ++i) {
     Request& r = *batch[plan.logits_seq[i]];
     std::span<float> row(logits_.data() + static_cast<size_t>(i) * vocab, static_cast<size_t>(vocab));
-    const int32_t token = SampleToken(row, r.params, r.history, r.output.size());
+    sampled_[i] = SampleToken(row, r.params, r.history, r.output.size());
+  }
+  for (int32_t i = 0; i < num_rows; ++i) {
+    Request& r = *batch[plan.logits_seq[i]];
+    const int32_t token = sampled_[i];
     r.output.push_back(token);
     r.history.AddOutput(token);
     if (r.output.size() == 1) r.timeline.first_token_us = t_done;

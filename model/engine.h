@@ -78,6 +78,7 @@ class Engine {
   std::deque<std::unique_ptr<Request>> prefilled_;  // blocks held, prompt in cache, not running yet
   std::unordered_map<int64_t, std::unique_ptr<Request>> finished_;
   std::vector<float> logits_;
+  std::vector<int32_t> sampled_;  // one token per logits row of the current step
 };
 
 }  // namespace tandem

@@ -108,6 +108,7 @@ class CpuBackend final : public Backend {
   DType activation_dtype() const override { return DType::kF32; }
   DType kv_cache_dtype() const override { return DType::kF32; }
   size_t kv_cache_budget_bytes() const override { return kv_budget_bytes_; }
+  int host_threads() const override { return num_threads_; }
 
   Result<DeviceBuffer> Allocate(size_t bytes) override {
     // aligned_alloc needs a size that is a multiple of the alignment (and non-zero).
