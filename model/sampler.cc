@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -65,51 +66,49 @@ int32_t Argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// The candidates in rank order: higher logit first, ties to the lower id (a strict total order,
-// so every rank is well defined).
-struct RankOrder {
-  std::span<const float> logits;
-  bool operator()(int32_t a, int32_t b) const {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  }
-};
+// A token's rank key: ascending keys are rank order (higher logit first, ties to the lower id,
+// a strict total order). The high half is the logit's bits made order-preserving and inverted,
+// the low half the id, so selection compares plain integers in contiguous memory instead of
+// chasing ids into the logits.
+uint64_t RankKey(float logit, int32_t id) {
+  uint32_t bits;
+  std::memcpy(&bits, &logit, sizeof(bits));
+  const uint32_t ascending = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+  return (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint32_t>(id);
+}
+int32_t KeyId(uint64_t key) { return static_cast<int32_t>(key & 0xffffffffu); }
 
-// Finds the shortest prefix of `ids` in rank order whose weight reaches `target` (`strict`:
-// exceeds it) and returns its length; `ids` is permuted so that its first `n` entries are that
-// prefix (in no particular order). Quickselect on mass: expected O(ids.size()), where sorting a
-// 32k-to-150k vocabulary per token would cost milliseconds. Returns ids.size() when rounding
-// keeps the total just below the target.
-size_t RankPrefixReaching(std::span<int32_t> ids, std::span<const double> weight, const RankOrder& rank,
-                          double target, bool strict) {
+// Finds the shortest rank-order prefix of `keys` whose weight reaches `target` (`strict`:
+// exceeds it) and returns its length; `keys` is permuted so that its first `n` entries are that
+// prefix, the last-ranked of them at [n - 1]. Quickselect on mass: expected O(keys.size()),
+// where sorting a 32k-to-150k vocabulary per token costs milliseconds. Returns keys.size() when
+// rounding keeps the total just below the target.
+size_t RankPrefixReaching(std::span<uint64_t> keys, std::span<const double> weight, double target, bool strict) {
   auto reaches = [&](double cum) { return strict ? cum > target : cum >= target; };
-  size_t lo = 0, hi = ids.size();
-  double before = 0.0;  // weight of ids[0, lo), all ranked above ids[lo, hi)
+  size_t lo = 0, hi = keys.size();
+  double before = 0.0;  // weight of keys[0, lo), all ranked above keys[lo, hi)
   constexpr size_t kSortBelow = 32;
   while (hi - lo > kSortBelow) {
-    // Median of three as the pivot, then [lo, m) ranks above it and (m, hi) below.
+    // Median of three as the pivot; then [lo, m) ranks above it, m holds it, (m, hi) below.
     const size_t mid = lo + (hi - lo) / 2;
-    int32_t a = ids[lo], b = ids[mid], c = ids[hi - 1];
-    if (rank(b, a)) std::swap(a, b);
-    if (rank(c, b)) std::swap(b, c);
-    if (rank(b, a)) std::swap(a, b);
-    const int32_t pivot = b;
-    auto above_end = std::partition(ids.begin() + lo, ids.begin() + hi, [&](int32_t x) { return rank(x, pivot); });
-    const size_t m = static_cast<size_t>(above_end - ids.begin());
-    std::iter_swap(above_end, std::find(above_end, ids.begin() + hi, pivot));
+    const uint64_t pivot = std::max(std::min(keys[lo], keys[mid]), std::min(std::max(keys[lo], keys[mid]), keys[hi - 1]));
+    auto above_end = std::partition(keys.begin() + lo, keys.begin() + hi, [pivot](uint64_t k) { return k < pivot; });
+    const size_t m = static_cast<size_t>(above_end - keys.begin());
+    std::iter_swap(above_end, std::find(above_end, keys.begin() + hi, pivot));
     double above = 0.0;
-    for (size_t i = lo; i < m; ++i) above += weight[ids[i]];
+    for (size_t i = lo; i < m; ++i) above += weight[KeyId(keys[i])];
     if (reaches(before + above)) {
       hi = m;
-    } else if (reaches(before + above + weight[pivot])) {
+    } else if (reaches(before + above + weight[KeyId(pivot)])) {
       return m + 1;
     } else {
-      before += above + weight[pivot];
+      before += above + weight[KeyId(pivot)];
       lo = m + 1;
     }
   }
-  std::sort(ids.begin() + lo, ids.begin() + hi, rank);
+  std::sort(keys.begin() + lo, keys.begin() + hi);
   for (size_t i = lo; i < hi; ++i) {
-    before += weight[ids[i]];
+    before += weight[KeyId(keys[i])];
     if (reaches(before)) return i + 1;
   }
   return hi;
@@ -132,18 +131,17 @@ int32_t SampleToken(std::span<float> logits, const SamplingParams& p, const Toke
                     uint64_t step) {
   ApplyPenalties(logits, p, history);
   if (p.greedy()) return Argmax(logits);
-  const RankOrder rank{logits};
 
-  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<uint64_t> keys;
   thread_local std::vector<double> weight;
-  ids.resize(logits.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  size_t n = ids.size();
+  keys.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) keys[i] = RankKey(logits[i], static_cast<int32_t>(i));
+  size_t n = keys.size();
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
     n = static_cast<size_t>(p.top_k);
-    std::nth_element(ids.begin(), ids.begin() + (n - 1), ids.end(), rank);
+    std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(n - 1), keys.end());
   }
-  const int32_t top = *std::min_element(ids.begin(), ids.begin() + n, rank);
+  const int32_t top = KeyId(*std::min_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(n)));
 
   // Weights relative to the top token, in float exp (the draw only needs ~1e-7 relative
   // accuracy) summed in double.
@@ -152,26 +150,27 @@ int32_t SampleToken(std::span<float> logits, const SamplingParams& p, const Toke
   weight.resize(logits.size());
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) {
-    const double w = std::exp((logits[ids[i]] - max_l) * inv_t);
-    weight[ids[i]] = w;
+    const int32_t id = KeyId(keys[i]);
+    const double w = std::exp((logits[id] - max_l) * inv_t);
+    weight[id] = w;
     total += w;
   }
-  std::span<int32_t> kept(ids.data(), n);
+  std::span<uint64_t> kept(keys.data(), n);
   if (p.top_p < 1.0f) {
-    n = RankPrefixReaching(kept, weight, rank, static_cast<double>(p.top_p) * total, /*strict=*/false);
+    n = RankPrefixReaching(kept, weight, static_cast<double>(p.top_p) * total, /*strict=*/false);
     kept = kept.first(n);
   }
   if (p.min_p > 0.0f) {  // weight[top] == 1, so the floor is min_p itself
-    const auto end = std::partition(kept.begin(), kept.end(),
-                                    [&](int32_t id) { return weight[id] >= static_cast<double>(p.min_p); });
+    const auto end = std::partition(kept.begin(), kept.end(), [&](uint64_t k) {
+      return weight[KeyId(k)] >= static_cast<double>(p.min_p);
+    });
     kept = kept.first(std::max<size_t>(1, static_cast<size_t>(end - kept.begin())));
   }
   double mass = 0.0;
-  for (int32_t id : kept) mass += weight[id];
+  for (uint64_t k : kept) mass += weight[KeyId(k)];
   const double u = SampleUniform(p.seed.value_or(0), step) * mass;
-  const size_t drawn = RankPrefixReaching(kept, weight, rank, u, /*strict=*/true);
-  // ids[drawn - 1] is not necessarily the last-ranked of the prefix: find it.
-  return *std::max_element(kept.begin(), kept.begin() + drawn, rank);
+  const size_t drawn = RankPrefixReaching(kept, weight, u, /*strict=*/true);
+  return KeyId(kept[drawn - 1]);
 }
 
 }  // namespace tandem
