@@ -6,6 +6,7 @@
 // --demo uses the built-in tiny model (made on first use next to the binary, in
 // <build>/models/tiny, or under ~/.cache/tandem when that is not writable); --demo-request sends
 // one streaming chat completion to the router, prints the reply and shuts everything down.
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -168,14 +169,24 @@ class LocalCluster {
 
   ClusterSpec spec;
 
+  // --node-threads, or the machine's cores shared out among the nodes: each node's OpenMP team
+  // otherwise takes every core, and teams that oversubscribe cores stall each other badly.
+  static int NodeThreads(const ServeArgs& args) {
+    if (args.node_threads > 0) return args.node_threads;
+    cpu_set_t allowed;  // the cores this process may use (taskset, cgroups), not all the machine's
+    CPU_ZERO(&allowed);
+    const int cores = sched_getaffinity(0, sizeof(allowed), &allowed) == 0
+                          ? std::max(1, CPU_COUNT(&allowed))
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    return std::max(1, cores / std::max(1, args.num_prefill + args.num_decode));
+  }
+
  private:
   Status Start(const std::string& exe, const std::string& role, const std::string& id, const std::string& model,
                const ServeArgs& args, const std::vector<std::string>& decode_flags, const std::string& log_dir) {
     std::vector<std::string> argv = {exe, role, "--model", model, "--port", "0", "--node-id", id};
-    if (args.node_threads > 0) {
-      argv.push_back("--threads");
-      argv.push_back(std::to_string(args.node_threads));
-    }
+    argv.push_back("--threads");
+    argv.push_back(std::to_string(NodeThreads(args)));
     for (const std::string& d : decode_flags) {
       argv.push_back("--decode-node");
       argv.push_back(d);
@@ -273,7 +284,7 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--num-prefill", args->num_prefill, "Prefill nodes")->capture_default_str()->check(CLI::Range(1, 64));
   sub->add_option("--num-decode", args->num_decode, "Decode nodes")->capture_default_str()->check(CLI::Range(1, 64));
-  sub->add_option("--node-threads", args->node_threads, "CPU threads per node (0: the node's default)")
+  sub->add_option("--node-threads", args->node_threads, "CPU threads per node (0: the allowed cores divided among the nodes)")
       ->capture_default_str();
   sub->add_option("--host", args->router.http.host, "Router address")->capture_default_str();
   sub->add_option("--port", args->router.http.port, "Router HTTP port (0: any free port)")->capture_default_str();
