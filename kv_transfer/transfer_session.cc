@@ -153,8 +153,14 @@ SessionAction KvSendSession::OnLayerComputed(int layer, SessionClock::time_point
                 now);
   }
   ++layers_computed_;
-  if (state_ == SendState::kSending) return PostReadyLayers(now);
-  return SessionAction::kNone;
+  if (state_ != SendState::kSending) return SessionAction::kNone;
+  const SessionAction action = PostReadyLayers(now);
+  // The engine calls this between layers and does not poll until the forward pass is over;
+  // one Progress() here lets transports whose puts do not complete inside PostPut (UCX over
+  // TCP: what did not fit the socket buffer waits in UCX's pending queue) push this layer
+  // while the next ones compute, instead of sending everything after the last layer.
+  if (!IsTerminal(state_) && state_ != SendState::kDraining) transport_.Progress();
+  return action;
 }
 
 SessionAction KvSendSession::Poll(SessionClock::time_point now) {

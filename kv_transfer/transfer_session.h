@@ -124,7 +124,8 @@ class KvSendSession {
   [[nodiscard]] SessionAction OnReservation(const KvReservation& reservation, PeerId peer,
                                             SessionClock::time_point now);
   // Layer `layer`'s K and V are in memory (REQUIRES: on a GPU, its stream synchronized).
-  // Layers come in order 0, 1, ...; out of order is a bug and fails the session.
+  // Layers come in order 0, 1, ...; out of order is a bug and fails the session. Posts the
+  // layer's PUTs and progresses the transport once, so that they move during the next layers.
   [[nodiscard]] SessionAction OnLayerComputed(int layer, SessionClock::time_point now);
   // Advances transfers and timeouts; call every loop iteration while not terminal.
   [[nodiscard]] SessionAction Poll(SessionClock::time_point now);
