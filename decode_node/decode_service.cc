@@ -120,6 +120,9 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
     if (from_prefill) {
       engine_->OnPeerAborted(id);
     } else {
+      // The router's Abort drains a reservation (P may still be writing into it) unless the
+      // router says P was never asked: then nothing can be in flight and it is freed at once.
+      if (env.abort().prefill_not_asked()) engine_->OnPeerAborted(id);
       engine_->Abort(id);
     }
     routers_.erase(id);

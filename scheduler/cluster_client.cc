@@ -78,6 +78,7 @@ struct ClusterClient::Flight {
   std::vector<std::string> refused;  // decode ids that refused or could not be reached
   std::string last_refusal;
   std::vector<proto::TokenChunk> held;  // chunks that overtook the FirstToken
+  bool kv_ready = false;                // P reported the KV landed on D (its KvReady copy)
   RequestRecord record;
 };
 
@@ -159,6 +160,7 @@ void ClusterClient::Stop() {
         proto::Envelope env;
         env.mutable_abort()->set_request_id(id);
         env.mutable_abort()->set_reason("router shutting down");
+        env.mutable_abort()->set_prefill_not_asked(f->phase == Flight::Phase::kReserving);
         if (f->p >= 0 && f->phase != Flight::Phase::kReserving) nodes_[f->p]->rpc->Send(env).IgnoreError();
         if (f->d >= 0) nodes_[f->d]->rpc->Send(env).IgnoreError();
       }
@@ -250,6 +252,9 @@ Status ClusterClient::PlaceLocked(Flight& f) {
     if (sent.ok()) {
       NodeLoad& dl = nodes_[d]->load;  // charged until the next report replaces it
       dl.free_blocks -= std::min(dl.free_blocks, BlocksNeeded(want, dl.block_size_tokens));
+      // P too, now rather than when D answers: a burst that arrives within D's round trip
+      // must not all land on one prefill node.
+      nodes_[p]->load.queued_tokens += f.request.prompt.size();
       return Status::Ok();
     }
     f.refused.push_back(nodes_[d]->addr.id);
@@ -351,9 +356,12 @@ void ClusterClient::OnNodeDisconnected(size_t node, const Status& status) {
     n.last_error = status.ToString();
     std::vector<std::string> failed;
     for (const auto& [id, f] : flights_) {
-      // After the FirstToken a request no longer needs P: if P died mid-transfer, D's transfer
-      // session times out and D reports the error.
-      const bool on_p = f->p == static_cast<int>(node) && f->phase == Flight::Phase::kPrefilling;
+      // After its KvReady a request no longer needs P. Between the FirstToken and the KvReady
+      // the KV is still moving: a dead P will never finish it, and waiting for D's transfer
+      // timeout (10 s) would hold the client that long, so it fails now (D drains and frees).
+      // P sends its KvReady to us before D, on a connection that delivers it before the EOF.
+      const bool on_p = f->p == static_cast<int>(node) &&
+                        (f->phase == Flight::Phase::kPrefilling || (f->phase == Flight::Phase::kDecoding && !f->kv_ready));
       const bool on_d = f->d == static_cast<int>(node);
       if (on_p || on_d) failed.push_back(id);
     }
@@ -417,6 +425,7 @@ void ClusterClient::OnNodeMessage(size_t node, proto::Envelope&& env) {
       if (it != flights_.end()) {
         it->second->record.kv_bytes = static_cast<int64_t>(env.kv_ready().bytes());
         it->second->record.kv_transfer_us = env.kv_ready().transfer_us();
+        it->second->kv_ready = true;
       }
       break;
     }
@@ -474,7 +483,6 @@ void ClusterClient::OnReservation(size_t node, const proto::KvReservation& msg) 
                  {f.d});
     return;
   }
-  nodes_[f.p]->load.queued_tokens += f.request.prompt.size();  // until P's next report
 }
 
 void ClusterClient::OnFirstToken(size_t node, const proto::FirstToken& msg) {
@@ -572,6 +580,8 @@ void ClusterClient::FinishLocked(const std::string& wire_id, FinishReason reason
     proto::Envelope env;
     env.mutable_abort()->set_request_id(wire_id);
     env.mutable_abort()->set_reason(reason == FinishReason::kAbort ? "aborted by the client" : status.ToString());
+    // Still reserving: P never heard of it, so D may free the blocks without a drain.
+    env.mutable_abort()->set_prefill_not_asked(f->phase == Flight::Phase::kReserving);
     nodes_[n]->rpc->Send(std::move(env)).IgnoreError();  // a down node has nothing to free
   }
   InferenceEvent ev;

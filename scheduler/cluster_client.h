@@ -13,6 +13,8 @@
 //   D ── TokenChunk ──▶                        token events; the last one is final
 //   either ── Error ──▶                        final kError, Abort ──▶ both
 //   Abort(id) ──▶                              Abort ──▶ P and D, final kAbort at once
+//                                              (still reserving: to D alone, marked
+//                                              prefill_not_asked, so D frees without a drain)
 // TokenChunks that overtake the FirstToken (they come over another connection) are held until
 // it arrives, so the client sees tokens in order.
 //
@@ -21,6 +23,7 @@
 //   kConnecting ──handshake──▶ kReady (reported once its first LoadReport arrived)
 //   kReady ──connection lost──▶ kDown ──RpcClient reconnects──▶ kReady ...
 // A node going down fails every request placed on it with a kError event (Unavailable) at once
+// (a prefill node: those it has not yet reported KvReady for, i.e. still prefilling or moving KV)
 // (the RpcClient notices a dead peer within ConnectionOptions::idle_timeout, 3 s by default) and
 // sends Abort to the request's other node so no KV block leaks there. Placement only uses nodes
 // that are ready and have reported. Ready() is true only when every configured node is.

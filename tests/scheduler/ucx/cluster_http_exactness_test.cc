@@ -7,9 +7,6 @@
 // checked too. One configuration also runs 64 concurrent streams and checks that every one ends
 // properly and that the decode nodes' free KV blocks (GET /v1/load) return to their start value.
 // Labelled `ucx`; every wait is bounded and the serve process group is always killed.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -17,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -30,6 +26,7 @@
 #include "model/tokenizer/incremental_decoder.h"
 #include "model/tokenizer/tokenizer.h"
 #include "tests/scheduler/scheduler_test_util.h"
+#include "tests/scheduler/ucx/serve_process.h"
 
 namespace tandem {
 namespace {
@@ -39,19 +36,12 @@ using json = nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::HttpReply;
+using testing::ServeProcess;
+using testing::Tandem;
 using testing::TestHttpClient;
 
 constexpr int kNumPrompts = 20;
 constexpr int kMaxTokens = 16;
-
-std::string Tandem() { return std::string(TANDEM_BINARY_DIR) + "/bin/tandem"; }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 struct Case {
   std::vector<int32_t> prompt;
@@ -78,99 +68,6 @@ std::string JoinIds(const std::vector<int32_t>& ids, const char* sep) {
   for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
   return s;
 }
-
-// `tandem serve` as a child in its own process group (its node children join it).
-class ServeProcess {
- public:
-  ~ServeProcess() { Stop(); }
-
-  // Starts serve with UCX_TLS=`tls` and waits (bounded) for its router port and /health.
-  bool Start(const std::string& model, int num_prefill, int num_decode, const std::string& tls,
-             const std::string& dir, std::string* error) {
-    fs::create_directories(dir);
-    out_path_ = dir + "/serve.out";
-    err_path_ = dir + "/serve.err";
-    const std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
-                                           std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
-                                           "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
-                                           "--log-dir", dir + "/logs"};
-    pid_ = ::fork();
-    if (pid_ < 0) {
-      *error = "fork failed";
-      return false;
-    }
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      ::setenv("UCX_TLS", tls.c_str(), 1);
-      const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (out < 0 || err < 0) ::_exit(126);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      std::vector<char*> argv;
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::setpgid(pid_, pid_);  // also from here, so the group exists before any kill
-    const auto deadline = std::chrono::steady_clock::now() + seconds(90);
-    const std::string marker = "listening on http://127.0.0.1:";
-    while (std::chrono::steady_clock::now() < deadline) {
-      const std::string out = ReadFile(out_path_);
-      const size_t at = out.find(marker);
-      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
-        port_ = static_cast<uint16_t>(std::stoi(out.substr(at + marker.size())));
-        break;
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        *error = "serve exited during start-up; stderr:\n" + ReadFile(err_path_);
-        return false;
-      }
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    if (port_ == 0) {
-      *error = "no router port within 90 s; stderr:\n" + ReadFile(err_path_);
-      return false;
-    }
-    TestHttpClient c(port_, seconds(10));
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (c.Get("/health").status == 200) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    *error = "router never healthy; stderr:\n" + ReadFile(err_path_);
-    return false;
-  }
-
-  // SIGTERM (serve stops its nodes), then SIGKILL to the whole group after 15 s; always reaped.
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
-    bool reaped = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        reaped = true;
-        break;
-      }
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    ::kill(-pid_, SIGKILL);  // whatever is left of the group (nodes of a killed serve)
-    if (!reaped) ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  uint16_t port() const { return port_; }
-  std::string stderr_text() const { return ReadFile(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  std::string out_path_, err_path_;
-};
 
 class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {
  protected:

@@ -13,11 +13,13 @@
 #include <gtest/gtest.h>
 
 #include "model/make_model.h"
+#include "tests/scheduler/ucx/serve_process.h"
 
 namespace tandem {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Tandem;
 
 struct RunResult {
   int exit_code = -1;
@@ -36,8 +38,6 @@ RunResult RunCommand(const std::string& command) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
-
-std::string Tandem() { return std::string(TANDEM_BINARY_DIR) + "/bin/tandem"; }
 
 class ClusterServeTest : public ::testing::Test {
  protected:
