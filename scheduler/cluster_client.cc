@@ -312,6 +312,8 @@ LoadInfo ClusterClient::Load() const {
                                       n->load.total_blocks, n->load.busy_fraction, n->last_error});
     if (n->prefill || !n->healthy()) continue;
     any = true;
+    info.max_sequence_tokens = std::max<int64_t>(
+        info.max_sequence_tokens, static_cast<int64_t>(n->load.total_blocks) * n->load.block_size_tokens);
     free += static_cast<int32_t>(n->load.free_blocks);
     total += static_cast<int32_t>(n->load.total_blocks);
   }
