@@ -46,6 +46,9 @@ struct ServeArgs {
   int num_prefill = 1;
   int num_decode = 1;
   int node_threads = 0;
+  int max_num_batched_tokens = 0;  // 0: the node's default
+  int max_num_seqs = 0;
+  double kv_cache_gib = 0;
   int start_timeout_s = 120;
   std::string log_dir;
   RouterConfig router;
@@ -187,6 +190,14 @@ class LocalCluster {
     std::vector<std::string> argv = {exe, role, "--model", model, "--port", "0", "--node-id", id};
     argv.push_back("--threads");
     argv.push_back(std::to_string(NodeThreads(args)));
+    auto pass = [&](const char* flag, auto value) {
+      if (value <= 0) return;
+      argv.push_back(flag);
+      argv.push_back(std::to_string(value));
+    };
+    pass("--kv-cache-gib", args.kv_cache_gib);
+    if (role == "prefill") pass("--max-num-batched-tokens", args.max_num_batched_tokens);
+    if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
     for (const std::string& d : decode_flags) {
       argv.push_back("--decode-node");
       argv.push_back(d);
@@ -286,6 +297,13 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   sub->add_option("--num-decode", args->num_decode, "Decode nodes")->capture_default_str()->check(CLI::Range(1, 64));
   sub->add_option("--node-threads", args->node_threads, "CPU threads per node (0: the allowed cores divided among the nodes)")
       ->capture_default_str();
+  sub->add_option("--max-num-batched-tokens", args->max_num_batched_tokens,
+                  "Prefill nodes' token budget per step (0: the node's default)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-num-seqs", args->max_num_seqs, "Decode nodes' sequences per step (0: the node's default)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--host", args->router.http.host, "Router address")->capture_default_str();
   sub->add_option("--port", args->router.http.port, "Router HTTP port (0: any free port)")->capture_default_str();
   sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
