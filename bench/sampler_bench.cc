@@ -18,44 +18,10 @@
 #include <CLI/CLI.hpp>
 
 #include "model/sampler.h"
+#include "model/sampler_reference.h"
 
 namespace tandem {
 namespace {
-
-int32_t SortingBaseline(std::vector<float>& logits, const SamplingParams& p, uint64_t step) {
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < order.size()) order.resize(p.top_k);
-  std::vector<double> w(order.size());
-  double total = 0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    w[i] = std::exp((logits[order[i]] - logits[order[0]]) * (1.0f / p.temperature));
-    total += w[i];
-  }
-  size_t n = order.size();
-  if (p.top_p < 1.0f) {
-    double cum = 0;
-    for (size_t i = 0; i < order.size(); ++i) {
-      cum += w[i];
-      if (cum >= p.top_p * total) {
-        n = i + 1;
-        break;
-      }
-    }
-  }
-  double mass = 0;
-  for (size_t i = 0; i < n; ++i) mass += w[i];
-  const double u = SampleUniform(*p.seed, step) * mass;
-  double cum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    cum += w[i];
-    if (u < cum) return order[i];
-  }
-  return order[n - 1];
-}
 
 struct Case {
   std::string name;
@@ -104,7 +70,7 @@ int main(int argc, char** argv) {
           scratch = rows[i % kRows];
           const int32_t ours = SampleToken(scratch, c.params, {}, i);
           scratch = rows[i % kRows];
-          if (ours != SortingBaseline(scratch, c.params, i)) {
+          if (ours != SampleTokenBySorting(scratch, c.params, i)) {
             std::fprintf(stderr, "mismatch: vocab %d %s draw %d\n", vocab, c.name.c_str(), i);
             return 1;
           }
@@ -121,7 +87,7 @@ int main(int argc, char** argv) {
           return s * 1e6 / draws;
         };
         const double ours = time([&](std::vector<float>& l, int i) { return SampleToken(l, c.params, {}, i); });
-        const double base = time([&](std::vector<float>& l, int i) { return SortingBaseline(l, c.params, i); });
+        const double base = time([&](std::vector<float>& l, int i) { return SampleTokenBySorting(l, c.params, i); });
         std::printf("%-8d %-7s %-16s %12.1f %12.1f %7.1fx\n", vocab, sigma > 1 ? "peaked" : "flat", c.name.c_str(),
                     ours, base, base / ours);
       }

@@ -1,4 +1,5 @@
 #include "model/sampler.h"
+#include "model/sampler_reference.h"
 
 #include <cmath>
 #include <algorithm>
@@ -128,46 +129,6 @@ TEST(SamplerTest, ValidateNamesTheField) {
   EXPECT_TRUE(SamplingParams{}.Validate().ok());
 }
 
-// The obvious implementation of SampleToken's documented semantics: sort the whole vocabulary,
-// walk prefixes. The real one selects prefixes without sorting; both must draw the same token.
-int32_t SortingReference(std::vector<float> logits, const SamplingParams& p, uint64_t step) {
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < order.size()) order.resize(p.top_k);
-  std::vector<double> w;
-  double total = 0;
-  for (int32_t id : order) {
-    w.push_back(std::exp((logits[id] - logits[order[0]]) * (1.0f / p.temperature)));
-    total += w.back();
-  }
-  size_t n = order.size();
-  if (p.top_p < 1.0f) {
-    double cum = 0;
-    for (size_t i = 0; i < order.size(); ++i) {
-      cum += w[i];
-      if (cum >= p.top_p * total) {
-        n = i + 1;
-        break;
-      }
-    }
-  }
-  size_t m = 1;
-  while (m < n && w[m] >= p.min_p) ++m;
-  n = m;
-  double mass = 0;
-  for (size_t i = 0; i < n; ++i) mass += w[i];
-  const double u = SampleUniform(*p.seed, step) * mass;
-  double cum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    cum += w[i];
-    if (u < cum) return order[i];
-  }
-  return order[n - 1];
-}
-
 TEST(SamplerTest, LargeVocabularyMatchesSortingReference) {
   std::mt19937 rng(2024);
   int compared = 0;
@@ -184,7 +145,7 @@ TEST(SamplerTest, LargeVocabularyMatchesSortingReference) {
     if (rng() % 3 == 0) p.min_p = static_cast<float>(rng() % 50) / 100.0f;
     for (uint64_t step = 0; step < 5; ++step) {
       std::vector<float> copy = logits;
-      ASSERT_EQ(SampleToken(copy, p, {}, step), SortingReference(logits, p, step))
+      ASSERT_EQ(SampleToken(copy, p, {}, step), SampleTokenBySorting(logits, p, step))
           << "trial " << trial << " vocab " << vocab << " T " << p.temperature << " top_k " << p.top_k << " top_p "
           << p.top_p << " min_p " << p.min_p << " step " << step;
       ++compared;
