@@ -1,5 +1,5 @@
 // Faults of a real `tandem serve` cluster (router in the serve process, `tandem prefill` and
-// `tandem decode` children in its process group, KV over UCX tcp,self), observed from outside:
+// `tandem decode` children in its process group, KV over UCX tcp,self and sm,self), observed from outside:
 // over HTTP (raw-socket SSE clients) and GET /v1/load, whose node loads come from the nodes'
 // own reports (every 100 ms).
 //   - A client that hangs up mid-stream frees the request's blocks on the prefill AND the decode
@@ -156,7 +156,7 @@ bool EndedByFault(const SseStream& s) {
   return s.status() >= 400 || (s.status() == 0 && s.eof());
 }
 
-class ClusterFaultsTest : public ::testing::Test {
+class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX_TLS
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string((fs::temp_directory_path() / ("tandem_cluster_faults_" + std::to_string(::getpid()))).string());
@@ -177,7 +177,9 @@ class ClusterFaultsTest : public ::testing::Test {
   void StartCluster(ServeProcess& serve, int num_prefill, int num_decode, const std::string& name,
                     std::vector<std::string>* ids, LoadView* start) {
     std::string error;
-    ASSERT_TRUE(serve.Start(*dir_ + "/tiny", num_prefill, num_decode, "tcp,self", *dir_ + "/" + name, &error))
+    const std::string tls = GetParam();
+    ASSERT_TRUE(serve.Start(*dir_ + "/tiny", num_prefill, num_decode, tls,
+                            *dir_ + "/" + name + "-" + tls.substr(0, tls.find(',')), &error))
         << error;
     for (int i = 0; i < num_prefill; ++i) ids->push_back("prefill-" + std::to_string(i));
     for (int i = 0; i < num_decode; ++i) ids->push_back("decode-" + std::to_string(i));
@@ -215,7 +217,7 @@ class ClusterFaultsTest : public ::testing::Test {
 };
 std::string* ClusterFaultsTest::dir_ = nullptr;
 
-TEST_F(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecond) {
+TEST_P(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecond) {
   ServeProcess serve;
   std::vector<std::string> ids;
   LoadView start;
@@ -291,7 +293,7 @@ void StartFlowingStreams(uint16_t port, std::vector<std::unique_ptr<StreamRun>>*
   ASSERT_EQ(flowing.load(), n) << "not every stream started flowing";
 }
 
-TEST_F(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
+TEST_P(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
   ServeProcess serve;
   std::vector<std::string> ids;
   LoadView start;
@@ -362,7 +364,7 @@ TEST_F(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
   serve.Stop();
 }
 
-TEST_F(ClusterFaultsTest, KilledPrefillNodeFailsItsQueueAndTheOtherServes) {
+TEST_P(ClusterFaultsTest, KilledPrefillNodeFailsItsQueueAndTheOtherServes) {
   ServeProcess serve;
   std::vector<std::string> ids;
   LoadView start;
@@ -444,6 +446,9 @@ TEST_F(ClusterFaultsTest, KilledPrefillNodeFailsItsQueueAndTheOtherServes) {
   EXPECT_TRUE(freed) << Describe(v);
   serve.Stop();
 }
+
+INSTANTIATE_TEST_SUITE_P(Tls, ClusterFaultsTest, ::testing::Values(std::string("tcp,self"), std::string("sm,self")),
+                         [](const auto& info) { return info.param.substr(0, info.param.find(',')); });
 
 }  // namespace
 }  // namespace tandem
