@@ -18,6 +18,7 @@
 #include "model/transformer.h"
 #include "common/rpc/rpc_server.h"
 #include "proto/tandem.pb.h"
+#include "proto/wire_model.h"  // the services convert with it
 
 namespace tandem {
 
@@ -44,11 +45,6 @@ struct NodeRuntime {
 
 // CPU backend only for now (a CUDA pool would be registered as MemoryKind::kCuda instead).
 Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& options);
-
-// proto3 leaves unset floats at 0: top_p and repetition_penalty 0 mean "unset" (1).
-SamplingParams SamplingFromProto(const proto::SamplingParams& p);
-void SamplingToProto(const SamplingParams& s, proto::SamplingParams* p);
-proto::FinishReason FinishReasonToProto(FinishReason r);
 
 // Completes a node's LoadReport (busy fraction over the report interval, wall-clock stamp) and
 // sends it to every connected router. Engine thread of the node.

@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "common/rpc/wire_status.h"
+#include "proto/wire_model.h"
 
 namespace tandem {
 
@@ -17,31 +18,6 @@ int64_t UnixMicros() {
 
 // A steady-clock stamp (NowMicros) as wall-clock microseconds, for the wire.
 int64_t ToUnixMicros(int64_t steady_us) { return UnixMicros() - (NowMicros() - steady_us); }
-
-FinishReason FromProtoFinish(proto::FinishReason r) {
-  switch (r) {
-    case proto::FINISH_REASON_LENGTH: return FinishReason::kLength;
-    case proto::FINISH_REASON_ABORT: return FinishReason::kAbort;
-    case proto::FINISH_REASON_ERROR: return FinishReason::kError;
-    default: return FinishReason::kStop;  // STOP, or a finished message that named none
-  }
-}
-
-proto::SamplingParams ToProtoSampling(const SamplingParams& p) {
-  proto::SamplingParams s;
-  s.set_temperature(p.temperature);
-  s.set_top_p(p.top_p);
-  s.set_top_k(p.top_k);
-  s.set_min_p(p.min_p);
-  s.set_repetition_penalty(p.repetition_penalty);
-  s.set_presence_penalty(p.presence_penalty);
-  s.set_frequency_penalty(p.frequency_penalty);
-  if (p.seed) s.set_seed(*p.seed);
-  s.set_max_tokens(static_cast<uint32_t>(p.max_tokens));
-  for (int32_t t : p.stop_token_ids) s.add_stop_token_ids(t);
-  s.set_ignore_eos(p.ignore_eos);
-  return s;
-}
 
 }  // namespace
 
@@ -245,7 +221,7 @@ Status ClusterClient::PlaceLocked(Flight& f) {
     proto::PrefillRequest* pr = env.mutable_prefill_request();
     pr->set_request_id(f.wire_id);
     pr->mutable_prompt_token_ids()->Add(f.request.prompt.begin(), f.request.prompt.end());
-    *pr->mutable_sampling() = ToProtoSampling(f.request.params);
+    *pr->mutable_sampling() = SamplingToProto(f.request.params);
     pr->set_decode_node_id(nodes_[d]->addr.id);
     pr->set_arrival_unix_us(ToUnixMicros(f.request.arrival_us));
     const Status sent = nodes_[d]->rpc->Send(std::move(env));
@@ -473,7 +449,7 @@ void ClusterClient::OnReservation(size_t node, const proto::KvReservation& msg) 
   proto::PrefillRequest* pr = env.mutable_prefill_request();
   pr->set_request_id(f.wire_id);
   pr->mutable_prompt_token_ids()->Add(f.request.prompt.begin(), f.request.prompt.end());
-  *pr->mutable_sampling() = ToProtoSampling(f.request.params);
+  *pr->mutable_sampling() = SamplingToProto(f.request.params);
   pr->set_decode_node_id(nodes_[node]->addr.id);
   pr->mutable_decode_block_ids()->Add(msg.block_ids().begin(), msg.block_ids().end());
   pr->set_arrival_unix_us(ToUnixMicros(f.request.arrival_us));
@@ -497,7 +473,7 @@ void ClusterClient::OnFirstToken(size_t node, const proto::FirstToken& msg) {
   f.record.timeline.first_token_us = NowMicros();
   if (msg.finished()) {
     // P told D to release the reservation; say it too, in case P fails before it does.
-    FinishLocked(f.wire_id, FromProtoFinish(msg.finish_reason()), Status::Ok(), {msg.token_id()}, {f.d});
+    FinishLocked(f.wire_id, FinishReasonFromProto(msg.finish_reason()), Status::Ok(), {msg.token_id()}, {f.d});
     return;
   }
   EmitLocked(f, {msg.token_id()});
@@ -510,7 +486,7 @@ void ClusterClient::OnFirstToken(size_t node, const proto::FirstToken& msg) {
     Flight& g = *again->second;
     std::vector<int32_t> tokens(chunk.token_ids().begin(), chunk.token_ids().end());
     if (chunk.finished()) {
-      const FinishReason reason = FromProtoFinish(chunk.finish_reason());
+      const FinishReason reason = FinishReasonFromProto(chunk.finish_reason());
       FinishLocked(id, reason,
                    reason == FinishReason::kError ? InternalError("the decode node failed the request") : Status::Ok(),
                    std::move(tokens), {});
@@ -532,7 +508,7 @@ void ClusterClient::OnTokenChunk(size_t node, const proto::TokenChunk& msg) {
   }
   std::vector<int32_t> tokens(msg.token_ids().begin(), msg.token_ids().end());
   if (msg.finished()) {
-    const FinishReason reason = FromProtoFinish(msg.finish_reason());
+    const FinishReason reason = FinishReasonFromProto(msg.finish_reason());
     FinishLocked(f.wire_id, reason,
                  reason == FinishReason::kError ? InternalError("the decode node failed the request") : Status::Ok(),
                  std::move(tokens), {});
