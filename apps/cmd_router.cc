@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "apps/command.h"
-#include "apps/node_signals.h"
+#include "apps/node_command.h"
 #include "apps/router_runtime.h"
 #include "common/logging.h"
 

@@ -1,0 +1,28 @@
+#include "apps/node_command.h"
+
+#include <csignal>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+namespace tandem {
+
+void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id) {
+  args.node_id = default_id;
+  sub.add_option("--model", args.model, "Hugging Face model directory")->required();
+  sub.add_option("--host", args.host, "Control-plane address to listen on (0.0.0.0: every interface)")
+      ->capture_default_str();
+  sub.add_option("--port", args.port, "Control-plane port (0: ephemeral)")->check(CLI::Range(0, 65535));
+  sub.add_option("--node-id", args.node_id, "Unique node id")->capture_default_str();
+  sub.add_option("--threads", args.threads, "CPU threads (0: all cores)")->capture_default_str();
+  sub.add_option("--kv-cache-gib", args.kv_cache_gib, "KV pool size in GiB")->capture_default_str();
+}
+
+void WaitForTerminationSignal() {
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  io.run();
+}
+
+}  // namespace tandem

@@ -1,0 +1,50 @@
+// What `tandem prefill` and `tandem decode` share: the flags of a node process and its life
+// (start the service, print where it listens, run until SIGINT/SIGTERM, stop).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+
+#include "apps/command.h"
+#include "prefill_node/node_runtime.h"
+
+namespace tandem {
+
+struct NodeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string node_id;
+  int threads = 0;
+  double kv_cache_gib = 1.0;
+
+  NodeRuntimeOptions Runtime() const {
+    NodeRuntimeOptions o;
+    o.model_dir = model;
+    o.threads = threads;
+    o.kv_cache_gib = kv_cache_gib;
+    return o;
+  }
+};
+
+// --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib.
+void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
+
+// Blocks the calling thread until SIGINT or SIGTERM.
+void WaitForTerminationSignal();
+
+// Starts `service`, prints "listening on HOST:PORT" (tandem serve reads it), serves until a
+// termination signal, stops. The process's exit code.
+template <typename Service>
+int RunNodeUntilSignal(Service& service, const NodeArgs& args) {
+  const Status started = service.Start();
+  if (!started.ok()) return ReportError(started);
+  std::cout << "listening on " << args.host << ":" << service.port() << std::endl;
+  WaitForTerminationSignal();
+  service.Stop();
+  return 0;
+}
+
+}  // namespace tandem
