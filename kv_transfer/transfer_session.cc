@@ -196,7 +196,11 @@ SessionAction KvSendSession::Poll(SessionClock::time_point now) {
     return SessionAction::kNone;
   }
   if (!error.ok()) return Fail(SendState::kFailed, error, now);
-  if (state_ == SendState::kFlushing && flush_done && in_flight_.empty()) {
+  // The flush may complete in an earlier Poll than the last put: each transport Poll progresses
+  // the transport, so the put checked first can complete in the flush's Poll (UCX over tcp
+  // runs both callbacks in one progress call). Hence "no flush outstanding", not this poll's
+  // flush_done: a flush in kFlushing is only ever cleared by completing (errors fail above).
+  if (state_ == SendState::kFlushing && !flush_posted_ && in_flight_.empty()) {
     ReleaseBlocks();  // every byte is visible at the peer; ours are free
     Enter(SendState::kKvReady, now);
     return SessionAction::kSendKvReady;
@@ -206,7 +210,9 @@ SessionAction KvSendSession::Poll(SessionClock::time_point now) {
                 DeadlineExceededError("request " + std::to_string(request_id_) +
                                       ": KV transfer not done within " +
                                       std::to_string(options_.transfer_timeout.count()) +
-                                      " ms (state " + std::string(SendStateName(state_)) + ")"),
+                                      " ms (state " + std::string(SendStateName(state_)) +
+                                      ", " + std::to_string(in_flight_.size()) + " puts" +
+                                      (flush_posted_ ? " and a flush" : "") + " outstanding)"),
                 now);
   }
   return SessionAction::kNone;
