@@ -11,14 +11,6 @@ DecodeService::DecodeService(DecodeServiceOptions options) : options_(std::move(
 
 DecodeService::~DecodeService() { Stop(); }
 
-void DecodeService::Post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back(std::move(fn));
-  }
-  cv_.notify_one();
-}
-
 Status DecodeService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   engine_ = std::make_unique<DecodeEngine>(*rt_->transformer, *rt_->cache, options_.engine);
@@ -56,15 +48,13 @@ Status DecodeService::Start() {
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
   last_report_ = std::chrono::steady_clock::now();
-  thread_ = std::thread([this] { EngineLoop(); });
+  loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
   return Status::Ok();
 }
 
 void DecodeService::Stop() {
   if (server_) server_->Stop();
-  stop_.store(true);
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  loop_.Stop();
   engine_.reset();
 }
 
@@ -169,27 +159,17 @@ void DecodeService::SendLoadReport() {
   busy_us_ = 0;
 }
 
-void DecodeService::EngineLoop() {
-  std::vector<DecodeEvent> events;
-  while (!stop_.load()) {
-    std::deque<std::function<void()>> work;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (inbox_.empty() && !engine_->HasWork()) cv_.wait_for(lock, std::chrono::milliseconds(1));
-      work.swap(inbox_);
-    }
-    for (auto& fn : work) fn();
-    rt_->transport->Progress();  // also while idle: incoming puts may need it
-    engine_->Poll(&events);
-    if (engine_->HasWork()) {
-      const int64_t t0 = NowMicros();
-      Status s = engine_->Step(&events);
-      busy_us_ += NowMicros() - t0;
-      if (!s.ok()) GetLogger("decode")->error("step failed: {}", s.ToString());
-    }
-    Dispatch(events);
-    if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
+void DecodeService::Iterate() {
+  rt_->transport->Progress();  // also while idle: incoming puts may need it
+  engine_->Poll(&events_);
+  if (engine_->HasWork()) {
+    const int64_t t0 = NowMicros();
+    Status s = engine_->Step(&events_);
+    busy_us_ += NowMicros() - t0;
+    if (!s.ok()) GetLogger("decode")->error("step failed: {}", s.ToString());
   }
+  Dispatch(events_);
+  if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
 }
 
 }  // namespace tandem

@@ -7,20 +7,16 @@
 // memory need the target's progress). io threads only post closures into a mutex-guarded inbox.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
 #include "decode_node/decode_engine.h"
+#include "prefill_node/node_loop.h"
 #include "prefill_node/node_runtime.h"
 
 namespace tandem {
@@ -46,8 +42,8 @@ class DecodeService {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
  private:
-  void Post(std::function<void()> fn);
-  void EngineLoop();
+  void Post(std::function<void()> fn) { loop_.Post(std::move(fn)); }
+  void Iterate();  // one round of the engine thread (NodeLoop)
   void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
   void Dispatch(std::vector<DecodeEvent>& events);
   void SendError(const rpc::Connection::Ptr& conn, const std::string& id, const Status& s);
@@ -59,11 +55,8 @@ class DecodeService {
   std::unique_ptr<rpc::RpcServer> server_;
   std::map<std::string, rpc::Connection::Ptr> routers_;  // request -> router; engine thread
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> inbox_;  // GUARDED_BY(mu_)
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::vector<DecodeEvent> events_;  // engine thread; reused across iterations
+  NodeLoop loop_;
   int64_t busy_us_ = 0;
   std::chrono::steady_clock::time_point last_report_{};
 };

@@ -33,14 +33,6 @@ PrefillService::PrefillService(PrefillServiceOptions options) : options_(std::mo
 
 PrefillService::~PrefillService() { Stop(); }
 
-void PrefillService::Post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back(std::move(fn));
-  }
-  cv_.notify_one();
-}
-
 Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
@@ -94,16 +86,14 @@ Status PrefillService::Start() {
     RETURN_IF_ERROR(decode_clients_.back()->Start());
   }
   last_report_ = std::chrono::steady_clock::now();
-  thread_ = std::thread([this] { EngineLoop(); });
+  loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
   return Status::Ok();
 }
 
 void PrefillService::Stop() {
   for (auto& c : decode_clients_) c->Stop();
   if (server_) server_->Stop();
-  stop_.store(true);
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  loop_.Stop();
   // The engine (and its sessions) go before the runtime's transport and pool.
   engine_.reset();
 }
@@ -242,30 +232,17 @@ void PrefillService::SendLoadReport() {
   busy_us_ = 0;
 }
 
-void PrefillService::EngineLoop() {
-  std::vector<PrefillEvent> events;
-  while (!stop_.load()) {
-    std::deque<std::function<void()>> work;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (inbox_.empty() && !engine_->HasWork()) {
-        // Idle: still wake often enough to progress the worker and send load reports.
-        cv_.wait_for(lock, std::chrono::milliseconds(1));
-      }
-      work.swap(inbox_);
-    }
-    for (auto& fn : work) fn();
-    rt_->transport->Progress();
-    engine_->Poll(&events);
-    if (engine_->HasQueued()) {
-      const int64_t t0 = NowMicros();
-      Status s = engine_->Step(&events);
-      busy_us_ += NowMicros() - t0;
-      if (!s.ok()) GetLogger("prefill")->error("step failed: {}", s.ToString());
-    }
-    Dispatch(events);
-    if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
+void PrefillService::Iterate() {
+  rt_->transport->Progress();
+  engine_->Poll(&events_);
+  if (engine_->HasQueued()) {
+    const int64_t t0 = NowMicros();
+    Status s = engine_->Step(&events_);
+    busy_us_ += NowMicros() - t0;
+    if (!s.ok()) GetLogger("prefill")->error("step failed: {}", s.ToString());
   }
+  Dispatch(events_);
+  if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
 }
 
 }  // namespace tandem

@@ -7,21 +7,17 @@
 // sends a LoadReport to every connected router every load_report_interval.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/rpc/rpc_client.h"
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
+#include "prefill_node/node_loop.h"
 #include "prefill_node/node_runtime.h"
 #include "prefill_node/prefill_engine.h"
 
@@ -59,8 +55,8 @@ class PrefillService {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
  private:
-  void Post(std::function<void()> fn);
-  void EngineLoop();
+  void Post(std::function<void()> fn) { loop_.Post(std::move(fn)); }
+  void Iterate();  // one round of the engine thread (NodeLoop)
   void Dispatch(std::vector<PrefillEvent>& events);
   void OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
   void OnDecodeReady(size_t index, const proto::Hello& hello);                     // engine thread
@@ -75,11 +71,8 @@ class PrefillService {
   std::vector<bool> decode_connected_;                           // engine thread
   std::map<std::string, rpc::Connection::Ptr> routers_;          // request -> router; engine thread
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> inbox_;  // GUARDED_BY(mu_)
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::vector<PrefillEvent> events_;  // engine thread; reused across iterations
+  NodeLoop loop_;
   int64_t busy_us_ = 0;  // engine thread: compute time since the last report
   std::chrono::steady_clock::time_point last_report_{};
 };
