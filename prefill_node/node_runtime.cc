@@ -7,6 +7,7 @@
 
 #include "common/logging.h"
 #include "kv_transfer/ucx_transport.h"
+#include "model/warm_up.h"
 #include "prefill_node/prefill_engine.h"
 
 namespace tandem {
@@ -43,6 +44,7 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   kv.num_blocks = static_cast<int32_t>(num_blocks);
   ASSIGN_OR_RETURN(rt->cache, KvCache::CreateOver(region.base, num_blocks * per_block, dtype, c, kv));
   ASSIGN_OR_RETURN(rt->transformer, Transformer::Create(*rt->backend, *rt->weights));
+  RETURN_IF_ERROR(WarmUp(*rt->transformer, *rt->cache));
   rt->layout = LayoutOf(*rt->cache, c);
   ASSIGN_OR_RETURN(rt->endpoint, rt->transport->LocalEndpoint());
   GetLogger("node")->info("model {}: {} KV blocks of {} tokens ({:.1f} MiB, UCX-registered)", options.model_dir,

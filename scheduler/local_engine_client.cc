@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"
+#include "model/warm_up.h"
 
 namespace tandem {
 
@@ -213,6 +214,7 @@ Result<std::unique_ptr<LocalEngineClient>> LocalEngineClient::Create(std::unique
   ASSIGN_OR_RETURN(core->weights, LoadModelWeights(model_dir, *core->backend));
   ASSIGN_OR_RETURN(core->cache, KvCache::Create(*core->backend, core->weights->config, options.kv_cache));
   ASSIGN_OR_RETURN(core->transformer, Transformer::Create(*core->backend, *core->weights));
+  RETURN_IF_ERROR(WarmUp(*core->transformer, *core->cache));
   core->engine = std::make_unique<Engine>(*core->transformer, *core->cache, options.engine);
   core->free_blocks.store(core->cache->pool().num_free());
   core->log->info("engine ready: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}",
