@@ -252,12 +252,20 @@ Status PrefillEngine::Step(std::vector<PrefillEvent>* events) {
   const int64_t vocab = transformer_.config().vocab_size;
   const int64_t t_done = NowMicros();
   for (size_t s = 0; s < batch.size(); ++s) batch[s]->num_computed += static_cast<int32_t>(chunks[s].tokens.size());
-  for (int32_t i = 0; i < plan.num_logits(); ++i) {
+  // Rows are independent (each draw depends on its own seed, step 0): sample them in parallel,
+  // then emit in order.
+  const int32_t num_rows = plan.num_logits();
+  const int threads = std::min(transformer_.backend().host_threads(), num_rows);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+  for (int32_t i = 0; i < num_rows; ++i) {
     Active& a = *batch[plan.logits_seq[i]];
     TokenHistory history;
     history.AddPrompt(a.job.prompt);
     std::span<float> row(logits_.data() + static_cast<size_t>(i) * vocab, static_cast<size_t>(vocab));
     a.first_token = SampleToken(row, a.job.params, history, 0);
+  }
+  for (int32_t i = 0; i < num_rows; ++i) {
+    Active& a = *batch[plan.logits_seq[i]];
     a.first_token_us = t_done;
     PrefillEvent e = MakeEvent(a, PrefillEventKind::kFirstToken);
     if (IsStopToken(a.job.params, a.first_token)) {
