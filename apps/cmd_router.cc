@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/command.h"
+#include "apps/http_options.h"
 #include "apps/node_command.h"
 #include "apps/router_runtime.h"
 #include "common/logging.h"
@@ -20,13 +21,11 @@ struct RouterArgs {
   std::vector<std::string> decode_nodes;
   std::string cluster_file;
   int ready_timeout_s = 0;
-  size_t max_body_kib = 1024;
 };
 
 Status RunRouter(RouterArgs args) {
   ASSIGN_OR_RETURN(args.config.cluster, BuildClusterSpec(args.prefill_nodes, args.decode_nodes, args.cluster_file));
   args.config.ready_timeout = std::chrono::seconds(args.ready_timeout_s);
-  args.config.http.max_body_bytes = args.max_body_kib * 1024;
   ASSIGN_OR_RETURN(std::unique_ptr<RouterRuntime> router, RouterRuntime::Start(args.config));
   // Scripts wait for this line (stdout) to learn the port, which matters with --port 0.
   std::cout << "listening on http://" << router->host() << ":" << router->port() << std::endl;
@@ -41,26 +40,18 @@ std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
   auto* sub = app.add_subcommand("router", "Serve the OpenAI API in front of prefill and decode nodes");
   sub->add_option("--model", args->config.model_dir, "Model directory (tokenizer, chat template, config)")
       ->required();
-  sub->add_option("--host", args->config.http.host, "Address to listen on")->capture_default_str();
-  sub->add_option("--port", args->config.http.port, "HTTP port (0: any free port)")->capture_default_str();
+  AddHttpOptions(*sub, args->config.http);
   sub->add_option("--prefill-node", args->prefill_nodes, "ID=HOST:PORT of a prefill node (repeatable)");
   sub->add_option("--decode-node", args->decode_nodes, "ID=HOST:PORT of a decode node (repeatable)");
   sub->add_option("--cluster-file", args->cluster_file,
                   "JSON {\"prefill\": [{\"id\", \"address\"}], \"decode\": [...]}; flags add to it")
       ->check(CLI::ExistingFile);
   sub->add_option("--served-model-name", args->config.served_model_name, "Model name clients use");
-  sub->add_option("--api-key", args->config.http.api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--policy", args->config.policy, "Placement policy")->capture_default_str();
   sub->add_option("--ready-timeout-s", args->ready_timeout_s,
                   "Wait this long for every node before listening (0: listen at once; /health is 503 until ready)")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
-  sub->add_option("--http-threads", args->config.http.num_threads, "HTTP io threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  sub->add_option("--max-body-kib", args->max_body_kib, "Largest request body in KiB (413 above)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
   return {sub, [args] {
             Status s = RunRouter(*args);
             return s.ok() ? 0 : ReportError(s);

@@ -25,6 +25,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "apps/command.h"
+#include "apps/http_options.h"
 #include "apps/demo_request.h"
 #include "apps/router_runtime.h"
 #include "common/logging.h"
@@ -304,10 +305,8 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--host", args->router.http.host, "Router address")->capture_default_str();
-  sub->add_option("--port", args->router.http.port, "Router HTTP port (0: any free port)")->capture_default_str();
+  AddHttpOptions(*sub, args->router.http);
   sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
-  sub->add_option("--api-key", args->router.http.api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--policy", args->router.policy, "Placement policy")->capture_default_str();
   sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")
       ->capture_default_str()

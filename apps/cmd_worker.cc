@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "apps/command.h"
+#include "apps/http_options.h"
 #include "common/logging.h"
 #include "kernels/backend.h"
 #include "scheduler/http_server.h"
@@ -26,7 +27,6 @@ struct WorkerArgs {
   double kv_cache_gib = 0.0;
   LocalEngineOptions engine;
   HttpServerOptions http;
-  size_t max_body_kib = 1024;
 };
 
 Status RunWorker(WorkerArgs args) {
@@ -39,7 +39,6 @@ Status RunWorker(WorkerArgs args) {
                    LocalEngineClient::Create(std::move(backend), args.model, args.engine));
   ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
                    LoadServedModel(args.model, args.served_model_name, client->config()));
-  args.http.max_body_bytes = args.max_body_kib * 1024;
   // Installed before the server starts, so an early signal still shuts down cleanly.
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
@@ -63,8 +62,7 @@ std::pair<CLI::App*, CommandRunner> SetupWorker(CLI::App& app) {
   auto args = std::make_shared<WorkerArgs>();
   auto* sub = app.add_subcommand("worker", "Serve the OpenAI API from one colocated engine (the baseline)");
   sub->add_option("--model", args->model, "Hugging Face model directory")->required();
-  sub->add_option("--host", args->http.host, "Address to listen on")->capture_default_str();
-  sub->add_option("--port", args->http.port, "Port (0: any free port)")->capture_default_str();
+  AddHttpOptions(*sub, args->http);
   sub->add_option("--served-model-name", args->served_model_name, "Model name clients use (default: the dir's name)");
   sub->add_option("--max-num-seqs", args->engine.engine.max_num_seqs, "Max sequences per step")
       ->capture_default_str()
@@ -72,16 +70,9 @@ std::pair<CLI::App*, CommandRunner> SetupWorker(CLI::App& app) {
   sub->add_option("--max-num-batched-tokens", args->engine.engine.max_num_batched_tokens, "Token budget per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 24));
-  sub->add_option("--api-key", args->http.api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
   sub->add_option("--threads", args->threads, "CPU threads (0: all cores)")->capture_default_str();
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "KV cache budget in GiB (0: backend default)");
-  sub->add_option("--http-threads", args->http.num_threads, "HTTP io threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  sub->add_option("--max-body-kib", args->max_body_kib, "Largest request body in KiB (413 above)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
   return {sub, [args] {
             Status s = RunWorker(*args);
             return s.ok() ? 0 : ReportError(s);
