@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks `tandem worker` against the official `openai` Python client.
+"""Checks `tandem worker` (or, with --cluster, `tandem serve`) against the official `openai` Python client.
 
 Starts `tandem worker` on 127.0.0.1 with a free port (making a tiny model first unless --model is
 given), runs chat non-streaming, chat streaming with include_usage and completions streaming, prints
@@ -106,6 +106,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tandem", default="build/bin/tandem", help="the tandem executable")
     ap.add_argument("--model", help="model directory (default: a fresh `tandem make-model --preset tiny`)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="check `tandem serve` (router + 1 prefill + 1 decode process) instead of `tandem worker`")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="tandem_openai_check_")
@@ -117,8 +119,9 @@ def main():
     port = free_port()
     log_path = os.path.join(tmp.name, "worker.log")
     log = open(log_path, "w")
-    proc = subprocess.Popen([args.tandem, "worker", "--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
-                             "--served-model-name", "tiny-check", "--kv-cache-gib", "0.25", "--threads", "2"],
+    command = ["serve", "--num-prefill", "1", "--num-decode", "1"] if args.cluster else ["worker", "--threads", "2"]
+    proc = subprocess.Popen([args.tandem] + command + ["--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
+                                                       "--served-model-name", "tiny-check", "--kv-cache-gib", "0.25"],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     failed = 0
@@ -140,7 +143,7 @@ def main():
             proc.kill()
             code = "killed"
         log.close()
-        print(f"worker stopped (exit {code}); openai {openai.__version__}")
+        print(f"server stopped (exit {code}); openai {openai.__version__}")
         if failed or code != 0:
             print(open(log_path).read()[-3000:])
     sys.exit(1 if failed or code != 0 else 0)
