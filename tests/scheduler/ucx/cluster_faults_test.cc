@@ -34,7 +34,9 @@
 
 #include "model/make_model.h"
 #include "tests/scheduler/scheduler_test_util.h"
+#include "tests/scheduler/ucx/load_view.h"
 #include "tests/scheduler/ucx/serve_process.h"
+#include "tests/scheduler/ucx/sse_stream.h"
 
 namespace tandem {
 namespace {
