@@ -177,7 +177,7 @@ Result<std::vector<StepOutput>> Engine::Step() {
   // parallel, then do the bookkeeping in order.
   const int32_t num_rows = plan.num_logits();
   sampled_.resize(static_cast<size_t>(num_rows));
-  const int threads = std::min(transformer_.backend().host_threads(), num_rows);
+  const int threads = std::max(1, std::min(transformer_.backend().host_threads(), num_rows));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
   for (int32_t i = 0; i < num_rows; ++i) {
     Request& r = *batch[plan.logits_seq[i]];

@@ -255,7 +255,7 @@ Status PrefillEngine::Step(std::vector<PrefillEvent>* events) {
   // Rows are independent (each draw depends on its own seed, step 0): sample them in parallel,
   // then emit in order.
   const int32_t num_rows = plan.num_logits();
-  const int threads = std::min(transformer_.backend().host_threads(), num_rows);
+  const int threads = std::max(1, std::min(transformer_.backend().host_threads(), num_rows));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
   for (int32_t i = 0; i < num_rows; ++i) {
     Active& a = *batch[plan.logits_seq[i]];
