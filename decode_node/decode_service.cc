@@ -47,7 +47,7 @@ Status DecodeService::Start() {
   };
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
-  last_report_ = std::chrono::steady_clock::now();
+  reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
   loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
   return Status::Ok();
 }
@@ -144,9 +144,6 @@ void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
 }
 
 void DecodeService::SendLoadReport() {
-  const auto now = std::chrono::steady_clock::now();
-  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_report_).count();
-  last_report_ = now;
   proto::Envelope env;
   proto::LoadReport* r = env.mutable_load_report();
   r->set_node_id(options_.node_id);
@@ -155,8 +152,7 @@ void DecodeService::SendLoadReport() {
   r->set_running_requests(static_cast<uint32_t>(engine_->num_running()));
   r->set_free_blocks(static_cast<uint32_t>(engine_->free_blocks()));
   r->set_total_blocks(static_cast<uint32_t>(engine_->total_blocks()));
-  BroadcastLoadReport(env, busy_us_, interval_us, *server_);
-  busy_us_ = 0;
+  reporter_->Broadcast(env, *server_);
 }
 
 void DecodeService::Iterate() {
@@ -165,11 +161,11 @@ void DecodeService::Iterate() {
   if (engine_->HasWork()) {
     const int64_t t0 = NowMicros();
     Status s = engine_->Step(&events_);
-    busy_us_ += NowMicros() - t0;
+    reporter_->AddBusy(NowMicros() - t0);
     if (!s.ok()) GetLogger("decode")->error("step failed: {}", s.ToString());
   }
   Dispatch(events_);
-  if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
+  if (reporter_->Due()) SendLoadReport();
 }
 
 }  // namespace tandem

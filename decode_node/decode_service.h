@@ -57,8 +57,7 @@ class DecodeService {
 
   std::vector<DecodeEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;
-  int64_t busy_us_ = 0;
-  std::chrono::steady_clock::time_point last_report_{};
+  std::unique_ptr<LoadReporter> reporter_;  // engine thread
 };
 
 }  // namespace tandem

@@ -52,15 +52,19 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   return rt;
 }
 
-void BroadcastLoadReport(proto::Envelope& env, int64_t busy_us, int64_t interval_us, rpc::RpcServer& server) {
+void LoadReporter::Broadcast(proto::Envelope& env, rpc::RpcServer& server) {
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
   proto::LoadReport* r = env.mutable_load_report();
-  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us) / interval_us) : 0.0f);
+  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us_) / interval_us) : 0.0f);
   r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count());
   for (const auto& peer : server.ReadyPeers()) {
     if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
   }
+  last_ = now;
+  busy_us_ = 0;
 }
 
 }  // namespace tandem

@@ -4,6 +4,7 @@
 // prefill and decode services; also the proto <-> internal conversions of the node edge.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,8 +47,22 @@ struct NodeRuntime {
 // CPU backend only for now (a CUDA pool would be registered as MemoryKind::kCuda instead).
 Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& options);
 
-// Completes a node's LoadReport (busy fraction over the report interval, wall-clock stamp) and
-// sends it to every connected router. Engine thread of the node.
-void BroadcastLoadReport(proto::Envelope& env, int64_t busy_us, int64_t interval_us, rpc::RpcServer& server);
+// The timing of a node's LoadReports (engine thread): compute time accumulated since the last
+// report, and when the next one is due.
+class LoadReporter {
+ public:
+  explicit LoadReporter(std::chrono::milliseconds interval)
+      : interval_(interval), last_(std::chrono::steady_clock::now()) {}
+  void AddBusy(int64_t us) { busy_us_ += us; }
+  bool Due() const { return std::chrono::steady_clock::now() - last_ >= interval_; }
+  // Completes env's LoadReport (busy fraction since the last report, wall-clock stamp), sends it
+  // to every connected router and starts the next interval.
+  void Broadcast(proto::Envelope& env, rpc::RpcServer& server);
+
+ private:
+  const std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point last_;
+  int64_t busy_us_ = 0;
+};
 
 }  // namespace tandem

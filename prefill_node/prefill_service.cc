@@ -85,7 +85,7 @@ Status PrefillService::Start() {
     decode_clients_.push_back(std::make_unique<rpc::RpcClient>(co, cc));
     RETURN_IF_ERROR(decode_clients_.back()->Start());
   }
-  last_report_ = std::chrono::steady_clock::now();
+  reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
   loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
   return Status::Ok();
 }
@@ -216,9 +216,6 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
 }
 
 void PrefillService::SendLoadReport() {
-  const auto now = std::chrono::steady_clock::now();
-  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_report_).count();
-  last_report_ = now;
   proto::Envelope env;
   proto::LoadReport* r = env.mutable_load_report();
   r->set_node_id(options_.node_id);
@@ -228,8 +225,7 @@ void PrefillService::SendLoadReport() {
   r->set_running_requests(static_cast<uint32_t>(engine_->num_transferring()));
   r->set_free_blocks(static_cast<uint32_t>(rt_->cache->pool().num_free()));
   r->set_total_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
-  BroadcastLoadReport(env, busy_us_, interval_us, *server_);
-  busy_us_ = 0;
+  reporter_->Broadcast(env, *server_);
 }
 
 void PrefillService::Iterate() {
@@ -238,11 +234,11 @@ void PrefillService::Iterate() {
   if (engine_->HasQueued()) {
     const int64_t t0 = NowMicros();
     Status s = engine_->Step(&events_);
-    busy_us_ += NowMicros() - t0;
+    reporter_->AddBusy(NowMicros() - t0);
     if (!s.ok()) GetLogger("prefill")->error("step failed: {}", s.ToString());
   }
   Dispatch(events_);
-  if (std::chrono::steady_clock::now() - last_report_ >= options_.load_report_interval) SendLoadReport();
+  if (reporter_->Due()) SendLoadReport();
 }
 
 }  // namespace tandem

@@ -73,8 +73,7 @@ class PrefillService {
 
   std::vector<PrefillEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;
-  int64_t busy_us_ = 0;  // engine thread: compute time since the last report
-  std::chrono::steady_clock::time_point last_report_{};
+  std::unique_ptr<LoadReporter> reporter_;  // engine thread
 };
 
 }  // namespace tandem
