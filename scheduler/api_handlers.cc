@@ -93,7 +93,7 @@ std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json
   // The context window, or less when no KV pool can hold that much: then a request without
   // max_tokens gets what fits instead of an error, and one that asks too much hears the limit.
   int64_t max_model_len = model.limits.max_model_len;
-  const int64_t pool_tokens = ctx.client.Load().max_sequence_tokens;
+  const int64_t pool_tokens = ctx.client.MaxSequenceTokens();
   if (pool_tokens > 0) max_model_len = std::min(max_model_len, pool_tokens);
   int32_t max_tokens = 0;
   if (auto e = ResolveMaxTokens(req, ids.size(), max_model_len, &max_tokens)) return e;

@@ -251,8 +251,6 @@ LoadInfo ClusterClient::Load() const {
                                       n->load.total_blocks, n->load.busy_fraction, n->last_error});
     if (n->prefill || !n->healthy()) continue;
     any = true;
-    info.max_sequence_tokens = std::max<int64_t>(
-        info.max_sequence_tokens, static_cast<int64_t>(n->load.total_blocks) * n->load.block_size_tokens);
     free += static_cast<int32_t>(n->load.free_blocks);
     total += static_cast<int32_t>(n->load.total_blocks);
   }
@@ -261,6 +259,16 @@ LoadInfo ClusterClient::Load() const {
     info.num_total_kv_blocks = total;
   }
   return info;
+}
+
+int64_t ClusterClient::MaxSequenceTokens() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t most = -1;
+  for (const auto& n : nodes_) {
+    if (n->prefill || !n->healthy()) continue;
+    most = std::max<int64_t>(most, static_cast<int64_t>(n->load.total_blocks) * n->load.block_size_tokens);
+  }
+  return most;
 }
 
 std::vector<ClusterClient::NodeStatus> ClusterClient::Snapshot() const {

@@ -114,6 +114,7 @@ class ClusterClient final : public InferenceClient {
   void Abort(int64_t request_id) override;
   bool Ready() const override;
   LoadInfo Load() const override;
+  int64_t MaxSequenceTokens() const override;
 
   // Blocks until Ready() or the timeout (DeadlineExceeded naming the nodes not ready).
   Status WaitReady(std::chrono::milliseconds timeout) const;

@@ -72,9 +72,6 @@ struct LoadInfo {
   int32_t num_free_kv_blocks = -1;
   int32_t num_total_kv_blocks = -1;
   int64_t num_steps = 0;            // engine steps run so far (0 when not applicable)
-  // The most tokens (prompt + output) one request's KV can ever occupy: the largest (decode)
-  // pool. The router caps the context window by it. -1 when unknown.
-  int64_t max_sequence_tokens = -1;
   std::vector<NodeLoadInfo> nodes;  // empty for a colocated engine
 };
 
@@ -94,6 +91,10 @@ class InferenceClient {
   // True while the client accepts requests (model loaded, workers connected).
   virtual bool Ready() const = 0;
   virtual LoadInfo Load() const = 0;
+  // The most tokens (prompt + output) one request's KV can ever occupy: the largest (decode)
+  // pool. The router caps the context window by it, per request, so it must be cheap. -1 when
+  // unknown.
+  virtual int64_t MaxSequenceTokens() const = 0;
 };
 
 }  // namespace tandem

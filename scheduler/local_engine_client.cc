@@ -309,8 +309,11 @@ LoadInfo LocalEngineClient::Load() const {
   info.num_free_kv_blocks = core_->free_blocks.load();
   info.num_total_kv_blocks = core_->cache->num_blocks();
   info.num_steps = core_->num_steps.load();
-  info.max_sequence_tokens = static_cast<int64_t>(core_->cache->num_blocks()) * core_->cache->block_size();
   return info;
+}
+
+int64_t LocalEngineClient::MaxSequenceTokens() const {
+  return static_cast<int64_t>(core_->cache->num_blocks()) * core_->cache->block_size();
 }
 
 const ModelConfig& LocalEngineClient::config() const { return core_->weights->config; }

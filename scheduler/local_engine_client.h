@@ -59,6 +59,7 @@ class LocalEngineClient final : public InferenceClient {
   void Abort(int64_t request_id) override;
   bool Ready() const override;
   LoadInfo Load() const override;
+  int64_t MaxSequenceTokens() const override;
 
   // Idempotent; see the shutdown paragraph above.
   void Stop();

@@ -152,7 +152,7 @@ TEST_F(ClusterClientTest, ReadyOnlyWhenEveryNodeConnectedAndReported) {
   EXPECT_EQ(load.nodes[1].role, "decode");
   EXPECT_EQ(load.nodes[1].state, "ready");
   EXPECT_EQ(load.nodes[1].total_kv_blocks, 64u);
-  EXPECT_GE(load.max_sequence_tokens, 64);  // 64 blocks of at least one token
+  EXPECT_GE(client_->MaxSequenceTokens(), 64);  // 64 blocks of at least one token
   EXPECT_EQ(sink.NumEvents(), 0u);
 }
 
