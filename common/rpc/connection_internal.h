@@ -1,4 +1,5 @@
-// Small helpers shared by connection.cc and connection_handshake.cc; not part of the API.
+// Small helpers shared by the rpc sources (connection, handshake, client, server); not part of
+// the API.
 #pragma once
 
 #include <chrono>
@@ -6,10 +7,28 @@
 #include <exception>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
 #include "common/status.h"
 #include "proto/tandem.pb.h"
 
 namespace tandem::rpc::internal {
+
+// Runs `io` until it is stopped or runs out of work. Handlers catch their own exceptions; this
+// is the last line should Asio itself throw: log and keep the io thread serving.
+inline void RunIoContext(boost::asio::io_context& io, spdlog::logger& log, const char* who) {
+  while (true) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      log.error("{} io loop: {}", who, e.what());
+    } catch (...) {
+      log.error("{} io loop: non-std exception", who);
+    }
+  }
+}
 
 inline int64_t NowUnixUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/logging.h"
+#include "common/rpc/connection_internal.h"
 
 namespace tandem::rpc {
 
@@ -64,21 +65,8 @@ Status RpcClient::Start() {
   }
   work_.emplace(io_.get_executor());
   conn_->Connect(endpoint_);
-  thread_ = std::thread([this] { RunIoLoop(); });
+  thread_ = std::thread([this] { internal::RunIoContext(io_, *log_, "rpc client"); });
   return Status::Ok();
-}
-
-void RpcClient::RunIoLoop() {
-  while (true) {
-    try {
-      io_.run();
-      return;
-    } catch (const std::exception& e) {
-      log_->error("rpc client io loop: {}", e.what());
-    } catch (...) {
-      log_->error("rpc client io loop: non-std exception");
-    }
-  }
 }
 
 void RpcClient::OnConnectionReady(const Connection::Ptr& conn) {

@@ -81,7 +81,6 @@ class RpcClient {
  private:
   void OnConnectionReady(const Connection::Ptr& conn);                         // io thread
   void OnConnectionClosed(const Connection::Ptr& conn, const Status& status);  // io thread
-  void RunIoLoop();
 
   const RpcClientOptions options_;
   const RpcClientCallbacks callbacks_;

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/logging.h"
+#include "common/rpc/connection_internal.h"
 
 namespace tandem::rpc {
 
@@ -56,23 +57,9 @@ Status RpcServer::Start() {
   started_ = true;
   work_.emplace(io_.get_executor());
   DoAccept();
-  thread_ = std::thread([this] { RunIoLoop(); });
+  thread_ = std::thread([this] { internal::RunIoContext(io_, *log_, "rpc server"); });
   log_->info("rpc server listening on {}:{}", options_.host, port());
   return Status::Ok();
-}
-
-void RpcServer::RunIoLoop() {
-  // Handlers catch their own exceptions; this is the last line should Asio itself throw.
-  while (true) {
-    try {
-      io_.run();
-      return;
-    } catch (const std::exception& e) {
-      log_->error("rpc server io loop: {}", e.what());
-    } catch (...) {
-      log_->error("rpc server io loop: non-std exception");
-    }
-  }
 }
 
 void RpcServer::DoAccept() {

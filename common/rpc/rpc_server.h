@@ -73,7 +73,6 @@ class RpcServer {
  private:
   void DoAccept();  // io thread
   void OnAccept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
-  void RunIoLoop();
 
   const RpcServerOptions options_;
   const RpcServerCallbacks callbacks_;
