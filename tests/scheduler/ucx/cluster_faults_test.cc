@@ -281,6 +281,14 @@ TEST_P(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecon
   serve.Stop();
 }
 
+// A test's streams; every one is shut down and joined when it goes out of scope, assertion
+// failures included.
+struct JoinedStreams : std::vector<std::unique_ptr<StreamRun>> {
+  ~JoinedStreams() {
+    for (auto& x : *this) x->stream.Shutdown(), x->Join();
+  }
+};
+
 // Long streams spread over both decode nodes (2P+2D); returns once every one has two text
 // events, or fails.
 void StartFlowingStreams(uint16_t port, std::vector<std::unique_ptr<StreamRun>>* runs, int n, int max_tokens,
@@ -307,13 +315,7 @@ TEST_P(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
 
   constexpr int kStreams = 16;
   const auto deadline = Clock::now() + seconds(120);
-  std::vector<std::unique_ptr<StreamRun>> runs;
-  struct JoinAll {
-    std::vector<std::unique_ptr<StreamRun>>& r;
-    ~JoinAll() {
-      for (auto& x : r) x->stream.Shutdown(), x->Join();
-    }
-  } join_all{runs};
+  JoinedStreams runs;
   ASSERT_NO_FATAL_FAILURE(StartFlowingStreams(serve.port(), &runs, kStreams, 600, deadline));
   ASSERT_TRUE(WaitLoad(admin, [](const LoadView& l) {
                          const auto* n = l.Node("decode-0");
@@ -379,13 +381,7 @@ TEST_P(ClusterFaultsTest, KilledPrefillNodeFailsItsQueueAndTheOtherServes) {
   constexpr int kStreams = 16;
   constexpr int kBurst = 12;
   const auto deadline = Clock::now() + seconds(120);
-  std::vector<std::unique_ptr<StreamRun>> runs;
-  struct JoinAll {
-    std::vector<std::unique_ptr<StreamRun>>& r;
-    ~JoinAll() {
-      for (auto& x : r) x->stream.Shutdown(), x->Join();
-    }
-  } join_all{runs};
+  JoinedStreams runs;
   // Streams that are decoding when the prefill node dies: they no longer need it.
   ASSERT_NO_FATAL_FAILURE(StartFlowingStreams(serve.port(), &runs, kStreams, 400, deadline));
   // A burst of long prompts (split over both prefill nodes, one per 2048-token step): prefill-0
