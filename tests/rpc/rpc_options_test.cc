@@ -1,4 +1,5 @@
 #include "common/rpc/rpc_options.h"
+#include "common/rpc/rpc_server.h"
 
 #include <gtest/gtest.h>
 
@@ -53,6 +54,16 @@ TEST(RpcOptionsTest, BackoffGrowsGeometricallyAndIsCapped) {
   EXPECT_EQ(BackoffDelay(b, 100000), milliseconds(1000));  // no overflow after a long outage
   b.multiplier = 1.0;
   EXPECT_EQ(BackoffDelay(b, 30), milliseconds(50));
+}
+
+TEST(RpcOptionsTest, ServerRefusesAHostThatIsNotAnAddress) {
+  RpcServerOptions o;
+  o.host = "not-an-address";  // `tandem prefill/decode --host`
+  o.port = 0;
+  RpcServer server(o, RpcServerCallbacks{});
+  const Status st = server.Start();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("'not-an-address' is not an IP address"), std::string::npos) << st.ToString();
 }
 
 }  // namespace
