@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/tokenizer/chat_template.h"
+#include "tokenizer/chat_template.h"
 
 namespace tandem {
 namespace {

@@ -30,7 +30,7 @@
 #include "apps/router_runtime.h"
 #include "common/logging.h"
 #include "model/make_model.h"
-#include "scheduler/node_process.h"
+#include "apps/node_process.h"
 
 namespace tandem {
 namespace {

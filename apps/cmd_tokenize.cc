@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem {
 namespace {

@@ -12,9 +12,9 @@
 #include "apps/http_options.h"
 #include "common/logging.h"
 #include "kernels/backend.h"
-#include "scheduler/http_server.h"
-#include "scheduler/local_engine_client.h"
-#include "scheduler/served_model.h"
+#include "frontend/http_server.h"
+#include "worker/local_engine_client.h"
+#include "frontend/served_model.h"
 
 namespace tandem {
 namespace {

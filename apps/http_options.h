@@ -4,7 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "scheduler/http_server.h"
+#include "frontend/http_server.h"
 
 namespace tandem {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "apps/command.h"
-#include "prefill_node/node_runtime.h"
+#include "node/node_runtime.h"
 
 namespace tandem {
 

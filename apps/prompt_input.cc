@@ -2,9 +2,9 @@
 
 #include <charconv>
 
-#include "model/tokenizer/chat_template.h"
-#include "model/tokenizer/incremental_decoder.h"
-#include "model/tokenizer/tokenizer.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem {
 

@@ -9,8 +9,8 @@
 
 #include "common/status.h"
 #include "scheduler/cluster_client.h"
-#include "scheduler/http_server.h"
-#include "scheduler/served_model.h"
+#include "frontend/http_server.h"
+#include "frontend/served_model.h"
 
 namespace tandem {
 

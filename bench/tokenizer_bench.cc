@@ -1,4 +1,4 @@
-// Single-thread encode throughput of the tokenizer.json tokenizer (model/tokenizer/).
+// Single-thread encode throughput of the tokenizer.json tokenizer (tokenizer/).
 //
 // Text: the fixture corpus (tests/data/tokenizers/corpus.json) joined with "\n" and repeated to
 // --mb megabytes, or the files given with --input. It is cut into chunks of whole lines of at
@@ -19,7 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "model/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "common/logging.h"
-#include "prefill_node/prefill_engine.h"
+#include "node/node_runtime.h"
 
 namespace tandem {
 

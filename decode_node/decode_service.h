@@ -16,8 +16,8 @@
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
 #include "decode_node/decode_engine.h"
-#include "prefill_node/node_loop.h"
-#include "prefill_node/node_runtime.h"
+#include "node/node_loop.h"
+#include "node/node_runtime.h"
 
 namespace tandem {
 

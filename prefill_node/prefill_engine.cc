@@ -5,6 +5,7 @@
 
 #include "common/logging.h"
 #include "model/sampler.h"
+#include "node/node_runtime.h"
 
 namespace tandem {
 
@@ -21,17 +22,6 @@ struct PrefillEngine::Active {
   int64_t first_token_us = 0;
   SessionClock::time_point transfer_start{};
 };
-
-KvLayout LayoutOf(const KvCache& cache, const ModelConfig& config) {
-  KvLayout l;
-  l.num_layers = cache.num_layers();
-  l.num_blocks = cache.num_blocks();
-  l.num_kv_heads = static_cast<int>(config.num_kv_heads);
-  l.block_size = cache.block_size();
-  l.head_dim = static_cast<int>(config.head_dim);
-  l.dtype = cache.dtype();
-  return l;
-}
 
 PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport& transport,
                              PrefillEngineOptions options)

@@ -122,7 +122,4 @@ class PrefillEngine {
   std::vector<float> logits_;
 };
 
-// The layout of `cache` (the KvCache and KvLayout describe the same bytes).
-KvLayout LayoutOf(const KvCache& cache, const ModelConfig& config);
-
 }  // namespace tandem

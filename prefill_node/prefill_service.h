@@ -17,8 +17,8 @@
 #include "common/rpc/rpc_client.h"
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
-#include "prefill_node/node_loop.h"
-#include "prefill_node/node_runtime.h"
+#include "node/node_loop.h"
+#include "node/node_runtime.h"
 #include "prefill_node/prefill_engine.h"
 
 namespace tandem {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/data/tokenizers/<name>/expected.json: what the reference Hugging Face `tokenizers`
 library produces for the corpus tests/data/tokenizers/corpus.json, so that the C++ tokenizer
-(model/tokenizer/) can be checked byte for byte without Python.
+(tokenizer/) can be checked byte for byte without Python.
 
 For every tokenizer and corpus string: ids with and without add_special_tokens, and the decode of
 the ids with skip_special_tokens false and true. Also: invalid UTF-8 inputs (as hex; the reference

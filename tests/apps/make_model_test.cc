@@ -19,8 +19,8 @@
 #include "model/builtin_assets.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
-#include "model/tokenizer/chat_template.h"
-#include "model/tokenizer/tokenizer.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem {
 namespace {

@@ -1,7 +1,7 @@
 // Chat templates against transformers' apply_chat_template: every fixture rendering must be
 // byte-identical, and every construct outside the subset must fail with its position.
 // Fixtures: tools/gen_chat_template_fixtures.py -> tests/data/chat_templates/*.json.
-#include "model/tokenizer/chat_template.h"
+#include "tokenizer/chat_template.h"
 
 #include <filesystem>
 #include <fstream>

@@ -7,10 +7,10 @@
 
 #include <gtest/gtest.h>
 
-#include "model/tokenizer/jinja_interpreter.h"
-#include "model/tokenizer/jinja_parser.h"
-#include "model/tokenizer/jinja_string.h"
-#include "model/tokenizer/jinja_value.h"
+#include "tokenizer/jinja_interpreter.h"
+#include "tokenizer/jinja_parser.h"
+#include "tokenizer/jinja_string.h"
+#include "tokenizer/jinja_value.h"
 
 namespace tandem::jinja {
 namespace {

@@ -7,10 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "model/tokenizer/incremental_decoder.h"
-#include "model/tokenizer/regex.h"
-#include "model/tokenizer/tokenizer.h"
-#include "model/tokenizer/unicode_util.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/regex.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode_util.h"
 
 namespace tandem {
 namespace {

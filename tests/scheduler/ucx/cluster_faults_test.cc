@@ -33,7 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/make_model.h"
-#include "tests/scheduler/scheduler_test_util.h"
+#include "tests/frontend/serving_test_util.h"
 #include "tests/scheduler/ucx/load_view.h"
 #include "tests/scheduler/ucx/serve_process.h"
 #include "tests/scheduler/ucx/sse_stream.h"

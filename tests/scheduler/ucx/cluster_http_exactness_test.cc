@@ -23,9 +23,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/make_model.h"
-#include "model/tokenizer/incremental_decoder.h"
-#include "model/tokenizer/tokenizer.h"
-#include "tests/scheduler/scheduler_test_util.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
+#include "tests/frontend/serving_test_util.h"
 #include "tests/scheduler/ucx/serve_process.h"
 
 namespace tandem {

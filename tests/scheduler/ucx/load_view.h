@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/scheduler/scheduler_test_util.h"
+#include "tests/frontend/serving_test_util.h"
 
 namespace tandem::testing {
 

@@ -1,0 +1,225 @@
+#include "frontend/api_handlers.h"
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "common/logging.h"
+
+namespace tandem {
+
+using nlohmann::ordered_json;
+
+ServerContext::ServerContext(HttpServerOptions o, std::shared_ptr<const ServedModel> m, InferenceClient& c)
+    : options(std::move(o)),
+      model(std::move(m)),
+      client(c),
+      log(GetLogger("router")),
+      id_salt((static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()) {}
+
+std::string ServerContext::PublicId(ApiKind kind, int64_t id) const {
+  // splitmix64 is a bijection, so distinct ids give distinct strings.
+  uint64_t x = static_cast<uint64_t>(id) + 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(id_salt),
+                static_cast<unsigned long long>(x));
+  return std::string(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-") + buf;
+}
+
+namespace {
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<ApiError> CheckModel(const ServerContext& ctx, const ordered_json& body) {
+  auto it = body.find("model");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) return InvalidRequest("model", std::string("'model' must be a string, got ") + it->type_name(), "invalid_type");
+  if (it->get<std::string>() == ctx.model->name) return std::nullopt;
+  ApiError e = InvalidRequest("model", "The model `" + it->get<std::string>() + "` does not exist. This server serves `" +
+                                           ctx.model->name + "`.",
+                              "model_not_found");
+  e.http_status = 404;
+  return e;
+}
+
+// The chat prompt's token ids, as transformers' apply_chat_template(tokenize=True): render with
+// the generation prompt, then encode without special tokens (the template placed BOS itself).
+std::optional<ApiError> EncodeChat(const ServedModel& model, const ordered_json& messages, bool add_generation_prompt,
+                                   std::vector<int32_t>* ids) {
+  if (!model.chat_template) {
+    return InvalidRequest("messages", "this model has no chat template: " + model.chat_template_error,
+                          "chat_template_missing");
+  }
+  Result<std::string> rendered = model.chat_template->Render(messages, nullptr, add_generation_prompt, model.template_extra);
+  if (!rendered.ok()) return InvalidRequest("messages", "rendering the chat template: " + rendered.status().message());
+  Result<std::vector<TokenId>> encoded = model.tokenizer->Encode(*rendered, /*add_special_tokens=*/false);
+  if (!encoded.ok()) return InvalidRequest("messages", "tokenizing the messages: " + encoded.status().message());
+  *ids = std::move(encoded).value();
+  return std::nullopt;
+}
+
+std::optional<ApiError> EncodeText(const ServedModel& model, const std::string& text, bool add_special_tokens,
+                                   std::vector<int32_t>* ids) {
+  Result<std::vector<TokenId>> encoded = model.tokenizer->Encode(text, add_special_tokens);
+  if (!encoded.ok()) return InvalidRequest("prompt", "tokenizing the prompt: " + encoded.status().message());
+  *ids = std::move(encoded).value();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json& body, ApiKind kind, int64_t arrival_us,
+                                          PreparedGeneration* out) {
+  const ServedModel& model = *ctx.model;
+  if (auto e = ParseGenerationRequest(body, kind, model.limits, &out->request)) return e;
+  if (auto e = CheckModel(ctx, body)) return e;
+  const GenerationRequest& req = out->request;
+  std::vector<int32_t> ids;
+  if (kind == ApiKind::kChat) {
+    if (auto e = EncodeChat(model, req.messages, /*add_generation_prompt=*/true, &ids)) return e;
+  } else if (req.has_prompt_text) {
+    if (auto e = EncodeText(model, req.prompt_text, /*add_special_tokens=*/true, &ids)) return e;
+  } else {
+    ids = req.prompt_ids;
+  }
+  if (ids.empty()) {
+    return InvalidRequest(kind == ApiKind::kChat ? "messages" : "prompt", "the prompt encodes to no tokens");
+  }
+  // The context window, or less when no KV pool can hold that much: then a request without
+  // max_tokens gets what fits instead of an error, and one that asks too much hears the limit.
+  int64_t max_model_len = model.limits.max_model_len;
+  const int64_t pool_tokens = ctx.client.MaxSequenceTokens();
+  if (pool_tokens > 0) max_model_len = std::min(max_model_len, pool_tokens);
+  int32_t max_tokens = 0;
+  if (auto e = ResolveMaxTokens(req, ids.size(), max_model_len, &max_tokens)) return e;
+
+  out->serving.id = ctx.NextRequestId();
+  out->serving.prompt = std::move(ids);
+  out->serving.params = req.params;
+  out->serving.params.max_tokens = max_tokens;
+  out->serving.arrival_us = arrival_us;
+  out->meta.kind = kind;
+  out->meta.id = ctx.PublicId(kind, out->serving.id);
+  out->meta.created = UnixSeconds();
+  out->meta.model = model.name;
+  return std::nullopt;
+}
+
+JsonReply HandleModels(const ServerContext& ctx) {
+  ordered_json card;
+  card["id"] = ctx.model->name;
+  card["object"] = "model";
+  card["created"] = UnixSeconds();
+  card["owned_by"] = "tandem";
+  card["root"] = ctx.model->model_dir;
+  card["parent"] = nullptr;
+  card["max_model_len"] = ctx.model->limits.max_model_len;
+  ordered_json list;
+  list["object"] = "list";
+  list["data"] = ordered_json::array({std::move(card)});
+  return {200, std::move(list)};
+}
+
+namespace {
+
+JsonReply ErrorReply(const ApiError& e) { return {e.http_status, e.ToJson()}; }
+
+std::optional<ApiError> ReadOptionalBool(const ordered_json& body, const char* name, bool* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) return InvalidRequest(name, std::string("'") + name + "' must be a boolean", "invalid_type");
+  *out = it->get<bool>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+JsonReply HandleTokenize(const ServerContext& ctx, const ordered_json& body) {
+  if (auto e = CheckModel(ctx, body)) return ErrorReply(*e);
+  const ServedModel& model = *ctx.model;
+  std::vector<int32_t> ids;
+  auto prompt = body.find("prompt");
+  auto messages = body.find("messages");
+  if (prompt != body.end() && !prompt->is_null()) {
+    if (!prompt->is_string()) return ErrorReply(InvalidRequest("prompt", "'prompt' must be a string", "invalid_type"));
+    bool add_special = true;
+    if (auto e = ReadOptionalBool(body, "add_special_tokens", &add_special)) return ErrorReply(*e);
+    if (auto e = EncodeText(model, prompt->get<std::string>(), add_special, &ids)) return ErrorReply(*e);
+  } else if (messages != body.end() && !messages->is_null()) {
+    // The chat form: messages validated exactly as for /v1/chat/completions.
+    ordered_json chat_body = ordered_json::object();
+    chat_body["messages"] = *messages;
+    GenerationRequest parsed;
+    if (auto e = ParseGenerationRequest(chat_body, ApiKind::kChat, model.limits, &parsed)) return ErrorReply(*e);
+    bool add_generation_prompt = true;
+    if (auto e = ReadOptionalBool(body, "add_generation_prompt", &add_generation_prompt)) return ErrorReply(*e);
+    if (auto e = EncodeChat(model, parsed.messages, add_generation_prompt, &ids)) return ErrorReply(*e);
+  } else {
+    return ErrorReply(InvalidRequest("prompt", "one of 'prompt' or 'messages' is required", "missing_required_parameter"));
+  }
+  ordered_json reply;
+  reply["count"] = ids.size();
+  reply["max_model_len"] = model.limits.max_model_len;
+  reply["tokens"] = ids;
+  reply["token_strs"] = nullptr;
+  return {200, std::move(reply)};
+}
+
+JsonReply HandleDetokenize(const ServerContext& ctx, const ordered_json& body) {
+  if (auto e = CheckModel(ctx, body)) return ErrorReply(*e);
+  auto tokens = body.find("tokens");
+  if (tokens == body.end() || tokens->is_null()) {
+    return ErrorReply(InvalidRequest("tokens", "'tokens' is a required property", "missing_required_parameter"));
+  }
+  if (!tokens->is_array()) return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
+  std::vector<TokenId> ids;
+  for (const ordered_json& t : *tokens) {
+    if (!t.is_number_integer()) return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
+    const int64_t id = t.get<int64_t>();
+    if (id < 0 || id >= ctx.model->limits.vocab_size) {
+      return ErrorReply(InvalidRequest("tokens", "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                     std::to_string(ctx.model->limits.vocab_size) + ")"));
+    }
+    ids.push_back(static_cast<TokenId>(id));
+  }
+  ordered_json reply;
+  reply["prompt"] = ctx.model->tokenizer->Decode(ids, /*skip_special_tokens=*/false);
+  return {200, std::move(reply)};
+}
+
+ApiError StatusToApiError(const Status& status) {
+  ApiError e;
+  e.message = status.message();
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kAlreadyExists:
+      e.http_status = 400;
+      break;
+    case StatusCode::kResourceExhausted:
+      // Every node is up but none has room now: the client should retry later (OpenAI's
+      // "overloaded" answer), unlike 503 where the service itself is missing.
+      e.http_status = 429;
+      e.type = "server_error";
+      e.code = "engine_overloaded";
+      break;
+    case StatusCode::kUnavailable:
+      e.http_status = 503;
+      e.type = "server_error";
+      e.code = "service_unavailable";
+      break;
+    default:
+      e.http_status = 500;
+      e.type = "server_error";
+      e.code = "internal_error";
+      break;
+  }
+  return e;
+}
+
+}  // namespace tandem

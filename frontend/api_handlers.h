@@ -1,0 +1,42 @@
+// The endpoint logic that needs no connection state: turning a generation request body into a
+// ServingRequest (validate, check the model, render the chat template, tokenize, resolve
+// max_tokens), and the small endpoints (/v1/models, /tokenize, /detokenize). Called on the
+// connection's strand; everything they touch in ServerContext is immutable or atomic.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduler/inference_client.h"
+#include "frontend/openai_protocol.h"
+#include "frontend/server_context.h"
+
+namespace tandem {
+
+struct PreparedGeneration {
+  GenerationRequest request;
+  ServingRequest serving;
+  ResponseMeta meta;
+};
+
+// nullopt on success, with `out` filled (a fresh router id in out->serving.id).
+std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const nlohmann::ordered_json& body, ApiKind kind,
+                                          int64_t arrival_us, PreparedGeneration* out);
+
+struct JsonReply {
+  int http_status = 200;
+  nlohmann::ordered_json body;
+};
+
+JsonReply HandleModels(const ServerContext& ctx);
+JsonReply HandleTokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
+JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
+
+// An InferenceClient error as the client sees it: 400 for requests the model cannot serve, 429
+// when every node is up but none has room (retry later), 503 when the backend is unavailable,
+// 500 otherwise.
+ApiError StatusToApiError(const Status& status);
+
+}  // namespace tandem

@@ -1,0 +1,59 @@
+// The router's OpenAI-compatible HTTP/1.1 server (Boost.Beast on Asio): keep-alive
+// connections, each an async state machine on its own strand, run by a small io_context pool.
+//
+// Endpoints: POST /v1/completions, POST /v1/chat/completions (JSON or SSE streams),
+// GET /v1/models, GET /health, POST /tokenize, POST /detokenize (vLLM's bodies), and
+// GET /v1/load (the InferenceClient's LoadInfo as JSON, read-only).
+// With api_key set every route but /health needs "Authorization: Bearer <key>".
+//
+// Threading: Start and Stop from one controlling thread; port() from any thread after Start.
+// The InferenceClient and the ServedModel must outlive the server.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "scheduler/inference_client.h"
+#include "frontend/served_model.h"
+
+namespace tandem {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;                 // 0: an ephemeral port (read it back with port())
+  int num_threads = 2;                  // io_context threads
+  size_t max_body_bytes = 1 << 20;      // larger request bodies get 413
+  std::string api_key;                  // empty: no authentication
+  int idle_timeout_s = 60;              // a keep-alive connection with no request is closed
+  int write_timeout_s = 30;             // a client that stops reading is dropped (and aborted)
+};
+
+struct ServerContext;  // shared by the connections (scheduler/server_context.h)
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, std::shared_ptr<const ServedModel> model, InferenceClient& client);
+  ~HttpServer();  // Stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the io threads. Errors: Unavailable when the address cannot be
+  // bound, InvalidArgument for a bad host or thread count.
+  Status Start();
+  // Stops accepting, drops open connections (aborting their requests) and joins the threads.
+  // Idempotent.
+  void Stop();
+
+  uint16_t port() const { return port_; }
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,497 @@
+#include "frontend/http_session.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <chrono>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "frontend/sse.h"
+
+namespace tandem {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using nlohmann::ordered_json;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr char kServerName[] = "tandem";
+constexpr size_t kMaxDrainBytes = 8u << 20;  // read and dropped before closing after an error
+
+// The key's length is not worth hiding; its bytes are compared in constant time.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+ApiError HttpError(int status, std::string message, std::string code) {
+  ApiError e;
+  e.http_status = status;
+  e.message = std::move(message);
+  e.code = std::move(code);
+  return e;
+}
+
+struct Route {
+  std::string_view path;
+  http::verb verb;
+};
+constexpr Route kRoutes[] = {
+    {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
+    {"/v1/models", http::verb::get},       {"/health", http::verb::get},
+    {"/tokenize", http::verb::post},       {"/detokenize", http::verb::post},
+    {"/v1/load", http::verb::get},
+};
+
+}  // namespace
+
+HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ctx)
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), hold_timer_(stream_.get_executor()) {}
+
+HttpSession::~HttpSession() { AbortActive("connection destroyed"); }
+
+void HttpSession::Start() {
+  net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+}
+
+// --- connection ---
+
+void HttpSession::DoRead() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kReading;
+  parser_.emplace();
+  parser_->body_limit(ctx_->options.max_body_bytes);
+  stream_.expires_after(std::chrono::seconds(ctx_->options.idle_timeout_s));
+  http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+}
+
+void HttpSession::OnRead(beast::error_code ec, size_t) {
+  if (state_ == State::kClosed) return;
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted) {
+    Close();
+    return;
+  }
+  keep_alive_ = parser_->get().keep_alive();
+  if (ec == http::error::body_limit) {
+    SendError(HttpError(413, "request body exceeds the limit of " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
+                        "request_too_large"),
+              /*close=*/true);
+    return;
+  }
+  if (ec) {
+    if (&ec.category() == &http::make_error_code(http::error::bad_target).category() || parser_->is_header_done()) {
+      SendError(HttpError(400, "malformed HTTP request: " + ec.message(), "bad_request"), /*close=*/true);
+    } else {
+      Close();  // reset or garbage before a header: nobody to answer
+    }
+    return;
+  }
+  Request req = parser_->release();
+  Handle(req);
+}
+
+void HttpSession::Handle(Request& req) {
+  state_ = State::kHandling;
+  const int64_t arrival_us = NowMicros();
+  const std::string_view target(req.target().data(), req.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  const Route* route = nullptr;
+  for (const Route& r : kRoutes) {
+    if (r.path == path) route = &r;
+  }
+  if (!route) {
+    SendError(HttpError(404, "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path) + ")", "not_found"));
+    return;
+  }
+  if (req.method() != route->verb) {
+    const std::string allowed(http::to_string(route->verb));
+    const ApiError e = HttpError(405, "method " + std::string(req.method_string()) + " is not allowed on " +
+                                          std::string(path) + "; use " + allowed,
+                                 "method_not_allowed");
+    SendJson(e.http_status, e.ToJson(), /*close=*/false, allowed);
+    return;
+  }
+  if (path == "/health") {
+    if (ctx_->client.Ready()) {
+      SendEmpty(200);
+    } else {
+      SendError(HttpError(503, "the inference backend is not ready", "service_unavailable"));
+    }
+    return;
+  }
+  if (!ctx_->options.api_key.empty()) {
+    const auto auth = req[http::field::authorization];
+    const std::string_view given(auth.data(), auth.size());
+    const std::string expected = "Bearer " + ctx_->options.api_key;
+    if (!ConstantTimeEquals(given, expected)) {
+      SendError(HttpError(401, "Incorrect or missing API key; send 'Authorization: Bearer <key>'", "invalid_api_key"));
+      return;
+    }
+  }
+  if (path == "/v1/models") {
+    JsonReply reply = HandleModels(*ctx_);
+    SendJson(reply.http_status, reply.body);
+    return;
+  }
+  if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
+    const LoadInfo load = ctx_->client.Load();
+    ordered_json body{{"num_requests", load.num_requests},
+                      {"num_free_kv_blocks", load.num_free_kv_blocks},
+                      {"num_total_kv_blocks", load.num_total_kv_blocks},
+                      {"num_steps", load.num_steps}};
+    if (!load.nodes.empty()) {
+      ordered_json nodes = ordered_json::array();
+      for (const NodeLoadInfo& n : load.nodes) {
+        nodes.push_back(ordered_json{{"id", n.id},
+                                     {"role", n.role},
+                                     {"state", n.state},
+                                     {"queued_requests", n.queued_requests},
+                                     {"queued_tokens", n.queued_tokens},
+                                     {"running_requests", n.running_requests},
+                                     {"free_kv_blocks", n.free_kv_blocks},
+                                     {"total_kv_blocks", n.total_kv_blocks},
+                                     {"busy_fraction", n.busy_fraction},
+                                     {"last_error", n.last_error}});
+      }
+      body["nodes"] = std::move(nodes);
+    }
+    SendJson(200, body);
+    return;
+  }
+
+  ordered_json body;
+  try {
+    body = ordered_json::parse(req.body());
+  } catch (const nlohmann::json::exception& e) {
+    SendError(HttpError(400, std::string("the request body is not valid JSON: ") + e.what(), "invalid_json"));
+    return;
+  }
+  if (!body.is_object()) {
+    SendError(HttpError(400, "the request body must be a JSON object", "invalid_json"));
+    return;
+  }
+  if (path == "/tokenize" || path == "/detokenize") {
+    JsonReply reply = path == "/tokenize" ? HandleTokenize(*ctx_, body) : HandleDetokenize(*ctx_, body);
+    SendJson(reply.http_status, reply.body);
+    return;
+  }
+  const ApiKind kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
+  PreparedGeneration prepared;
+  if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared)) {
+    SendError(*error);
+    return;
+  }
+  StartGeneration(std::move(prepared));
+}
+
+void HttpSession::SendJson(int status, const ordered_json& body, bool close, const std::string& allow) {
+  response_ = {};
+  if (!allow.empty()) response_.set(http::field::allow, allow);
+  response_.version(11);
+  response_.result(static_cast<http::status>(status));
+  response_.set(http::field::server, kServerName);
+  response_.set(http::field::content_type, "application/json");
+  response_.body() = DumpJson(body);
+  Send(close);
+}
+
+void HttpSession::SendEmpty(int status) {
+  response_ = {};
+  response_.version(11);
+  response_.result(static_cast<http::status>(status));
+  response_.set(http::field::server, kServerName);
+  Send(false);
+}
+
+void HttpSession::SendError(const ApiError& error, bool close) {
+  if (error.http_status >= 500) {
+    ctx_->log->warn("answering {}: {}", error.http_status, error.message);
+  } else {
+    ctx_->log->debug("answering {}: {}", error.http_status, error.message);
+  }
+  SendJson(error.http_status, error.ToJson(), close);
+}
+
+void HttpSession::Send(bool close) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kWriting;
+  close = close || !keep_alive_;
+  response_.keep_alive(!close);
+  response_.prepare_payload();
+  stream_.expires_after(std::chrono::seconds(ctx_->options.write_timeout_s));
+  http::async_write(stream_, response_, beast::bind_front_handler(&HttpSession::OnWritten, shared_from_this(), close));
+}
+
+void HttpSession::OnWritten(bool close, beast::error_code ec, size_t) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    Close();
+    return;
+  }
+  ResponseDone(close);
+}
+
+void HttpSession::ResponseDone(bool close) {
+  ++generation_counter_;  // any watch still pending is now stale
+  beast::error_code ignored;
+  stream_.socket().cancel(ignored);
+  hold_timer_.cancel();
+  active_.reset();
+  header_serializer_.reset();
+  if (!close) {
+    DoRead();
+    return;
+  }
+  // Half-close, then read and drop what the client still sends (e.g. the rest of an oversized
+  // body) so that our close does not turn into a reset that destroys the response in flight.
+  state_ = State::kWriting;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(std::chrono::seconds(2));
+  OnDrained(0, {}, 0);
+}
+
+void HttpSession::OnDrained(size_t total, beast::error_code ec, size_t bytes) {
+  total += bytes;
+  if (ec || total > kMaxDrainBytes || state_ == State::kClosed) {
+    Close();
+    return;
+  }
+  buffer_.clear();
+  stream_.async_read_some(buffer_.prepare(64 * 1024),
+                          beast::bind_front_handler(&HttpSession::OnDrained, shared_from_this(), total));
+}
+
+void HttpSession::Close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  AbortActive("client connection closed");
+  active_.reset();
+  hold_timer_.cancel();
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
+}
+
+// --- generation ---
+
+void HttpSession::StartGeneration(PreparedGeneration prepared) {
+  auto gen = std::make_unique<Generation>();
+  gen->prepared = std::move(prepared);
+  gen->processor = std::make_unique<OutputProcessor>(*ctx_->model->tokenizer, gen->prepared.serving.prompt,
+                                                     gen->prepared.request.stop);
+  ServingRequest serving = gen->prepared.serving;
+  active_ = std::move(gen);
+
+  std::weak_ptr<HttpSession> weak = weak_from_this();
+  auto executor = stream_.get_executor();
+  auto ctx = ctx_;
+  EventCallback callback = [weak, executor, ctx](InferenceEvent event) {
+    ctx->PostIfOpen([&] {
+      net::post(executor, [weak, event = std::move(event)]() mutable {
+        if (auto self = weak.lock()) self->OnEvent(std::move(event));
+      });
+    });
+  };
+  Status st = ctx_->client.Submit(std::move(serving), std::move(callback));
+  if (!st.ok()) {
+    active_.reset();
+    SendError(StatusToApiError(st));
+    return;
+  }
+  stream_.expires_never();  // waiting for the engine, not for the client
+  WatchPeer();
+}
+
+void HttpSession::WatchPeer() {
+  const uint64_t generation = generation_counter_;
+  // The pending wait also keeps this session alive while it waits for the engine.
+  stream_.socket().async_wait(tcp::socket::wait_read,
+                              beast::bind_front_handler(&HttpSession::OnPeerReadable, shared_from_this(), generation));
+}
+
+void HttpSession::OnPeerReadable(uint64_t generation, beast::error_code ec) {
+  if (ec == net::error::operation_aborted || generation != generation_counter_ || state_ == State::kClosed || !active_) {
+    return;
+  }
+  beast::error_code avail_ec;
+  const size_t available = stream_.socket().available(avail_ec);
+  if (!ec && !avail_ec && available == 0) {
+    // Readable with nothing to read is a hang-up only if a peek confirms end of stream; a
+    // wake-up that finds the socket merely empty (seen under load) re-arms the watch.
+    char byte;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      WatchPeer();
+      return;
+    }
+  }
+  if (ec || avail_ec || available == 0) {
+    ctx_->log->info("{}: client disconnected; aborting", active_->prepared.meta.id);
+    Close();
+    return;
+  }
+  // The client sent its next request early (pipelining). It stays in the socket for the next
+  // read; a hang-up is then only noticed by a failing write. The timer keeps the session alive
+  // until the response is done (ResponseDone and Close cancel it).
+  hold_timer_.expires_after(std::chrono::hours(24 * 365));
+  hold_timer_.async_wait([self = shared_from_this()](beast::error_code) {});
+}
+
+void HttpSession::AbortActive(const char* why) {
+  if (!active_ || active_->engine_done) return;
+  active_->engine_done = true;  // nothing more is wanted from it
+  ctx_->client.Abort(active_->prepared.serving.id);
+  if (!active_->complete) {
+    active_->complete = true;
+    ctx_->log->info("{} aborted ({}): prompt_tokens={} output_tokens={}", active_->prepared.meta.id, why,
+                    active_->prepared.serving.prompt.size(), active_->processor->num_output_tokens());
+  }
+}
+
+void HttpSession::OnEvent(InferenceEvent event) {
+  if (state_ == State::kClosed || !active_ || active_->complete || event.request_id != active_->prepared.serving.id) {
+    return;  // stale: a finished, aborted or earlier request of this connection
+  }
+  Generation& g = *active_;
+  if (!event.tokens.empty()) {
+    if (g.first_token_us == 0) g.first_token_us = event.emitted_us;
+    g.last_token_us = event.emitted_us;
+  }
+  if (event.final()) g.engine_done = true;
+  if (event.finish_reason == FinishReason::kError || event.finish_reason == FinishReason::kAbort) {
+    FailGeneration(event.status.ok() ? AbortedError("the request was aborted by the server") : event.status);
+    return;
+  }
+  const std::string text = g.processor->Add(event.tokens, event.finish_reason);
+  if (g.processor->finished() && !g.engine_done) {
+    g.engine_done = true;  // a stop string ended it: free its KV blocks now
+    ctx_->client.Abort(g.prepared.serving.id);
+  }
+  const GenerationRequest& req = g.prepared.request;
+  if (!req.stream) {
+    g.text += text;
+    if (g.processor->finished()) CompleteGeneration();
+    return;
+  }
+  if (!g.header_queued) {
+    g.header_queued = true;
+    if (req.kind == ApiKind::kChat) QueueSse(BuildRoleChunk(g.prepared.meta, req.include_usage));
+  }
+  if (!text.empty()) QueueSse(BuildTextChunk(g.prepared.meta, text, req.include_usage));
+  if (g.processor->finished()) {
+    CompleteGeneration();
+  } else {
+    PumpStream();
+  }
+}
+
+void HttpSession::CompleteGeneration() {
+  Generation& g = *active_;
+  g.complete = true;
+  const std::string finish(FinishReasonName(g.processor->finish_reason()));
+  const Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens()};
+  LogFinished(finish.c_str());
+  const GenerationRequest& req = g.prepared.request;
+  if (!req.stream) {
+    SendJson(200, BuildResponse(g.prepared.meta, g.text, finish, usage));
+    return;
+  }
+  QueueSse(BuildFinishChunk(g.prepared.meta, finish, req.include_usage));
+  if (req.include_usage) QueueSse(BuildUsageChunk(g.prepared.meta, usage));
+  g.pending += kSseDone;
+  PumpStream();
+}
+
+void HttpSession::FailGeneration(const Status& status) {
+  Generation& g = *active_;
+  g.complete = true;
+  ctx_->log->warn("{} failed: {}", g.prepared.meta.id, status.ToString());
+  LogFinished("error");
+  const ApiError error = StatusToApiError(status);
+  if (!g.prepared.request.stream || !g.header_queued) {
+    SendError(error);
+    return;
+  }
+  // Mid-stream the status line is long gone: an error event, then the end, as vLLM does.
+  QueueSse(error.ToJson());
+  g.pending += kSseDone;
+  PumpStream();
+}
+
+void HttpSession::QueueSse(const ordered_json& chunk) { active_->pending += SseData(DumpJson(chunk)); }
+
+void HttpSession::PumpStream() {
+  if (stream_writing_ || state_ == State::kClosed || !active_) return;
+  Generation& g = *active_;
+  auto on_written = beast::bind_front_handler(&HttpSession::OnStreamWritten, shared_from_this());
+  const auto timeout = std::chrono::seconds(ctx_->options.write_timeout_s);
+  if (!g.header_written) {
+    g.header_written = true;
+    stream_header_ = {};
+    stream_header_.version(11);
+    stream_header_.result(http::status::ok);
+    stream_header_.set(http::field::server, kServerName);
+    stream_header_.set(http::field::content_type, "text/event-stream");
+    stream_header_.set(http::field::cache_control, "no-cache");
+    stream_header_.keep_alive(keep_alive_);
+    stream_header_.chunked(true);
+    header_serializer_.emplace(stream_header_);
+    state_ = State::kWriting;
+    stream_writing_ = true;
+    stream_.expires_after(timeout);
+    http::async_write_header(stream_, *header_serializer_, std::move(on_written));
+    return;
+  }
+  if (!g.pending.empty()) {
+    // Everything queued since the last write goes out as one chunk.
+    write_buf_ = std::move(g.pending);
+    g.pending.clear();
+    stream_writing_ = true;
+    stream_.expires_after(timeout);
+    net::async_write(stream_, http::make_chunk(net::buffer(write_buf_)), std::move(on_written));
+    return;
+  }
+  if (g.complete && !g.last_chunk_written) {
+    g.last_chunk_written = true;
+    stream_writing_ = true;
+    stream_.expires_after(timeout);
+    net::async_write(stream_, http::make_chunk_last(), std::move(on_written));
+    return;
+  }
+  if (g.last_chunk_written) {
+    ResponseDone(!keep_alive_);
+    return;
+  }
+  stream_.expires_never();  // between tokens we wait for the engine, not for the client
+}
+
+void HttpSession::OnStreamWritten(beast::error_code ec, size_t) {
+  stream_writing_ = false;
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (active_) ctx_->log->info("{}: writing to the client failed ({}); aborting", active_->prepared.meta.id, ec.message());
+    Close();
+    return;
+  }
+  PumpStream();
+}
+
+void HttpSession::LogFinished(const char* finish_reason) {
+  const Generation& g = *active_;
+  const int32_t n = g.processor->num_output_tokens();
+  const double ttft_ms = g.first_token_us ? (g.first_token_us - g.prepared.serving.arrival_us) / 1000.0 : -1.0;
+  const double tpot_ms = n > 1 ? (g.last_token_us - g.first_token_us) / 1000.0 / (n - 1) : 0.0;
+  ctx_->log->info("{} finished: prompt_tokens={} output_tokens={} ttft_ms={:.2f} tpot_ms={:.2f} finish={}",
+                  g.prepared.meta.id, g.prepared.serving.prompt.size(), n, ttft_ms, tpot_ms, finish_reason);
+}
+
+}  // namespace tandem

@@ -1,0 +1,80 @@
+#include "node/node_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <string>
+
+#include "common/logging.h"
+#include "kv_transfer/ucx_transport.h"
+#include "model/warm_up.h"
+
+namespace tandem {
+
+KvLayout LayoutOf(const KvCache& cache, const ModelConfig& config) {
+  KvLayout l;
+  l.num_layers = cache.num_layers();
+  l.num_blocks = cache.num_blocks();
+  l.num_kv_heads = static_cast<int>(config.num_kv_heads);
+  l.block_size = cache.block_size();
+  l.head_dim = static_cast<int>(config.head_dim);
+  l.dtype = cache.dtype();
+  return l;
+}
+
+NodeRuntime::~NodeRuntime() {
+  transformer.reset();
+  cache.reset();
+  transport.reset();
+}
+
+Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& options) {
+  if (!(options.kv_cache_gib > 0) || !std::isfinite(options.kv_cache_gib)) {
+    return InvalidArgumentError("--kv-cache-gib must be positive, got " + std::to_string(options.kv_cache_gib));
+  }
+  auto rt = std::make_unique<NodeRuntime>();
+  BackendOptions bo;
+  bo.num_threads = options.threads;
+  ASSIGN_OR_RETURN(rt->backend, CreateBackend("cpu", bo));
+  ASSIGN_OR_RETURN(rt->weights, LoadModelWeights(options.model_dir, *rt->backend));
+  const ModelConfig& c = rt->weights->config;
+  const DType dtype = rt->backend->kv_cache_dtype();
+  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * options.block_size * c.head_dim * DTypeSize(dtype);
+  const uint64_t want = static_cast<uint64_t>(options.kv_cache_gib * (1ull << 30));
+  const uint64_t num_blocks = want / per_block;
+  if (num_blocks == 0) {
+    return InvalidArgumentError("--kv-cache-gib " + std::to_string(options.kv_cache_gib) +
+                                " holds no block of " + std::to_string(per_block) + " bytes");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<UcxTransport> ucx, UcxTransport::Create());
+  rt->transport = std::move(ucx);
+  ASSIGN_OR_RETURN(RegisteredRegion region, rt->transport->AllocateMemory(num_blocks * per_block, MemoryKind::kHost));
+  KvCacheOptions kv;
+  kv.block_size = options.block_size;
+  kv.num_blocks = static_cast<int32_t>(num_blocks);
+  ASSIGN_OR_RETURN(rt->cache, KvCache::CreateOver(region.base, num_blocks * per_block, dtype, c, kv));
+  ASSIGN_OR_RETURN(rt->transformer, Transformer::Create(*rt->backend, *rt->weights));
+  RETURN_IF_ERROR(WarmUp(*rt->transformer, *rt->cache));
+  rt->layout = LayoutOf(*rt->cache, c);
+  ASSIGN_OR_RETURN(rt->endpoint, rt->transport->LocalEndpoint());
+  GetLogger("node")->info("model {}: {} KV blocks of {} tokens ({:.1f} MiB, UCX-registered)", options.model_dir,
+                          num_blocks, options.block_size, num_blocks * per_block / 1048576.0);
+  return rt;
+}
+
+void LoadReporter::Broadcast(proto::Envelope& env, rpc::RpcServer& server) {
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
+  proto::LoadReport* r = env.mutable_load_report();
+  r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us_) / interval_us) : 0.0f);
+  r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+  for (const auto& peer : server.ReadyPeers()) {
+    if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
+  }
+  last_ = now;
+  busy_us_ = 0;
+}
+
+}  // namespace tandem

@@ -1,0 +1,71 @@
+// What every disaggregated node loads before serving: backend, weights, the KV transport
+// (UCX), the KV pool allocated THROUGH the transport (so same-host peers write it zero-copy
+// through shared memory) with a KvCache laid over it, and the Transformer. Shared by the
+// prefill and decode services; also the proto <-> internal conversions of the node edge.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "kernels/backend.h"
+#include "kv_transfer/kv_layout.h"
+#include "kv_transfer/transport.h"
+#include "model/kv_cache.h"
+#include "model/model_weights.h"
+#include "model/request.h"
+#include "model/transformer.h"
+#include "common/rpc/rpc_server.h"
+#include "proto/tandem.pb.h"
+#include "proto/wire_model.h"  // the services convert with it
+
+namespace tandem {
+
+struct NodeRuntimeOptions {
+  std::string model_dir;
+  int threads = 0;             // CPU backend threads; 0 = all cores
+  double kv_cache_gib = 1.0;   // KV pool size
+  int32_t block_size = 16;
+};
+
+// Declaration order is destruction order reversed: the cache (a view) goes before the
+// transport that owns its memory, the weights before the backend.
+struct NodeRuntime {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<ModelWeights> weights;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<Transformer> transformer;
+  KvLayout layout;
+  PeerEndpoint endpoint;  // what peers need to write our pool
+
+  ~NodeRuntime();
+};
+
+// The layout of `cache` (the KvCache and KvLayout describe the same bytes).
+KvLayout LayoutOf(const KvCache& cache, const ModelConfig& config);
+
+// CPU backend only for now (a CUDA pool would be registered as MemoryKind::kCuda instead).
+Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& options);
+
+// The timing of a node's LoadReports (engine thread): compute time accumulated since the last
+// report, and when the next one is due.
+class LoadReporter {
+ public:
+  explicit LoadReporter(std::chrono::milliseconds interval)
+      : interval_(interval), last_(std::chrono::steady_clock::now()) {}
+  void AddBusy(int64_t us) { busy_us_ += us; }
+  bool Due() const { return std::chrono::steady_clock::now() - last_ >= interval_; }
+  // Completes env's LoadReport (busy fraction since the last report, wall-clock stamp), sends it
+  // to every connected router and starts the next interval.
+  void Broadcast(proto::Envelope& env, rpc::RpcServer& server);
+
+ private:
+  const std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point last_;
+  int64_t busy_us_ = 0;
+};
+
+}  // namespace tandem
