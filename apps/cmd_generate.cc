@@ -10,7 +10,7 @@
 #include "apps/prompt_input.h"
 #include "common/logging.h"
 #include "kernels/backend.h"
-#include "model/engine.h"
+#include "engine/engine.h"
 #include "model/kv_cache.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"
@@ -46,8 +46,8 @@ Status RunGenerate(const GenerateArgs& args) {
   request.params.stop_token_ids = args.stop_token_ids;
 
   KvCacheOptions kv_options;
-  kv_options.num_blocks = BlocksForTokens(
-      static_cast<int64_t>(request.prompt.size()) + request.params.max_tokens, kv_options.block_size);
+  kv_options.num_blocks = KvBlocksForRequest(static_cast<int64_t>(request.prompt.size()), request.params.max_tokens,
+                                             kv_options.block_size);
   ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(*backend, weights->config, kv_options));
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> transformer, Transformer::Create(*backend, *weights));
   Engine engine(*transformer, *cache, EngineOptions{});
@@ -61,6 +61,7 @@ Status RunGenerate(const GenerateArgs& args) {
   while (engine.HasWork()) {
     ASSIGN_OR_RETURN(std::vector<StepOutput> outputs, engine.Step());
     for (const StepOutput& out : outputs) {
+      if (out.finish_reason == FinishReason::kError) return out.status;
       if (out.token < 0) continue;
       if (args.print_ids) {
         std::cout << (first ? "" : " ") << out.token;
@@ -76,12 +77,12 @@ Status RunGenerate(const GenerateArgs& args) {
 
   std::unique_ptr<Request> done = engine.TakeFinished(1);
   if (!done) return InternalError("request 1 finished without a record");
-  const RequestTimeline& tl = done->timeline;
+  const RequestRecord& rec = done->record;
   const size_t n = done->output.size();
-  const double decode_s = n > 1 ? (tl.token_us.back() - tl.token_us.front()) / 1e6 : 0.0;
+  const double decode_s = n > 1 ? (rec.token_us.back() - rec.token_us.front()) / 1e6 : 0.0;
   std::fprintf(stderr, "prompt tokens: %zu, generated tokens: %zu, finish: %s\n", done->prompt.size(), n,
                std::string(FinishReasonName(done->finish_reason)).c_str());
-  std::fprintf(stderr, "TTFT: %.2f ms, decode: %.1f tokens/s\n", tl.ttft_ms(),
+  std::fprintf(stderr, "TTFT: %.2f ms, decode: %.1f tokens/s\n", rec.ttft_ms(),
                decode_s > 0 ? (n - 1) / decode_s : 0.0);
   return Status::Ok();
 }

@@ -37,7 +37,8 @@ std::pair<CLI::App*, CommandRunner> SetupPrefill(CLI::App& app) {
   auto args = std::make_shared<PrefillArgs>();
   auto* sub = app.add_subcommand("prefill", "Run a prefill node (pushes KV to decode nodes over UCX)");
   AddNodeOptions(*sub, args->node, "prefill-0");
-  sub->add_option("--decode-node", args->decode_nodes, "ID=HOST:PORT of a decode node (repeatable)");
+  sub->add_option("--decode-node", args->decode_nodes,
+                  "ID=HOST:PORT of a decode node (repeatable; optional: the router tells us where its decode nodes are)");
   sub->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Token budget per step")
       ->capture_default_str();
   return {sub, [args] { return RunPrefill(*args); }};

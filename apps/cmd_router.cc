@@ -41,6 +41,7 @@ std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
   sub->add_option("--model", args->config.model_dir, "Model directory (tokenizer, chat template, config)")
       ->required();
   AddHttpOptions(*sub, args->config.http);
+  AddAdmissionOptions(*sub, args->config.admission);
   sub->add_option("--prefill-node", args->prefill_nodes, "ID=HOST:PORT of a prefill node (repeatable)");
   sub->add_option("--decode-node", args->decode_nodes, "ID=HOST:PORT of a decode node (repeatable)");
   sub->add_option("--cluster-file", args->cluster_file,

@@ -123,25 +123,19 @@ class LocalCluster {
   Status Spawn(const std::string& exe, const ServeArgs& args, const std::string& model, const std::string& log_dir,
                StopSignal& stop) {
     const milliseconds timeout(args.start_timeout_s * 1000);
-    std::vector<std::string> decode_flags;
+    // Every node starts at once: prefill nodes learn where the decode nodes are from the router
+    // (ClusterView), so nothing waits for a port before it starts loading its model.
     for (int i = 0; i < args.num_decode; ++i) {
-      const std::string id = "decode-" + std::to_string(i);
-      RETURN_IF_ERROR(Start(exe, "decode", id, model, args, {}, log_dir));
-    }
-    for (int i = 0; i < args.num_decode; ++i) {
-      ASSIGN_OR_RETURN(uint16_t port, children_[i]->WaitListening(timeout));
-      if (stop.raised()) return AbortedError("interrupted during start-up");
-      spec.decode.push_back({children_[i]->name(), "127.0.0.1", port});
-      decode_flags.push_back(spec.decode.back().ToString());
+      RETURN_IF_ERROR(Start(exe, "decode", "decode-" + std::to_string(i), model, args, log_dir));
     }
     for (int i = 0; i < args.num_prefill; ++i) {
-      RETURN_IF_ERROR(Start(exe, "prefill", "prefill-" + std::to_string(i), model, args, decode_flags, log_dir));
+      RETURN_IF_ERROR(Start(exe, "prefill", "prefill-" + std::to_string(i), model, args, log_dir));
     }
-    for (int i = 0; i < args.num_prefill; ++i) {
-      NodeProcess& c = *children_[args.num_decode + i];
+    for (size_t i = 0; i < children_.size(); ++i) {
+      NodeProcess& c = *children_[i];
       ASSIGN_OR_RETURN(uint16_t port, c.WaitListening(timeout));
       if (stop.raised()) return AbortedError("interrupted during start-up");
-      spec.prefill.push_back({c.name(), "127.0.0.1", port});
+      (static_cast<int>(i) < args.num_decode ? spec.decode : spec.prefill).push_back({c.name(), "127.0.0.1", port});
     }
     return Status::Ok();
   }
@@ -187,7 +181,7 @@ class LocalCluster {
 
  private:
   Status Start(const std::string& exe, const std::string& role, const std::string& id, const std::string& model,
-               const ServeArgs& args, const std::vector<std::string>& decode_flags, const std::string& log_dir) {
+               const ServeArgs& args, const std::string& log_dir) {
     std::vector<std::string> argv = {exe, role, "--model", model, "--port", "0", "--node-id", id};
     argv.push_back("--threads");
     argv.push_back(std::to_string(NodeThreads(args)));
@@ -199,10 +193,6 @@ class LocalCluster {
     pass("--kv-cache-gib", args.kv_cache_gib);
     if (role == "prefill") pass("--max-num-batched-tokens", args.max_num_batched_tokens);
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
-    for (const std::string& d : decode_flags) {
-      argv.push_back("--decode-node");
-      argv.push_back(d);
-    }
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
     children_.push_back(std::move(child));
@@ -306,6 +296,7 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   AddHttpOptions(*sub, args->router.http);
+  AddAdmissionOptions(*sub, args->router.admission);
   sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
   sub->add_option("--policy", args->router.policy, "Placement policy")->capture_default_str();
   sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")

@@ -27,6 +27,7 @@ struct WorkerArgs {
   double kv_cache_gib = 0.0;
   LocalEngineOptions engine;
   HttpServerOptions http;
+  AdmissionFlags admission;
 };
 
 Status RunWorker(WorkerArgs args) {
@@ -35,6 +36,9 @@ Status RunWorker(WorkerArgs args) {
   backend_options.num_threads = args.threads;
   if (args.kv_cache_gib > 0) backend_options.kv_cache_bytes = static_cast<size_t>(args.kv_cache_gib * (1ull << 30));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(args.device, backend_options));
+  args.engine.first_token_timeout = args.admission.first_token_timeout;
+  args.engine.inter_token_timeout = args.admission.inter_token_timeout;
+  args.engine.max_queued = args.admission.max_queued;
   ASSIGN_OR_RETURN(std::unique_ptr<LocalEngineClient> client,
                    LocalEngineClient::Create(std::move(backend), args.model, args.engine));
   ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
@@ -63,6 +67,7 @@ std::pair<CLI::App*, CommandRunner> SetupWorker(CLI::App& app) {
   auto* sub = app.add_subcommand("worker", "Serve the OpenAI API from one colocated engine (the baseline)");
   sub->add_option("--model", args->model, "Hugging Face model directory")->required();
   AddHttpOptions(*sub, args->http);
+  AddAdmissionOptions(*sub, args->admission);
   sub->add_option("--served-model-name", args->served_model_name, "Model name clients use (default: the dir's name)");
   sub->add_option("--max-num-seqs", args->engine.engine.max_num_seqs, "Max sequences per step")
       ->capture_default_str()

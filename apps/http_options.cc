@@ -16,4 +16,24 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
       ->check(CLI::Range(1, 1 << 20));
 }
 
+void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags) {
+  sub.add_option_function<double>(
+         "--first-token-timeout-s",
+         [&flags](double s) { flags.first_token_timeout = std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); },
+         "A request with no first token this long after arrival (queued, prefilling, or on a stuck node) fails "
+         "(0: never)")
+      ->default_str(std::to_string(flags.first_token_timeout.count() / 1000))
+      ->check(CLI::Range(0.0, 86400.0));
+  sub.add_option_function<double>(
+         "--inter-token-timeout-s",
+         [&flags](double s) { flags.inter_token_timeout = std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); },
+         "A streaming request that gets no token for this long (a wedged decode node) fails (0: never)")
+      ->default_str(std::to_string(flags.inter_token_timeout.count() / 1000))
+      ->check(CLI::Range(0.0, 86400.0));
+  sub.add_option("--max-queued-requests", flags.max_queued,
+                 "Requests that may wait for KV room before new ones get 429")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+}
+
 }  // namespace tandem

@@ -1,8 +1,11 @@
 // The flags of an OpenAI-API server (tandem router, worker, serve), written straight into its
-// HttpServerOptions.
+// HttpServerOptions, and of the router core that admits its requests.
 #pragma once
 
 #include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdint>
 
 #include "frontend/http_server.h"
 
@@ -11,5 +14,14 @@ namespace tandem {
 // --host, --port, --api-key, --http-threads, --max-body-kib. `http`'s current values are the
 // defaults shown in --help.
 void AddHttpOptions(CLI::App& sub, HttpServerOptions& http);
+
+// How long a request may wait, and how many may queue, whatever runs them (cluster or worker).
+struct AdmissionFlags {
+  std::chrono::milliseconds first_token_timeout{60000};
+  std::chrono::milliseconds inter_token_timeout{60000};
+  int32_t max_queued = 1024;
+};
+// --first-token-timeout-s, --inter-token-timeout-s, --max-queued-requests.
+void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags);
 
 }  // namespace tandem

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "apps/http_options.h"
 #include "scheduler/cluster_client.h"
 #include "frontend/http_server.h"
 #include "frontend/served_model.h"
@@ -20,6 +21,7 @@ struct RouterConfig {
   ClusterSpec cluster;
   std::string policy = "least-loaded";
   HttpServerOptions http;
+  AdmissionFlags admission;
   // How long Start waits for every node to connect and report before serving anyway
   // (GET /health answers 503 until they have). 0: do not wait.
   std::chrono::milliseconds ready_timeout{0};

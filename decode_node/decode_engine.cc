@@ -7,46 +7,35 @@
 
 namespace tandem {
 
-DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options)
+DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options, const Clock& clock)
     : transformer_(transformer),
       cache_(cache),
       options_(options),
+      clock_(clock),
       layout_(LayoutOf(cache, transformer.config())),
-      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs}) {}
+      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs}, EngineRole::kDecode,
+              clock) {}
 
 DecodeEngine::~DecodeEngine() = default;  // receive sessions release their blocks
 
 Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
-  const ModelConfig& c = transformer_.config();
-  const std::string who = "request " + job.id + ": ";
   if (job.id.empty()) return InvalidArgumentError("request id is empty");
-  if (job.prompt.empty()) return InvalidArgumentError(who + "prompt is empty");
-  for (int32_t t : job.prompt) {
-    if (t < 0 || t >= c.vocab_size) {
-      return InvalidArgumentError(who + "prompt token id " + std::to_string(t) +
-                                  " outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
-    }
-  }
-  RETURN_IF_ERROR(job.params.Validate().WithContext(who));
-  if (!job.params.greedy() && !job.params.seed.has_value()) {
-    return InvalidArgumentError(who + "sampled request without a seed");
-  }
-  const int64_t total = static_cast<int64_t>(job.prompt.size()) + job.params.max_tokens;
-  if (total > c.max_position_embeddings) {
-    return OutOfRangeError(who + "prompt + max_tokens (" + std::to_string(total) +
-                           ") exceeds the context window of " + std::to_string(c.max_position_embeddings));
-  }
+  const std::string who = "request " + job.id + ": ";
+  RequestLimits limits = engine_.scheduler().limits();
+  limits.require_seed = true;
+  RETURN_IF_ERROR(ValidateRequest(job.prompt, job.params, limits).WithContext(who));
   if (awaiting_.count(job.id) || running_ids_.count(job.id)) {
     return AlreadyExistsError(who + "already reserved");
   }
-  const int32_t need = BlocksForTokens(total, cache_.block_size());
+  const int32_t need = KvBlocksForRequest(static_cast<int64_t>(job.prompt.size()), job.params.max_tokens,
+                                          cache_.block_size());
   if (!cache_.pool().CanAllocate(need)) {
     return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks, " +
                                   std::to_string(cache_.pool().num_free()) + " of " +
                                   std::to_string(cache_.num_blocks()) + " free");
   }
   ASSIGN_OR_RETURN(std::vector<int32_t> blocks, cache_.pool().Allocate(need));
-  if (job.arrival_us == 0) job.arrival_us = NowMicros();
+  if (job.arrival_us == 0) job.arrival_us = clock_.NowMicros();
   auto a = std::make_unique<Awaiting>();
   a->key = next_key_++;
   BlockPool& pool = cache_.pool();
@@ -104,7 +93,7 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
   r.params = a.job.params;
   r.output = {first_token};
   r.block_table.assign(b.begin(), b.end());
-  r.timeline.arrival_us = a.job.arrival_us;
+  r.record.arrival_us = a.job.arrival_us;
   Status s = engine_.AddPrefilled(std::move(r));
   if (!s.ok()) {
     std::vector<int32_t> blocks(b.begin(), b.end());
@@ -115,7 +104,7 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
     e.error = s;
     events->push_back(std::move(e));
   } else {
-    running_[static_cast<int64_t>(a.key)] = Running{id, 1};
+    running_[static_cast<int64_t>(a.key)] = Running{id, 1, false};
     running_ids_[id] = static_cast<int64_t>(a.key);
   }
   awaiting_.erase(it);
@@ -165,30 +154,58 @@ void DecodeEngine::Poll(std::vector<DecodeEvent>* events) {
   }
 }
 
-Status DecodeEngine::Step(std::vector<DecodeEvent>* events) {
-  if (!engine_.HasWork()) return Status::Ok();
-  ASSIGN_OR_RETURN(std::vector<StepOutput> outputs, engine_.Step());
-  for (const StepOutput& out : outputs) {
+bool DecodeEngine::Step(std::vector<DecodeEvent>* events) {
+  if (!engine_.HasWork()) return false;
+  Result<std::vector<StepOutput>> outputs = engine_.Step();
+  if (!outputs.ok()) {
+    // A broken invariant, not a model error: say so loudly; the requests stay where they are.
+    GetLogger("decode")->error("decode step: {}", outputs.status().ToString());
+    return engine_.last_step_ran();
+  }
+  for (const StepOutput& out : *outputs) {
     auto it = running_.find(out.request_id);
     if (it == running_.end()) continue;
+    Running& run = it->second;
+    if (out.finish_reason == FinishReason::kError) {
+      // The step failed: this request ends (its blocks are free again); the others go on.
+      DecodeEvent e;
+      e.kind = DecodeEventKind::kError;
+      e.request_id = run.id;
+      e.error = out.status;
+      events->push_back(std::move(e));
+      engine_.TakeFinished(out.request_id);
+      running_ids_.erase(run.id);
+      running_.erase(it);
+      continue;
+    }
     DecodeEvent e;
-    e.request_id = it->second.id;
+    e.request_id = run.id;
     if (out.token >= 0) {
       e.tokens.push_back(out.token);
-      ++it->second.generated;
+      ++run.generated;
     }
-    e.num_generated = it->second.generated;
+    e.num_generated = run.generated;
     e.finished = out.finish_reason != FinishReason::kNone;
     e.finish_reason = out.finish_reason;
+    if (!run.admitted_reported) {  // the first chunk says when the request joined the batch
+      run.admitted_reported = true;
+      const Request* r = engine_.scheduler().Find(out.request_id);
+      std::unique_ptr<Request> done;
+      if (r == nullptr) {
+        done = engine_.TakeFinished(out.request_id);
+        r = done.get();
+      }
+      if (r != nullptr) e.decode_admitted_us = r->record.decode_admitted_us;
+    }
     const bool finished = e.finished;
     events->push_back(std::move(e));
     if (finished) {
       engine_.TakeFinished(out.request_id);
-      running_ids_.erase(it->second.id);
+      running_ids_.erase(run.id);
       running_.erase(it);
     }
   }
-  return Status::Ok();
+  return engine_.last_step_ran();
 }
 
 }  // namespace tandem

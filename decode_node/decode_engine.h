@@ -1,13 +1,15 @@
 // The decode node's engine: KV reservations for requests whose prompt another node prefills,
-// then continuous batching of their decode steps.
+// then the engine core (engine/engine.h) in its decode role.
 //
-//   Reserve: CanAllocate(prompt + max_tokens blocks) then Allocate -> a KvReceiveSession in
-//            kAwaitingKv (refused with ResourceExhausted, nothing taken, when the pool is full).
+//   Reserve: asked by the prefill node shortly before it runs the request's last prompt chunk.
+//            CanAllocate(KvBlocksForRequest) then Allocate -> a KvReceiveSession in kAwaitingKv
+//            (refused with ResourceExhausted, nothing taken, when the pool is full).
 //   OnKvReady: the session validates and admits -> the blocks and {prompt, first token} go into
-//            model/engine.h's Engine through AddPrefilled, so the next token is drawn with
-//            step 1 exactly as a single-process run would.
-//   Step:    one Engine::Step (decode tokens for up to max_num_seqs requests) -> one token event
-//            per request; the Engine frees blocks on finish (EOS/stop ids/max_tokens) or abort.
+//            the Engine through AddPrefilled, so the next token is drawn with step 1 exactly as a
+//            single-process run would.
+//   Step:    one Engine step (decode tokens for up to max_num_seqs requests) -> one token event
+//            per request; the core frees blocks on finish (EOS/stop ids/max_tokens) or abort. A
+//            step that fails ends its requests with kError events and frees their blocks.
 //   Poll:    reservation timeouts (KV that never arrives releases its blocks).
 //
 // No protobuf here: the service converts at its edge. Threading: one thread (the node's engine
@@ -24,7 +26,8 @@
 #include "common/status.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transfer_session.h"
-#include "model/engine.h"
+#include "common/clock.h"
+#include "engine/engine.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 
@@ -34,7 +37,7 @@ struct DecodeJob {
   std::string id;
   std::vector<int32_t> prompt;
   SamplingParams params;  // seed set unless greedy (the router draws it)
-  int64_t arrival_us = 0;
+  int64_t arrival_us = 0;  // this process's steady clock; 0: now
 };
 
 enum class DecodeEventKind {
@@ -49,6 +52,7 @@ struct DecodeEvent {
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   uint32_t num_generated = 0;  // including the first token sampled by the prefill node
+  int64_t decode_admitted_us = 0;  // steady; on the request's first token event only
   Status error;
 };
 
@@ -59,7 +63,8 @@ struct DecodeEngineOptions {
 
 class DecodeEngine {
  public:
-  DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options);
+  DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngineOptions options,
+               const Clock& clock = SteadyClock::Instance());
   ~DecodeEngine();
 
   const KvLayout& layout() const { return layout_; }
@@ -80,7 +85,8 @@ class DecodeEngine {
   void Abort(const std::string& id);
 
   bool HasWork() const { return engine_.HasWork(); }
-  Status Step(std::vector<DecodeEvent>* events);
+  // One decode step; returns whether a forward pass ran.
+  bool Step(std::vector<DecodeEvent>* events);
   void Poll(std::vector<DecodeEvent>* events);
 
   int32_t num_awaiting() const { return static_cast<int32_t>(awaiting_.size()); }
@@ -97,11 +103,13 @@ class DecodeEngine {
   struct Running {
     std::string id;
     uint32_t generated = 0;
+    bool admitted_reported = false;
   };
 
   Transformer& transformer_;
   KvCache& cache_;
   DecodeEngineOptions options_;
+  const Clock& clock_;
   KvLayout layout_;
   Engine engine_;
   std::map<std::string, std::unique_ptr<Awaiting>> awaiting_;

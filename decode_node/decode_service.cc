@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/rpc/wire_status.h"
 
@@ -48,7 +49,7 @@ Status DecodeService::Start() {
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
   reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
-  loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
+  loop_.Start([this] { return Iterate(); });
   return Status::Ok();
 }
 
@@ -67,32 +68,46 @@ void DecodeService::SendError(const rpc::Connection::Ptr& conn, const std::strin
   if (conn) (void)conn->Send(std::move(out));
 }
 
-void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
-  std::vector<DecodeEvent> events;
-  const bool from_prefill = conn->peer_hello().role() == proto::ROLE_PREFILL;
-  if (env.has_prefill_request()) {
-    const proto::PrefillRequest& m = env.prefill_request();
+rpc::Connection::Ptr DecodeService::FindRouter(const std::string& router_id) const {
+  for (const auto& peer : server_->ReadyPeers()) {
+    if (peer->peer_hello().role() == proto::ROLE_ROUTER && peer->peer_hello().node_id() == router_id) return peer;
+  }
+  return nullptr;
+}
+
+void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::ReserveKv& m) {
+  proto::Envelope out;
+  proto::KvReservation* r = out.mutable_kv_reservation();
+  r->set_request_id(m.request_id());
+  r->set_decode_node_id(options_.node_id);
+  rpc::Connection::Ptr router = FindRouter(m.router_id());
+  Result<std::vector<int>> blocks = UnavailableError("router '" + m.router_id() + "' is not connected here");
+  if (router) {
     DecodeJob job;
     job.id = m.request_id();
     job.prompt.assign(m.prompt_token_ids().begin(), m.prompt_token_ids().end());
     job.params = SamplingFromProto(m.sampling());
-    job.arrival_us = m.arrival_unix_us();
-    auto blocks = engine_->Reserve(job);
-    proto::Envelope out;
-    proto::KvReservation* r = out.mutable_kv_reservation();
-    r->set_request_id(job.id);
-    r->set_decode_node_id(options_.node_id);
-    r->set_reserved_unix_us(NowMicros());
-    if (blocks.ok()) {
-      r->set_ok(true);
-      for (int b : *blocks) r->add_block_ids(static_cast<uint32_t>(b));
-      routers_[job.id] = conn;
-    } else {
-      r->set_ok(false);
-      r->set_reason(blocks.status().ToString());
-    }
-    (void)conn->Send(std::move(out));
-  } else if (env.has_kv_ready()) {
+    job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
+    blocks = engine_->Reserve(std::move(job));
+  }
+  r->set_reserved_unix_us(UnixNowMicros());
+  if (blocks.ok()) {
+    r->set_ok(true);
+    for (int b : *blocks) r->add_block_ids(static_cast<uint32_t>(b));
+    routers_[m.request_id()] = router;
+  } else {
+    r->set_ok(false);
+    r->set_reason(blocks.status().ToString());
+  }
+  (void)prefill->Send(std::move(out));
+}
+
+void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
+  std::vector<DecodeEvent> events;
+  const bool from_prefill = conn->peer_hello().role() == proto::ROLE_PREFILL;
+  if (env.has_reserve_kv() && from_prefill) {
+    OnReserve(conn, env.reserve_kv());
+  } else if (env.has_kv_ready() && from_prefill) {
     const proto::KvReady& m = env.kv_ready();
     if (m.ok()) {
       Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events);
@@ -108,14 +123,14 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
   } else if (env.has_abort()) {
     const std::string& id = env.abort().request_id();
     if (from_prefill) {
-      engine_->OnPeerAborted(id);
+      engine_->OnPeerAborted(id);  // no write of the prefill node's is in flight: free at once
     } else {
-      // The router's Abort drains a reservation (P may still be writing into it) unless the
-      // router says P was never asked: then nothing can be in flight and it is freed at once.
-      if (env.abort().prefill_not_asked()) engine_->OnPeerAborted(id);
-      engine_->Abort(id);
+      engine_->Abort(id);  // a reservation drains (the prefill node may still write into it)
     }
     routers_.erase(id);
+  } else {
+    GetLogger("decode")->debug("ignoring envelope with payload {} from {}", static_cast<int>(env.payload_case()),
+                               conn->peer_hello().node_id());
   }
   Dispatch(events);
 }
@@ -135,8 +150,9 @@ void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
     for (int32_t t : ev.tokens) m->add_token_ids(t);
     m->set_finished(ev.finished);
     m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
-    m->set_emitted_unix_us(NowMicros());
+    m->set_emitted_unix_us(UnixNowMicros());
     m->set_num_generated_tokens(ev.num_generated);
+    m->set_decode_admitted_unix_us(SteadyToUnixMicros(ev.decode_admitted_us));
     (void)it->second->Send(std::move(out));
     if (ev.finished) routers_.erase(it);
   }
@@ -155,17 +171,15 @@ void DecodeService::SendLoadReport() {
   reporter_->Broadcast(env, *server_);
 }
 
-void DecodeService::Iterate() {
+bool DecodeService::Iterate() {
   rt_->transport->Progress();  // also while idle: incoming puts may need it
   engine_->Poll(&events_);
-  if (engine_->HasWork()) {
-    const int64_t t0 = NowMicros();
-    Status s = engine_->Step(&events_);
-    reporter_->AddBusy(NowMicros() - t0);
-    if (!s.ok()) GetLogger("decode")->error("step failed: {}", s.ToString());
-  }
+  const int64_t t0 = SteadyClock::Read();
+  const bool ran = engine_->Step(&events_);
+  if (ran) reporter_->AddBusy(SteadyClock::Read() - t0);
   Dispatch(events_);
   if (reporter_->Due()) SendLoadReport();
+  return ran;
 }
 
 }  // namespace tandem

@@ -1,6 +1,6 @@
-// The decode node process: one RpcServer that the router (PrefillRequest -> KvReservation,
-// Abort; we send TokenChunk, Error, LoadReport) and the prefill nodes (KvReady, Abort) connect
-// to. Our HelloAck carries the UCX worker address and the KV pool's rkey/base/size/blocks and
+// The decode node process: one RpcServer that the routers (Abort; we send TokenChunk, Error,
+// LoadReport) and the prefill nodes (ReserveKv -> KvReservation, KvReady, Abort) connect to. The
+// prefill node names the router in its ReserveKv; the tokens go to that router's connection. Our HelloAck carries the UCX worker address and the KV pool's rkey/base/size/blocks and
 // layout hash; a prefill node with another layout hash is refused at Hello.
 // ONE engine thread owns the Transformer, the KvCache, the DecodeEngine and the UCX worker,
 // which it progresses every iteration, idle or not (UCX 1.13 tcp and sm puts into application
@@ -43,8 +43,10 @@ class DecodeService {
 
  private:
   void Post(std::function<void()> fn) { loop_.Post(std::move(fn)); }
-  void Iterate();  // one round of the engine thread (NodeLoop)
+  bool Iterate();  // one round of the engine thread (NodeLoop); whether a step ran
   void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
+  void OnReserve(const rpc::Connection::Ptr& prefill, const proto::ReserveKv& m);  // engine thread
+  rpc::Connection::Ptr FindRouter(const std::string& router_id) const;
   void Dispatch(std::vector<DecodeEvent>& events);
   void SendError(const rpc::Connection::Ptr& conn, const std::string& id, const Status& s);
   void SendLoadReport();

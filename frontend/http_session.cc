@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/clock.h"
 #include "frontend/sse.h"
 
 namespace tandem {
@@ -101,7 +102,7 @@ void HttpSession::OnRead(beast::error_code ec, size_t) {
 
 void HttpSession::Handle(Request& req) {
   state_ = State::kHandling;
-  const int64_t arrival_us = NowMicros();
+  const int64_t arrival_us = SteadyClock::Read();
   const std::string_view target(req.target().data(), req.target().size());
   const std::string_view path = target.substr(0, target.find('?'));
   const Route* route = nullptr;
@@ -143,28 +144,7 @@ void HttpSession::Handle(Request& req) {
     return;
   }
   if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
-    const LoadInfo load = ctx_->client.Load();
-    ordered_json body{{"num_requests", load.num_requests},
-                      {"num_free_kv_blocks", load.num_free_kv_blocks},
-                      {"num_total_kv_blocks", load.num_total_kv_blocks},
-                      {"num_steps", load.num_steps}};
-    if (!load.nodes.empty()) {
-      ordered_json nodes = ordered_json::array();
-      for (const NodeLoadInfo& n : load.nodes) {
-        nodes.push_back(ordered_json{{"id", n.id},
-                                     {"role", n.role},
-                                     {"state", n.state},
-                                     {"queued_requests", n.queued_requests},
-                                     {"queued_tokens", n.queued_tokens},
-                                     {"running_requests", n.running_requests},
-                                     {"free_kv_blocks", n.free_kv_blocks},
-                                     {"total_kv_blocks", n.total_kv_blocks},
-                                     {"busy_fraction", n.busy_fraction},
-                                     {"last_error", n.last_error}});
-      }
-      body["nodes"] = std::move(nodes);
-    }
-    SendJson(200, body);
+    SendJson(200, LoadJson(ctx_->client.Load()));
     return;
   }
 
@@ -191,6 +171,31 @@ void HttpSession::Handle(Request& req) {
     return;
   }
   StartGeneration(std::move(prepared));
+}
+
+ordered_json HttpSession::LoadJson(const LoadInfo& load) {
+  ordered_json body{{"num_requests", load.num_requests},
+                    {"num_queued", load.num_queued},
+                    {"num_free_kv_blocks", load.num_free_kv_blocks},
+                    {"num_total_kv_blocks", load.num_total_kv_blocks},
+                    {"num_steps", load.num_steps}};
+  ordered_json nodes = ordered_json::array();
+  for (const NodeView& n : load.nodes) {
+    ordered_json node{{"id", n.id},
+                      {"role", std::string(NodeRoleName(n.role))},
+                      {"state", std::string(NodeStateName(n.state))},
+                      {"queued_requests", n.load.queued_requests},
+                      {"queued_tokens", n.queued_tokens()},
+                      {"running_requests", n.load.running_requests},
+                      {"free_kv_blocks", n.free_blocks()},
+                      {"total_kv_blocks", n.load.total_blocks},
+                      {"busy_fraction", n.load.busy_fraction},
+                      {"last_error", n.last_error}};
+    if (n.role == NodeRole::kPrefill) node["connected_decode_nodes"] = n.load.connected_decode_nodes;
+    nodes.push_back(std::move(node));
+  }
+  body["nodes"] = std::move(nodes);
+  return body;
 }
 
 void HttpSession::SendJson(int status, const ordered_json& body, bool close, const std::string& allow) {
@@ -362,10 +367,6 @@ void HttpSession::OnEvent(InferenceEvent event) {
     return;  // stale: a finished, aborted or earlier request of this connection
   }
   Generation& g = *active_;
-  if (!event.tokens.empty()) {
-    if (g.first_token_us == 0) g.first_token_us = event.emitted_us;
-    g.last_token_us = event.emitted_us;
-  }
   if (event.final()) g.engine_done = true;
   if (event.finish_reason == FinishReason::kError || event.finish_reason == FinishReason::kAbort) {
     FailGeneration(event.status.ok() ? AbortedError("the request was aborted by the server") : event.status);
@@ -373,8 +374,8 @@ void HttpSession::OnEvent(InferenceEvent event) {
   }
   const std::string text = g.processor->Add(event.tokens, event.finish_reason);
   if (g.processor->finished() && !g.engine_done) {
-    g.engine_done = true;  // a stop string ended it: free its KV blocks now
-    ctx_->client.Abort(g.prepared.serving.id);
+    g.engine_done = true;  // a stop string ended it: free its KV blocks now (a normal stop)
+    ctx_->client.Abort(g.prepared.serving.id, FinishReason::kStop);
   }
   const GenerationRequest& req = g.prepared.request;
   if (!req.stream) {
@@ -399,7 +400,6 @@ void HttpSession::CompleteGeneration() {
   g.complete = true;
   const std::string finish(FinishReasonName(g.processor->finish_reason()));
   const Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens()};
-  LogFinished(finish.c_str());
   const GenerationRequest& req = g.prepared.request;
   if (!req.stream) {
     SendJson(200, BuildResponse(g.prepared.meta, g.text, finish, usage));
@@ -415,7 +415,6 @@ void HttpSession::FailGeneration(const Status& status) {
   Generation& g = *active_;
   g.complete = true;
   ctx_->log->warn("{} failed: {}", g.prepared.meta.id, status.ToString());
-  LogFinished("error");
   const ApiError error = StatusToApiError(status);
   if (!g.prepared.request.stream || !g.header_queued) {
     SendError(error);
@@ -483,15 +482,6 @@ void HttpSession::OnStreamWritten(beast::error_code ec, size_t) {
     return;
   }
   PumpStream();
-}
-
-void HttpSession::LogFinished(const char* finish_reason) {
-  const Generation& g = *active_;
-  const int32_t n = g.processor->num_output_tokens();
-  const double ttft_ms = g.first_token_us ? (g.first_token_us - g.prepared.serving.arrival_us) / 1000.0 : -1.0;
-  const double tpot_ms = n > 1 ? (g.last_token_us - g.first_token_us) / 1000.0 / (n - 1) : 0.0;
-  ctx_->log->info("{} finished: prompt_tokens={} output_tokens={} ttft_ms={:.2f} tpot_ms={:.2f} finish={}",
-                  g.prepared.meta.id, g.prepared.serving.prompt.size(), n, ttft_ms, tpot_ms, finish_reason);
 }
 
 }  // namespace tandem

@@ -45,8 +45,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     PreparedGeneration prepared;
     std::unique_ptr<OutputProcessor> processor;
     std::string text;              // the whole output (non-streaming)
-    int64_t first_token_us = 0;
-    int64_t last_token_us = 0;
     bool engine_done = false;      // its final event arrived
     bool complete = false;         // the client-visible output is complete
     // Streaming.
@@ -61,6 +59,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void OnRead(boost::beast::error_code ec, size_t bytes);
   void Handle(Request& req);
   void SendJson(int status, const nlohmann::ordered_json& body, bool close = false, const std::string& allow = "");
+  static nlohmann::ordered_json LoadJson(const LoadInfo& load);
   void SendEmpty(int status);
   void SendError(const ApiError& error, bool close = false);
   void Send(bool close);
@@ -80,7 +79,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void WatchPeer();
   void OnPeerReadable(uint64_t generation, boost::beast::error_code ec);
   void AbortActive(const char* why);
-  void LogFinished(const char* finish_reason);
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;

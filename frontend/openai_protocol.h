@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/request.h"
+#include "slo/request_record.h"
 #include "model/sampling_params.h"
 
 namespace tandem {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "model/request.h"
+#include "slo/request_record.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
 #include "frontend/stop_strings.h"

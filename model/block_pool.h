@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "model/kv_blocks.h"
 
 namespace tandem {
 
@@ -42,10 +43,5 @@ class BlockPool {
   std::vector<int32_t> ref_counts_;  // [num_blocks]
   std::vector<int32_t> free_list_;   // LIFO: recently freed blocks are reused first (warm caches)
 };
-
-// Blocks needed to hold `num_tokens` tokens.
-inline int32_t BlocksForTokens(int64_t num_tokens, int32_t block_size) {
-  return static_cast<int32_t>((num_tokens + block_size - 1) / block_size);
-}
 
 }  // namespace tandem

@@ -4,8 +4,7 @@
 
 namespace tandem {
 
-void NodeLoop::Start(std::function<bool()> busy, std::function<void()> iterate) {
-  busy_ = std::move(busy);
+void NodeLoop::Start(std::function<bool()> iterate) {
   iterate_ = std::move(iterate);
   thread_ = std::thread([this] { Run(); });
 }
@@ -27,15 +26,16 @@ void NodeLoop::Stop() {
 }
 
 void NodeLoop::Run() {
+  bool ran = false;
   while (!stop_.load()) {
     std::deque<std::function<void()>> work;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (inbox_.empty() && !busy_()) cv_.wait_for(lock, idle_wait_);
+      if (inbox_.empty() && !ran) cv_.wait_for(lock, idle_wait_, [this] { return !inbox_.empty() || stop_.load(); });
       work.swap(inbox_);
     }
     for (auto& fn : work) fn();
-    iterate_();
+    ran = iterate_();
   }
 }
 

@@ -1,9 +1,10 @@
 // The engine thread of a node (prefill or decode). io threads Post() closures; the loop runs
 // them in order, then one iteration of the node's own work (progress the transport, poll
-// transfers, run an engine step, dispatch events, report load). With nothing to do it still
-// wakes every `idle_wait`: the UCX worker must be progressed (puts into our pool may need it)
-// and load reports must go out while idle. Everything the closures and the iteration touch is
-// therefore owned by this one thread.
+// transfers, run an engine step, dispatch events, report load). An iteration that ran no step
+// (nothing runnable: an empty queue, or requests waiting for a reservation or for blocks) is
+// followed by a wait of up to `idle_wait`, cut short by a Post: the loop never spins, yet the UCX
+// worker is still progressed (puts into our pool may need it) and load reports go out while
+// idle. Everything the closures and the iteration touch is owned by this one thread.
 #pragma once
 
 #include <atomic>
@@ -23,8 +24,9 @@ class NodeLoop {
   NodeLoop(const NodeLoop&) = delete;
   NodeLoop& operator=(const NodeLoop&) = delete;
 
-  // `busy`: whether the node has work now (then there is no wait); `iterate`: one round of it.
-  void Start(std::function<bool()> busy, std::function<void()> iterate);
+  // `iterate`: one round of the node's work; returns whether it ran an engine step (then the
+  // next round follows at once).
+  void Start(std::function<bool()> iterate);
   void Post(std::function<void()> fn);  // any thread
   // Joins the thread; closures still queued are dropped. Idempotent.
   void Stop();
@@ -33,8 +35,7 @@ class NodeLoop {
   void Run();
 
   const std::chrono::milliseconds idle_wait_;
-  std::function<bool()> busy_;
-  std::function<void()> iterate_;
+  std::function<bool()> iterate_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> inbox_;  // GUARDED_BY(mu_)

@@ -7,7 +7,7 @@
 
 #include "common/logging.h"
 #include "kv_transfer/ucx_transport.h"
-#include "model/warm_up.h"
+#include "engine/warm_up.h"
 
 namespace tandem {
 
@@ -63,17 +63,15 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
 }
 
 void LoadReporter::Broadcast(proto::Envelope& env, rpc::RpcServer& server) {
-  const auto now = std::chrono::steady_clock::now();
-  const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
+  const int64_t now = SteadyClock::Read();
+  const int64_t interval_us = now - last_us_;
   proto::LoadReport* r = env.mutable_load_report();
   r->set_busy_fraction(interval_us > 0 ? std::min(1.0f, static_cast<float>(busy_us_) / interval_us) : 0.0f);
-  r->set_report_unix_us(std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count());
+  r->set_report_unix_us(UnixNowMicros());
   for (const auto& peer : server.ReadyPeers()) {
     if (peer->peer_hello().role() == proto::ROLE_ROUTER) (void)peer->Send(env);
   }
-  last_ = now;
+  last_us_ = now;
   busy_us_ = 0;
 }
 

@@ -9,13 +9,13 @@
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "kernels/backend.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transport.h"
 #include "model/kv_cache.h"
 #include "model/model_weights.h"
-#include "model/request.h"
 #include "model/transformer.h"
 #include "common/rpc/rpc_server.h"
 #include "proto/tandem.pb.h"
@@ -55,16 +55,16 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
 class LoadReporter {
  public:
   explicit LoadReporter(std::chrono::milliseconds interval)
-      : interval_(interval), last_(std::chrono::steady_clock::now()) {}
+      : interval_us_(interval.count() * 1000), last_us_(SteadyClock::Read()) {}
   void AddBusy(int64_t us) { busy_us_ += us; }
-  bool Due() const { return std::chrono::steady_clock::now() - last_ >= interval_; }
+  bool Due() const { return SteadyClock::Read() - last_us_ >= interval_us_; }
   // Completes env's LoadReport (busy fraction since the last report, wall-clock stamp), sends it
   // to every connected router and starts the next interval.
   void Broadcast(proto::Envelope& env, rpc::RpcServer& server);
 
  private:
-  const std::chrono::milliseconds interval_;
-  std::chrono::steady_clock::time_point last_;
+  const int64_t interval_us_;
+  int64_t last_us_;
   int64_t busy_us_ = 0;
 };
 

@@ -4,40 +4,78 @@
 #include <string>
 
 #include "common/logging.h"
-#include "model/sampler.h"
 #include "node/node_runtime.h"
 
 namespace tandem {
 
+namespace {
+
+// The prefill role checks what the model can take; the pool check is the Scheduler's (a prefill
+// node holds the prompt only, not prompt + max_tokens).
+RequestLimits PrefillLimits(const ModelConfig& config) {
+  RequestLimits l = RequestLimits::ForModel(config);
+  l.require_seed = true;
+  return l;
+}
+
+// Requests wait for their blocks in the scheduler, not for sequence slots: the budget bounds a step.
+constexpr int32_t kUnboundedSeqs = 1 << 20;
+
+}  // namespace
+
 struct PrefillEngine::Active {
+  enum class Reservation { kNone, kRequested, kGranted };
   PrefillJob job;
-  uint64_t key = 0;                 // the session's request id
-  std::vector<int32_t> blocks;      // P's blocks for the prompt
-  int32_t num_computed = 0;
+  int64_t key = 0;
+  Reservation reservation = Reservation::kNone;
+  std::vector<int> decode_blocks;  // the granted reservation
+  // After the hand-off (prompt complete or step failed): P's blocks, held until the session ends.
+  bool handed_off = false;
+  std::vector<int32_t> blocks;
   std::unique_ptr<KvSendSession> session;
-  bool session_released = false;    // the session said its transfers are over
-  bool aborted_locally = false;     // finished at the first token, or the router aborted
+  bool aborted_locally = false;  // finished at the first token, failed, or aborted by the router
   int32_t first_token = -1;
   int64_t prefill_start_us = 0;
-  int64_t first_token_us = 0;
-  SessionClock::time_point transfer_start{};
+  int64_t prefill_end_us = 0;
+  int64_t transfer_start_us = 0;
+
+  bool needs_decode() const { return job.params.max_tokens > 1; }
 };
 
 PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport& transport,
-                             PrefillEngineOptions options)
-    : transformer_(transformer),
+                             PrefillEngineOptions options, const Clock& clock)
+    : executor_(transformer, cache),
       cache_(cache),
       transport_(transport),
       options_(options),
+      clock_(clock),
+      scheduler_(cache.pool(), cache.block_size(), PrefillLimits(transformer.config()),
+                 transformer.config().eos_token_ids,
+                 SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens}),
       layout_(LayoutOf(cache, transformer.config())) {}
 
 PrefillEngine::~PrefillEngine() {
   // Sessions abort themselves in their destructors; blocks go back with the cache.
-  for (auto& a : transferring_) {
+  for (auto& [key, a] : active_) {
     if (a->session && !IsTerminal(a->session->state())) {
       (void)a->session->Abort(AbortedError("prefill engine shut down"), SessionClock::now());
     }
   }
+}
+
+PrefillEngine::Active* PrefillEngine::FindActive(const std::string& id) {
+  auto k = keys_.find(id);
+  if (k == keys_.end()) return nullptr;
+  auto it = active_.find(k->second);
+  return it == active_.end() ? nullptr : it->second.get();
+}
+
+void PrefillEngine::Erase(int64_t key) {
+  auto it = active_.find(key);
+  if (it == active_.end()) return;
+  if (it->second->handed_off) --num_transferring_;
+  keys_.erase(it->second->job.id);
+  active_.erase(it);
 }
 
 void PrefillEngine::SetDecodePeer(const std::string& node, PeerId peer, int pool_num_blocks) {
@@ -47,92 +85,229 @@ void PrefillEngine::SetDecodePeer(const std::string& node, PeerId peer, int pool
 void PrefillEngine::RemoveDecodePeer(const std::string& node, std::vector<PrefillEvent>* events) {
   peers_.erase(node);
   const Status gone = UnavailableError("decode node " + node + " is down");
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if ((*it)->job.decode_node != node) {
-      ++it;
-      continue;
-    }
-    PrefillEvent e = MakeEvent(**it, PrefillEventKind::kError);
-    e.error = gone;
-    events->push_back(std::move(e));
-    FreeBlocks(**it);
-    it = queue_.erase(it);
-  }
-  for (auto& a : transferring_) {
-    if (a->job.decode_node == node && a->session && !IsTerminal(a->session->state())) {
+  std::vector<int64_t> queued;
+  for (auto& [key, a] : active_) {
+    if (a->job.decode_node != node || !a->needs_decode()) continue;
+    if (!a->handed_off) {
+      queued.push_back(key);
+    } else if (a->session && !IsTerminal(a->session->state())) {
       Handle(*a, a->session->Abort(gone, SessionClock::now()), events);
     }
   }
-}
-
-bool PrefillEngine::IsStopToken(const SamplingParams& params, int32_t token) const {
-  if (!params.ignore_eos) {
-    const auto& eos = transformer_.config().eos_token_ids;
-    if (std::find(eos.begin(), eos.end(), token) != eos.end()) return true;
+  for (int64_t key : queued) {
+    Active& a = *active_.at(key);
+    PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
+    e.error = gone;
+    events->push_back(std::move(e));
+    scheduler_.Abort(key, clock_.NowMicros()).IgnoreError();  // frees its blocks: no session reads them
+    Erase(key);
   }
-  return std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(), token) !=
-         params.stop_token_ids.end();
-}
-
-int64_t PrefillEngine::queued_tokens() const {
-  int64_t n = 0;
-  for (const auto& a : queue_) n += static_cast<int64_t>(a->job.prompt.size()) - a->num_computed;
-  return n;
 }
 
 Status PrefillEngine::Add(PrefillJob job) {
-  const ModelConfig& c = transformer_.config();
-  const std::string who = "request " + job.id + ": ";
   if (job.id.empty()) return InvalidArgumentError("request id is empty");
-  if (job.prompt.empty()) return InvalidArgumentError(who + "prompt is empty");
-  for (int32_t t : job.prompt) {
-    if (t < 0 || t >= c.vocab_size) {
-      return InvalidArgumentError(who + "prompt token id " + std::to_string(t) +
-                                  " outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
-    }
+  const std::string who = "request " + job.id + ": ";
+  if (job.params.max_tokens > 1 && !peers_.count(job.decode_node)) {
+    return FailedPreconditionError(who + "decode node '" + job.decode_node + "' is not connected");
   }
-  RETURN_IF_ERROR(job.params.Validate().WithContext(who));
-  if (!job.params.greedy() && !job.params.seed.has_value()) {
-    return InvalidArgumentError(who + "sampled request without a seed (the router draws it, so "
-                                "that prefill and decode nodes draw from the same stream)");
-  }
-  const int64_t total = static_cast<int64_t>(job.prompt.size()) + job.params.max_tokens;
-  if (total > c.max_position_embeddings) {
-    return OutOfRangeError(who + "prompt + max_tokens (" + std::to_string(total) +
-                           ") exceeds the context window of " + std::to_string(c.max_position_embeddings));
-  }
-  const int32_t prompt_blocks = BlocksForTokens(static_cast<int64_t>(job.prompt.size()), cache_.block_size());
-  if (prompt_blocks > cache_.num_blocks()) {
-    return ResourceExhaustedError(who + "prompt needs " + std::to_string(prompt_blocks) +
-                                  " KV blocks; the pool has " + std::to_string(cache_.num_blocks()));
-  }
-  if (job.params.max_tokens > 1) {
-    if (!peers_.count(job.decode_node)) {
-      return FailedPreconditionError(who + "decode node '" + job.decode_node + "' is not connected");
-    }
-    if (static_cast<int32_t>(job.decode_block_ids.size()) < prompt_blocks) {
-      return InvalidArgumentError(who + std::to_string(job.decode_block_ids.size()) +
-                                  " decode blocks reserved; the prompt needs " + std::to_string(prompt_blocks));
-    }
-  }
-  auto same = [&](const auto& a) { return a->job.id == job.id; };
-  if (std::any_of(queue_.begin(), queue_.end(), same) ||
-      std::any_of(transferring_.begin(), transferring_.end(), same)) {
-    return AlreadyExistsError(who + "already queued");
-  }
-  if (job.arrival_us == 0) job.arrival_us = NowMicros();
+  if (keys_.count(job.id)) return AlreadyExistsError(who + "already queued");
+  const int64_t now = clock_.NowMicros();
   auto a = std::make_unique<Active>();
-  a->job = std::move(job);
   a->key = next_key_++;
-  queue_.push_back(std::move(a));
+  Request r;
+  r.id = a->key;
+  r.prompt = job.prompt;
+  r.params = job.params;
+  r.record.arrival_us = job.arrival_us != 0 ? job.arrival_us : now;
+  // A request that ends at its first token moves no KV, so it waits for no reservation.
+  r.kv_destination_ready = job.params.max_tokens <= 1;
+  if (job.arrival_us == 0) job.arrival_us = now;
+  a->job = std::move(job);
+  RETURN_IF_ERROR(scheduler_.Add(std::move(r), now).WithContext(who));
+  keys_[a->job.id] = a->key;
+  active_[a->key] = std::move(a);
   return Status::Ok();
 }
 
-void PrefillEngine::FreeBlocks(Active& a) {
-  if (a.blocks.empty()) return;
-  Status s = cache_.pool().Free(a.blocks);
-  if (!s.ok()) GetLogger("prefill")->error("request {}: freeing blocks: {}", a.job.id, s.ToString());
-  a.blocks.clear();
+void PrefillEngine::ReleaseReservation(Active& a, std::vector<PrefillEvent>* events) {
+  if (a.reservation != Active::Reservation::kNone) events->push_back(MakeEvent(a, PrefillEventKind::kAbortDecode));
+  a.reservation = Active::Reservation::kNone;
+}
+
+void PrefillEngine::OnReservation(const std::string& decode_node, const std::string& id, bool ok,
+                                  const std::vector<int>& block_ids, const std::string& reason,
+                                  std::vector<PrefillEvent>* events) {
+  Active* a = FindActive(id);
+  if (a == nullptr || a->handed_off || a->reservation != Active::Reservation::kRequested ||
+      a->job.decode_node != decode_node) {
+    // Aborted (or expired) while the decode node was reserving: give the blocks back.
+    if (ok && a == nullptr) {
+      PrefillEvent e;
+      e.kind = PrefillEventKind::kAbortDecode;
+      e.request_id = id;
+      e.decode_node = decode_node;
+      events->push_back(std::move(e));
+    }
+    return;
+  }
+  const int32_t prompt_blocks = BlocksForTokens(static_cast<int64_t>(a->job.prompt.size()), cache_.block_size());
+  if (ok && static_cast<int32_t>(block_ids.size()) < prompt_blocks) {
+    ok = false;
+    ReleaseReservation(*a, events);
+  }
+  if (!ok) {
+    PrefillEvent e = MakeEvent(*a, PrefillEventKind::kRefused);
+    e.reason = reason.empty() ? "reserved " + std::to_string(block_ids.size()) + " blocks; the prompt needs " +
+                                    std::to_string(prompt_blocks)
+                              : reason;
+    events->push_back(std::move(e));
+    scheduler_.Abort(a->key, clock_.NowMicros()).IgnoreError();
+    Erase(a->key);
+    return;
+  }
+  a->reservation = Active::Reservation::kGranted;
+  a->decode_blocks = block_ids;
+  if (Request* r = scheduler_.Find(a->key)) r->kv_destination_ready = true;
+}
+
+void PrefillEngine::Abort(const std::string& id, std::vector<PrefillEvent>* events) {
+  Active* a = FindActive(id);
+  if (a == nullptr) return;
+  a->aborted_locally = true;
+  if (!a->handed_off) {
+    scheduler_.Abort(a->key, clock_.NowMicros()).IgnoreError();  // frees its blocks: nothing reads them
+    // Nothing was written to the decode node yet: our Abort lets it free the reservation at once.
+    ReleaseReservation(*a, events);
+    Erase(a->key);
+    return;
+  }
+  if (a->session && !IsTerminal(a->session->state())) {
+    Handle(*a, a->session->Abort(AbortedError("aborted by the router"), SessionClock::now()), events);
+  }
+}
+
+void PrefillEngine::ExpireDeadlines(int64_t now, std::vector<PrefillEvent>* events) {
+  std::vector<int64_t> late;
+  for (const auto& [key, a] : active_) {
+    if (!a->handed_off && a->job.deadline_us != 0 && now > a->job.deadline_us) late.push_back(key);
+  }
+  for (int64_t key : late) {
+    Active& a = *active_.at(key);
+    PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
+    e.error = DeadlineExceededError("request " + a.job.id + ": its deadline passed while it waited for prefill");
+    events->push_back(std::move(e));
+    scheduler_.Abort(key, now).IgnoreError();
+    ReleaseReservation(a, events);
+    Erase(key);
+  }
+}
+
+void PrefillEngine::AskReservations(std::vector<PrefillEvent>* events) {
+  const int64_t lookahead =
+      options_.reserve_lookahead_tokens > 0 ? options_.reserve_lookahead_tokens : 2LL * options_.max_num_batched_tokens;
+  int64_t ahead = 0;
+  for (Request* r : scheduler_.PendingPrompts()) {
+    const int64_t until_last = ahead + r->remaining_prompt();
+    if (until_last > lookahead) break;
+    ahead = until_last;
+    Active& a = *active_.at(r->id);
+    if (!a.needs_decode() || a.reservation != Active::Reservation::kNone) continue;
+    a.reservation = Active::Reservation::kRequested;
+    PrefillEvent e = MakeEvent(a, PrefillEventKind::kReserve);
+    e.prompt = a.job.prompt;
+    e.params = a.job.params;
+    e.router_id = a.job.router_id;
+    events->push_back(std::move(e));
+  }
+}
+
+bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
+  const int64_t now = clock_.NowMicros();
+  ExpireDeadlines(now, events);
+  AskReservations(events);
+  const StepPlan plan = scheduler_.Schedule(now);
+  if (plan.empty()) {
+    Poll(events);
+    return false;
+  }
+  StartSessions(plan, events);
+  std::vector<Active*> sending;
+  for (const ScheduledChunk& c : plan.chunks) {
+    Active& a = *active_.at(c.request->id);
+    if (c.want_logits && a.session) sending.push_back(&a);
+  }
+  const Status run = executor_.Execute(plan, &result_, [&](int layer) {
+    const auto t = SessionClock::now();
+    for (Active* a : sending) Handle(*a, a->session->OnLayerComputed(layer, t), events);
+  });
+  if (run.ok()) {
+    scheduler_.Postprocess(clock_.NowMicros(), plan, result_);
+  } else {
+    GetLogger("prefill")->error("prefill step failed; failing its {} request(s): {}", plan.chunks.size(),
+                                run.ToString());
+    scheduler_.FailStep(clock_.NowMicros(), plan, run.WithContext("prefill step failed"));
+  }
+  for (std::unique_ptr<Request>& r : scheduler_.TakeHandedOff()) HandOff(std::move(r), events);
+  Poll(events);
+  return true;
+}
+
+void PrefillEngine::StartSessions(const StepPlan& plan, std::vector<PrefillEvent>* events) {
+  const auto t0 = SessionClock::now();
+  for (const ScheduledChunk& c : plan.chunks) {
+    Active& a = *active_.at(c.request->id);
+    if (!c.want_logits || !a.needs_decode() || a.reservation != Active::Reservation::kGranted) continue;
+    auto peer = peers_.find(a.job.decode_node);
+    if (peer == peers_.end()) continue;  // lost since: the first token still goes out, then an error
+    std::vector<int> src(c.request->block_table.begin(), c.request->block_table.end());
+    const size_t num_blocks = src.size();
+    a.session = std::make_unique<KvSendSession>(a.key, transport_, layout_, std::move(src),
+                                                [](std::span<const int>) {}, t0, options_.session);
+    KvReservation r;
+    r.request_id = static_cast<uint64_t>(a.key);
+    r.layout_hash = layout_.compatibility_hash();
+    r.pool_num_blocks = peer->second.pool_num_blocks;
+    r.block_ids.assign(a.decode_blocks.begin(), a.decode_blocks.begin() + static_cast<long>(num_blocks));
+    a.transfer_start_us = clock_.NowMicros();
+    Handle(a, a.session->OnReservation(r, peer->second.peer, t0), events);
+  }
+}
+
+void PrefillEngine::HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent>* events) {
+  Active& a = *active_.at(r->id);
+  a.handed_off = true;
+  ++num_transferring_;
+  a.blocks = std::move(r->block_table);
+  a.prefill_start_us = r->record.prefill_start_us;
+  a.prefill_end_us = r->record.prefill_end_us;
+  const auto abort_session = [&](const Status& why) {
+    a.aborted_locally = true;
+    if (a.session && !IsTerminal(a.session->state())) {
+      Handle(a, a.session->Abort(why, SessionClock::now()), events);
+    } else if (!a.session) {
+      ReleaseReservation(a, events);  // nothing was posted: D may free at once
+    }
+  };
+  if (r->finish_reason == FinishReason::kError) {
+    PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
+    e.error = r->status;
+    events->push_back(std::move(e));
+    abort_session(r->status);
+    return;
+  }
+  a.first_token = r->output.front();
+  PrefillEvent e = MakeEvent(a, PrefillEventKind::kFirstToken);
+  e.finished = r->finished();
+  e.finish_reason = r->finish_reason;
+  events->push_back(e);
+  if (e.finished) {
+    abort_session(AbortedError("finished at the first token"));
+  } else if (!a.session) {
+    PrefillEvent err = MakeEvent(a, PrefillEventKind::kError);
+    err.error = UnavailableError("decode node " + a.job.decode_node + " went down before the transfer");
+    events->push_back(std::move(err));
+    a.aborted_locally = true;
+  }
 }
 
 PrefillEvent PrefillEngine::MakeEvent(const Active& a, PrefillEventKind kind) const {
@@ -144,7 +319,7 @@ PrefillEvent PrefillEngine::MakeEvent(const Active& a, PrefillEventKind kind) co
   e.num_prompt_tokens = static_cast<uint32_t>(a.job.prompt.size());
   e.arrival_us = a.job.arrival_us;
   e.prefill_start_us = a.prefill_start_us;
-  e.first_token_us = a.first_token_us;
+  e.prefill_end_us = a.prefill_end_us;
   return e;
 }
 
@@ -153,11 +328,13 @@ void PrefillEngine::Handle(Active& a, SessionAction action, std::vector<PrefillE
   if (action == SessionAction::kSendKvReady) {
     PrefillEvent e = MakeEvent(a, PrefillEventKind::kKvReady);
     e.bytes = a.session->ready_notice().bytes;
-    e.transfer_us = std::chrono::duration_cast<std::chrono::microseconds>(now - a.transfer_start).count();
+    e.transfer_start_us = a.transfer_start_us;
+    e.transfer_end_us = clock_.NowMicros();
     events->push_back(std::move(e));
     a.session->MarkNotified(now);
   } else if (action == SessionAction::kSendAbort) {
     events->push_back(MakeEvent(a, PrefillEventKind::kAbortDecode));
+    a.reservation = Active::Reservation::kNone;
     if (!a.aborted_locally) {
       PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
       e.error = a.session->status().ok() ? AbortedError("transfer aborted") : a.session->status();
@@ -166,145 +343,24 @@ void PrefillEngine::Handle(Active& a, SessionAction action, std::vector<PrefillE
   }
 }
 
-void PrefillEngine::Abort(const std::string& id, std::vector<PrefillEvent>* events) {
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    if ((*it)->job.id != id) continue;
-    FreeBlocks(**it);
-    // Nothing was written to the decode node yet; the Abort lets it release the reservation
-    // even if the router's own Abort to it got lost.
-    if ((*it)->job.params.max_tokens > 1) events->push_back(MakeEvent(**it, PrefillEventKind::kAbortDecode));
-    queue_.erase(it);
-    return;
-  }
-  for (auto& a : transferring_) {
-    if (a->job.id != id || !a->session || IsTerminal(a->session->state())) continue;
-    a->aborted_locally = true;
-    Handle(*a, a->session->Abort(AbortedError("aborted by the router"), SessionClock::now()), events);
-    return;
-  }
-}
-
-Status PrefillEngine::Step(std::vector<PrefillEvent>* events) {
-  int32_t budget = options_.max_num_batched_tokens;
-  std::vector<Active*> batch;
-  std::vector<SequenceChunk> chunks;
-  const int64_t now_us = NowMicros();
-  for (auto& a : queue_) {
-    if (budget <= 0) break;
-    if (a->blocks.empty()) {
-      const int32_t need = BlocksForTokens(static_cast<int64_t>(a->job.prompt.size()), cache_.block_size());
-      if (!cache_.pool().CanAllocate(need)) break;  // FCFS: nobody overtakes the head
-      ASSIGN_OR_RETURN(a->blocks, cache_.pool().Allocate(need));
-      a->prefill_start_us = now_us;
-    }
-    const int32_t remaining = static_cast<int32_t>(a->job.prompt.size()) - a->num_computed;
-    const int32_t take = std::min(remaining, budget);
-    SequenceChunk c;
-    c.tokens = std::span<const int32_t>(a->job.prompt).subspan(a->num_computed, take);
-    c.start_position = a->num_computed;
-    c.block_table = a->blocks;
-    c.want_logits = take == remaining;
-    batch.push_back(a.get());
-    chunks.push_back(c);
-    budget -= take;
-  }
-  if (batch.empty()) return Status::Ok();
-
-  // Sessions for the prompts this step completes: their layers are posted as they finish.
-  const auto t0 = SessionClock::now();
-  std::vector<Active*> sending;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Active& a = *batch[i];
-    if (!chunks[i].want_logits || a.job.params.max_tokens <= 1) continue;
-    auto peer = peers_.find(a.job.decode_node);
-    if (peer == peers_.end()) continue;  // lost since Add: the first token still goes out, then an error
-    std::vector<int> src(a.blocks.begin(), a.blocks.end());
-    Active* ap = &a;
-    a.session = std::make_unique<KvSendSession>(
-        a.key, transport_, layout_, std::move(src),
-        [ap](std::span<const int>) { ap->session_released = true; }, t0, options_.session);
-    KvReservation r;
-    r.request_id = a.key;
-    r.layout_hash = layout_.compatibility_hash();
-    r.pool_num_blocks = peer->second.pool_num_blocks;
-    r.block_ids.assign(a.job.decode_block_ids.begin(), a.job.decode_block_ids.begin() + a.blocks.size());
-    a.transfer_start = t0;
-    Handle(a, a.session->OnReservation(r, peer->second.peer, t0), events);
-    sending.push_back(&a);
-  }
-
-  ASSIGN_OR_RETURN(BatchPlan plan, BuildBatchPlan(chunks, cache_.block_size()));
-  RETURN_IF_ERROR(transformer_.Forward(plan, cache_, &logits_, [&](int layer) {
-    const auto now = SessionClock::now();
-    for (Active* a : sending) Handle(*a, a->session->OnLayerComputed(layer, now), events);
-  }));
-
-  const int64_t vocab = transformer_.config().vocab_size;
-  const int64_t t_done = NowMicros();
-  for (size_t s = 0; s < batch.size(); ++s) batch[s]->num_computed += static_cast<int32_t>(chunks[s].tokens.size());
-  // Rows are independent (each draw depends on its own seed, step 0): sample them in parallel,
-  // then emit in order.
-  const int32_t num_rows = plan.num_logits();
-  const int threads = std::max(1, std::min(transformer_.backend().host_threads(), num_rows));
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-  for (int32_t i = 0; i < num_rows; ++i) {
-    Active& a = *batch[plan.logits_seq[i]];
-    TokenHistory history;
-    history.AddPrompt(a.job.prompt);
-    std::span<float> row(logits_.data() + static_cast<size_t>(i) * vocab, static_cast<size_t>(vocab));
-    a.first_token = SampleToken(row, a.job.params, history, 0);
-  }
-  for (int32_t i = 0; i < num_rows; ++i) {
-    Active& a = *batch[plan.logits_seq[i]];
-    a.first_token_us = t_done;
-    PrefillEvent e = MakeEvent(a, PrefillEventKind::kFirstToken);
-    if (IsStopToken(a.job.params, a.first_token)) {
-      e.finished = true;
-      e.finish_reason = FinishReason::kStop;
-    } else if (a.job.params.max_tokens <= 1) {
-      e.finished = true;
-      e.finish_reason = FinishReason::kLength;
-    }
-    events->push_back(e);
-    if (e.finished) {
-      a.aborted_locally = true;
-      if (a.session) {
-        Handle(a, a.session->Abort(AbortedError("finished at the first token"), SessionClock::now()), events);
-      } else {
-        events->push_back(MakeEvent(a, PrefillEventKind::kAbortDecode));
-      }
-    } else if (!a.session) {
-      PrefillEvent err = MakeEvent(a, PrefillEventKind::kError);
-      err.error = UnavailableError("decode node " + a.job.decode_node + " went down before the transfer");
-      events->push_back(std::move(err));
-    }
-  }
-  // Completed prompts leave the queue; those with a live session wait for it in transferring_.
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    Active& a = **it;
-    if (a.num_computed < static_cast<int32_t>(a.job.prompt.size())) {
-      ++it;
-      continue;
-    }
-    transferring_.push_back(std::move(*it));
-    it = queue_.erase(it);
-  }
-  Poll(events);
-  return Status::Ok();
+void PrefillEngine::FreeBlocks(Active& a) {
+  if (a.blocks.empty()) return;
+  Status s = cache_.pool().Free(a.blocks);
+  if (!s.ok()) GetLogger("prefill")->error("request {}: freeing blocks: {}", a.job.id, s.ToString());
+  a.blocks.clear();
 }
 
 void PrefillEngine::Poll(std::vector<PrefillEvent>* events) {
   const auto now = SessionClock::now();
-  for (auto it = transferring_.begin(); it != transferring_.end();) {
-    Active& a = **it;
-    if (a.session && !IsTerminal(a.session->state())) Handle(a, a.session->Poll(now), events);
-    if (a.session && !IsTerminal(a.session->state())) {
-      ++it;
-      continue;
-    }
-    FreeBlocks(a);
-    it = transferring_.erase(it);
+  std::vector<int64_t> done;
+  for (auto& [key, a] : active_) {
+    if (!a->handed_off) continue;
+    if (a->session && !IsTerminal(a->session->state())) Handle(*a, a->session->Poll(now), events);
+    if (a->session && !IsTerminal(a->session->state())) continue;
+    FreeBlocks(*a);  // the session is over (or never started): no PUT reads them any more
+    done.push_back(key);
   }
+  for (int64_t key : done) Erase(key);
 }
 
 }  // namespace tandem

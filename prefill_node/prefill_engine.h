@@ -1,10 +1,22 @@
-// The prefill node's engine: a FCFS queue of prompts, token-budget batching with chunked
-// prefill, and for every prompt completed in a step the layer-by-layer PUSH of its KV into the
-// blocks its decode node reserved (one KvSendSession per request, started from the
-// Transformer's LayerDoneFn so the transfer overlaps the remaining layers). After the forward it
-// samples the first token (step 0) and reports it at once (TTFT); after the flush it reports
-// KvReady. P's own blocks are freed only once the session reached a terminal state (flush
-// completed, or failed and drained), never while a PUT may still read them.
+// The prefill node's engine: the engine core (engine/scheduler.h) in its prefill role, plus the
+// KV hand-off to the decode node. A request:
+//
+//   Add ──▶ [queued in the Scheduler] ── within `reserve_lookahead_tokens` of running its last
+//           chunk ──▶ kReserve event: the service asks the decode node D to reserve prompt +
+//           max_tokens blocks (ReserveKv)
+//   D's KvReservation ok ──▶ the last chunk may run (Request::kv_destination_ready)
+//                    refused ──▶ kRefused event (the router places it elsewhere); it leaves
+//   the step that completes the prompt: a KvSendSession per request, started from the
+//           Transformer's LayerDoneFn, so each layer's KV moves while the next layers compute;
+//           the first token (step 0) is sampled ──▶ kFirstToken at once (TTFT)
+//   flush complete ──▶ kKvReady (to D, a copy to the router); P's blocks are freed only once the
+//           session is terminal, never while a PUT may still read them
+//
+// Reserving shortly before the last chunk, not when the request arrives, means a request waiting
+// in this queue holds no decode memory and cannot outlive a reservation timer: its deadline
+// (PrefillJob::deadline_us, from the router) bounds how long it may wait.
+// A step that fails fails exactly its requests (kError, transfers aborted, blocks freed once no
+// PUT reads them); the node goes on serving the others.
 //
 // No protobuf here: the service converts messages to PrefillJob and PrefillEvent at its edge.
 // Threading: one thread (the node's engine thread) owns this, the Transformer, the KvCache and
@@ -12,18 +24,20 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "engine/scheduler.h"
+#include "engine/step_executor.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transfer_session.h"
 #include "kv_transfer/transport.h"
 #include "model/kv_cache.h"
-#include "model/request.h"
 #include "model/transformer.h"
 
 namespace tandem {
@@ -31,16 +45,19 @@ namespace tandem {
 struct PrefillJob {
   std::string id;
   std::vector<int32_t> prompt;
-  SamplingParams params;              // seed set unless greedy (the router draws it)
-  std::string decode_node;            // where the KV goes
-  std::vector<int> decode_block_ids;  // the decode node's reservation (prompt + max_tokens)
-  int64_t arrival_us = 0;
+  SamplingParams params;     // seed set unless greedy (the router draws it)
+  std::string decode_node;   // where the KV goes
+  std::string router_id;     // the router that gets the tokens (the decode node needs it)
+  int64_t arrival_us = 0;    // this process's steady clock; 0: now
+  int64_t deadline_us = 0;   // this process's steady clock; 0: none
 };
 
 enum class PrefillEventKind {
+  kReserve,      // -> decode node: reserve KV for this request (prompt, params, router_id)
   kFirstToken,   // -> router
-  kKvReady,      // -> decode node: every byte of the KV is visible there
+  kKvReady,      // -> decode node (and a copy to the router): every byte of the KV is there
   kAbortDecode,  // -> decode node: release the reservation (no write of ours is in flight)
+  kRefused,      // -> router: the decode node refused to reserve; the request left this node
   kError,        // -> router: the request failed here
 };
 
@@ -48,25 +65,34 @@ struct PrefillEvent {
   PrefillEventKind kind = PrefillEventKind::kError;
   std::string request_id;
   std::string decode_node;
-  int32_t token = -1;               // kFirstToken, kKvReady: the first token
-  bool finished = false;            // kFirstToken: nothing left for the decode node
+  int32_t token = -1;                // kFirstToken, kKvReady: the first token
+  bool finished = false;             // kFirstToken: nothing left for the decode node
   FinishReason finish_reason = FinishReason::kNone;
-  uint64_t bytes = 0;               // kKvReady
-  int64_t transfer_us = 0;          // kKvReady: first PUT posted -> flush complete
+  std::vector<int32_t> prompt;       // kReserve
+  SamplingParams params;             // kReserve
+  std::string router_id;             // kReserve
+  uint64_t bytes = 0;                // kKvReady
   uint32_t num_prompt_tokens = 0;
-  int64_t arrival_us = 0, prefill_start_us = 0, first_token_us = 0;
-  Status error;                     // kError
+  // Steady stamps of this process (the service converts them to Unix time for the wire).
+  int64_t arrival_us = 0, prefill_start_us = 0, prefill_end_us = 0;
+  int64_t transfer_start_us = 0, transfer_end_us = 0;  // kKvReady
+  std::string reason;                // kRefused
+  Status error;                      // kError
 };
 
 struct PrefillEngineOptions {
   int32_t max_num_batched_tokens = 2048;
+  // Ask the decode node for a reservation once the prompt tokens ahead of a request plus its own
+  // remaining ones are at most this many: early enough that the round trip overlaps the steps
+  // before its last chunk, late enough that queueing holds no decode memory. 0: twice the budget.
+  int32_t reserve_lookahead_tokens = 0;
   SessionOptions session;
 };
 
 class PrefillEngine {
  public:
-  PrefillEngine(Transformer& transformer, KvCache& cache, Transport& transport,
-                PrefillEngineOptions options);
+  PrefillEngine(Transformer& transformer, KvCache& cache, Transport& transport, PrefillEngineOptions options,
+                const Clock& clock = SteadyClock::Instance());
   ~PrefillEngine();
 
   // The pool layout (its compatibility_hash() is what decode nodes must match).
@@ -75,27 +101,29 @@ class PrefillEngine {
   // A decode node whose transport endpoint is connected as `peer`; its pool has
   // `pool_num_blocks` blocks. Replaces an earlier registration of the same node.
   void SetDecodePeer(const std::string& node, PeerId peer, int pool_num_blocks);
-  // The decode node is gone: its queued jobs fail and its transfers are aborted (they end in a
-  // terminal state; kError events tell the router).
+  // The decode node is gone: requests bound for it fail (kError) and their transfers are aborted.
   void RemoveDecodePeer(const std::string& node, std::vector<PrefillEvent>* events);
+  bool HasDecodePeer(const std::string& node) const { return peers_.count(node) != 0; }
 
-  // Validates and queues. InvalidArgument (empty prompt, bad token, bad params, too few
-  // reserved blocks), OutOfRange (context window), ResourceExhausted (prompt larger than the
-  // pool), FailedPrecondition (decode node not connected), AlreadyExists (duplicate id).
+  // Validates and queues (see ValidateRequest; the prompt must fit this pool). FailedPrecondition
+  // when the decode node is not connected, AlreadyExists for a known id.
   Status Add(PrefillJob job);
-  // Drops a queued job, or cancels its transfer; idempotent for unknown ids.
+  // Decode node `decode_node`'s answer to a kReserve: its block ids, or why not.
+  void OnReservation(const std::string& decode_node, const std::string& id, bool ok, const std::vector<int>& block_ids,
+                     const std::string& reason, std::vector<PrefillEvent>* events);
+  // Drops a queued request, or cancels its transfer; idempotent for unknown ids.
   void Abort(const std::string& id, std::vector<PrefillEvent>* events);
 
-  bool HasQueued() const { return !queue_.empty(); }
-  bool HasWork() const { return !queue_.empty() || !transferring_.empty(); }
-  // One forward over the queued prompts (no-op when the queue is empty or no blocks are free).
-  Status Step(std::vector<PrefillEvent>* events);
+  bool HasWork() const { return scheduler_.HasWork() || num_transferring_ > 0; }
+  // Deadlines, reservations to ask for, and one forward pass over what may run. Returns whether
+  // a forward pass ran (nothing may be runnable while reservations are on their way).
+  bool Step(std::vector<PrefillEvent>* events);
   // Advances transfers and timeouts; call every loop iteration.
   void Poll(std::vector<PrefillEvent>* events);
 
-  int32_t num_queued() const { return static_cast<int32_t>(queue_.size()); }
-  int64_t queued_tokens() const;
-  int32_t num_transferring() const { return static_cast<int32_t>(transferring_.size()); }
+  int32_t num_queued() const { return scheduler_.num_running() + scheduler_.num_waiting(); }
+  int64_t queued_tokens() const { return scheduler_.pending_prompt_tokens(); }
+  int32_t num_transferring() const { return num_transferring_; }
 
  private:
   struct Active;
@@ -104,22 +132,31 @@ class PrefillEngine {
     int pool_num_blocks = 0;
   };
 
+  Active* FindActive(const std::string& id);
+  void Erase(int64_t key);
+  void ExpireDeadlines(int64_t now, std::vector<PrefillEvent>* events);
+  void AskReservations(std::vector<PrefillEvent>* events);
+  void StartSessions(const StepPlan& plan, std::vector<PrefillEvent>* events);
+  void HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent>* events);
   void Handle(Active& a, SessionAction action, std::vector<PrefillEvent>* events);
-  // Frees P's blocks of a request that has ended (session terminal or none).
+  // A request that ended before its KV moved: tell D to drop any reservation it made.
+  void ReleaseReservation(Active& a, std::vector<PrefillEvent>* events);
   void FreeBlocks(Active& a);
   PrefillEvent MakeEvent(const Active& a, PrefillEventKind kind) const;
-  bool IsStopToken(const SamplingParams& params, int32_t token) const;
 
-  Transformer& transformer_;
+  StepExecutor executor_;
   KvCache& cache_;
   Transport& transport_;
-  PrefillEngineOptions options_;
+  const PrefillEngineOptions options_;
+  const Clock& clock_;
+  Scheduler scheduler_;
   KvLayout layout_;
   std::map<std::string, DecodePeer> peers_;
-  std::deque<std::unique_ptr<Active>> queue_;          // prompt not finished; may hold blocks
-  std::vector<std::unique_ptr<Active>> transferring_;  // prompt done, session not terminal
-  uint64_t next_key_ = 1;
-  std::vector<float> logits_;
+  std::unordered_map<int64_t, std::unique_ptr<Active>> active_;  // by scheduler id (= session key)
+  std::unordered_map<std::string, int64_t> keys_;                // request id -> scheduler id
+  int32_t num_transferring_ = 0;
+  int64_t next_key_ = 1;
+  StepResult result_;
 };
 
 }  // namespace tandem

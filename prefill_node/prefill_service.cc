@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/rpc/wire_status.h"
 
@@ -36,21 +37,19 @@ PrefillService::~PrefillService() { Stop(); }
 Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
-  const uint64_t hash = rt_->layout.compatibility_hash();
 
-  proto::Hello hello;
-  hello.set_role(proto::ROLE_PREFILL);
-  hello.set_node_id(options_.node_id);
-  hello.set_kv_layout_hash(hash);
+  hello_.set_role(proto::ROLE_PREFILL);
+  hello_.set_node_id(options_.node_id);
+  hello_.set_kv_layout_hash(rt_->layout.compatibility_hash());
   const auto& addr = rt_->transport->LocalAddress();
-  hello.set_ucx_worker_address(std::string(addr.begin(), addr.end()));
-  hello.set_num_kv_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
-  hello.set_block_size_tokens(static_cast<uint32_t>(rt_->cache->block_size()));
+  hello_.set_ucx_worker_address(std::string(addr.begin(), addr.end()));
+  hello_.set_num_kv_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
+  hello_.set_block_size_tokens(static_cast<uint32_t>(rt_->cache->block_size()));
 
   rpc::RpcServerOptions so;
   so.host = options_.host;
   so.port = options_.port;
-  so.hello = hello;
+  so.hello = hello_;
   rpc::RpcServerCallbacks sc;
   sc.on_message = [this](const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
     auto shared = std::make_shared<proto::Envelope>(std::move(env));
@@ -58,49 +57,80 @@ Status PrefillService::Start() {
   };
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
-
-  decode_connected_.assign(options_.decode_nodes.size(), false);
-  for (size_t i = 0; i < options_.decode_nodes.size(); ++i) {
-    const DecodeNodeAddress& d = options_.decode_nodes[i];
-    rpc::RpcClientOptions co;
-    co.host = d.host;
-    co.port = d.port;
-    co.hello = hello;
-    co.validator = [hash, d](const proto::Hello& peer) {
-      if (peer.role() != proto::ROLE_DECODE) return InvalidArgumentError(d.node_id + " is not a decode node");
-      if (peer.node_id() != d.node_id) {
-        return InvalidArgumentError("expected decode node " + d.node_id + ", found " + peer.node_id());
-      }
-      if (peer.kv_layout_hash() != hash) {
-        return FailedPreconditionError("decode node " + d.node_id + " KV layout hash " +
-                                       std::to_string(peer.kv_layout_hash()) + " differs from ours " +
-                                       std::to_string(hash) + " (same model, dtype and block size needed)");
-      }
-      return Status::Ok();
-    };
-    rpc::RpcClientCallbacks cc;
-    cc.on_ready = [this, i](const proto::Hello& peer) { Post([this, i, peer] { OnDecodeReady(i, peer); }); };
-    cc.on_disconnected = [this, i](const Status& s) { Post([this, i, s] { OnDecodeLost(i, s); }); };
-    cc.on_message = [](proto::Envelope&&) {};  // decode nodes tell us nothing we act on yet
-    decode_clients_.push_back(std::make_unique<rpc::RpcClient>(co, cc));
-    RETURN_IF_ERROR(decode_clients_.back()->Start());
-  }
+  for (const DecodeNodeAddress& d : options_.decode_nodes) RETURN_IF_ERROR(AddDecodeNode(d));
   reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
-  loop_.Start([this] { return engine_->HasWork(); }, [this] { Iterate(); });
+  loop_.Start([this] { return Iterate(); });
   return Status::Ok();
 }
 
 void PrefillService::Stop() {
-  for (auto& c : decode_clients_) c->Stop();
+  // The engine thread goes first: it adds decode clients (ClusterView), so they are stopped
+  // after it can no longer do so.
   if (server_) server_->Stop();
   loop_.Stop();
+  for (auto& d : decodes_) d->client->Stop();
   // The engine (and its sessions) go before the runtime's transport and pool.
   engine_.reset();
 }
 
+Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
+  const size_t index = decodes_.size();
+  const uint64_t hash = rt_->layout.compatibility_hash();
+  rpc::RpcClientOptions co;
+  co.host = d.host;
+  co.port = d.port;
+  co.hello = hello_;
+  co.validator = [hash, d](const proto::Hello& peer) {
+    if (peer.role() != proto::ROLE_DECODE) return InvalidArgumentError(d.node_id + " is not a decode node");
+    if (peer.node_id() != d.node_id) {
+      return InvalidArgumentError("expected decode node " + d.node_id + ", found " + peer.node_id());
+    }
+    if (peer.kv_layout_hash() != hash) {
+      return FailedPreconditionError("decode node " + d.node_id + " KV layout hash " +
+                                     std::to_string(peer.kv_layout_hash()) + " differs from ours " +
+                                     std::to_string(hash) + " (same model, dtype and block size needed)");
+    }
+    return Status::Ok();
+  };
+  rpc::RpcClientCallbacks cc;
+  cc.on_ready = [this, index](const proto::Hello& peer) { Post([this, index, peer] { OnDecodeReady(index, peer); }); };
+  cc.on_disconnected = [this, index](const Status& s) { Post([this, index, s] { OnDecodeLost(index, s); }); };
+  cc.on_message = [this, index](proto::Envelope&& env) {
+    auto shared = std::make_shared<proto::Envelope>(std::move(env));
+    Post([this, index, shared] { OnDecodeMessage(index, std::move(*shared)); });
+  };
+  auto link = std::make_unique<DecodeLink>();
+  link->address = d;
+  link->client = std::make_unique<rpc::RpcClient>(co, cc);
+  decodes_.push_back(std::move(link));
+  const Status started = decodes_.back()->client->Start();
+  if (!started.ok()) return started.WithContext("decode node " + d.node_id);
+  GetLogger("prefill")->info("connecting to decode node {} at {}:{}", d.node_id, d.host, d.port);
+  return Status::Ok();
+}
+
+PrefillService::DecodeLink* PrefillService::FindDecode(const std::string& node_id) {
+  for (auto& d : decodes_) {
+    if (d->address.node_id == node_id) return d.get();
+  }
+  return nullptr;
+}
+
+void PrefillService::OnClusterView(const proto::ClusterView& view) {
+  for (const auto& n : view.decode_nodes()) {
+    if (FindDecode(n.node_id()) != nullptr) continue;  // known (a --decode-node flag wins)
+    if (n.port() == 0 || n.port() > 65535) continue;
+    DecodeNodeAddress a{n.node_id(), n.host(), static_cast<uint16_t>(n.port())};
+    const Status s = AddDecodeNode(a);
+    if (!s.ok()) GetLogger("prefill")->error("{}", s.ToString());
+  }
+}
+
 void PrefillService::OnDecodeReady(size_t index, const proto::Hello& hello) {
+  DecodeLink& d = *decodes_[index];
   const PeerId peer = index + 1;
-  if (decode_connected_[index]) (void)rt_->transport->Disconnect(peer);
+  if (d.connected) (void)rt_->transport->Disconnect(peer);
+  d.connected = false;
   PeerEndpoint ep;
   ep.worker_address.assign(hello.ucx_worker_address().begin(), hello.ucx_worker_address().end());
   ep.rkey.assign(hello.kv_pool_rkey().begin(), hello.kv_pool_rkey().end());
@@ -111,21 +141,30 @@ void PrefillService::OnDecodeReady(size_t index, const proto::Hello& hello) {
     GetLogger("prefill")->error("decode node {}: UCX connect: {}", hello.node_id(), s.ToString());
     return;
   }
-  decode_connected_[index] = true;
-  engine_->SetDecodePeer(options_.decode_nodes[index].node_id, peer, static_cast<int>(hello.num_kv_blocks()));
+  d.connected = true;
+  engine_->SetDecodePeer(d.address.node_id, peer, static_cast<int>(hello.num_kv_blocks()));
   GetLogger("prefill")->info("decode node {} connected ({} blocks)", hello.node_id(), hello.num_kv_blocks());
 }
 
 void PrefillService::OnDecodeLost(size_t index, const Status& status) {
-  const std::string& node = options_.decode_nodes[index].node_id;
-  GetLogger("prefill")->warn("decode node {} lost: {}", node, status.ToString());
+  DecodeLink& d = *decodes_[index];
+  GetLogger("prefill")->warn("decode node {} lost: {}", d.address.node_id, status.ToString());
   std::vector<PrefillEvent> events;
-  engine_->RemoveDecodePeer(node, &events);
+  engine_->RemoveDecodePeer(d.address.node_id, &events);
   Dispatch(events);
-  if (decode_connected_[index]) {
+  if (d.connected) {
     (void)rt_->transport->Disconnect(index + 1);
-    decode_connected_[index] = false;
+    d.connected = false;
   }
+}
+
+void PrefillService::OnDecodeMessage(size_t index, proto::Envelope&& env) {
+  if (!env.has_kv_reservation()) return;  // nothing else from a decode node needs us
+  const proto::KvReservation& m = env.kv_reservation();
+  std::vector<int> blocks(m.block_ids().begin(), m.block_ids().end());
+  std::vector<PrefillEvent> events;
+  engine_->OnReservation(decodes_[index]->address.node_id, m.request_id(), m.ok(), blocks, m.reason(), &events);
+  Dispatch(events);
 }
 
 void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
@@ -137,79 +176,105 @@ void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::En
     job.prompt.assign(m.prompt_token_ids().begin(), m.prompt_token_ids().end());
     job.params = SamplingFromProto(m.sampling());
     job.decode_node = m.decode_node_id();
-    job.decode_block_ids.assign(m.decode_block_ids().begin(), m.decode_block_ids().end());
-    job.arrival_us = m.arrival_unix_us();
+    job.router_id = conn->peer_hello().node_id();
+    job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
+    job.deadline_us = UnixToSteadyMicros(m.deadline_unix_us());
     Status s = engine_->Add(job);
     if (!s.ok()) {
-      proto::Envelope out;
-      proto::Error* e = out.mutable_error();
-      e->set_request_id(job.id);
-      e->set_code(rpc::ToProtoErrorCode(s.code()));
-      e->set_message(s.message());
-      (void)conn->Send(std::move(out));
+      (void)conn->Send(rpc::MakeErrorEnvelope(s, job.id));
       return;
     }
     routers_[job.id] = conn;
   } else if (env.has_abort()) {
     engine_->Abort(env.abort().request_id(), &events);
+  } else if (env.has_cluster_view()) {
+    OnClusterView(env.cluster_view());
   }
   Dispatch(events);
 }
 
+void PrefillService::SendToDecode(const std::string& node_id, proto::Envelope env) {
+  DecodeLink* d = FindDecode(node_id);
+  if (d == nullptr) return;
+  Status s = d->client->Send(std::move(env));
+  if (!s.ok()) GetLogger("prefill")->warn("to {}: {}", node_id, s.ToString());
+}
+
 void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
   for (PrefillEvent& ev : events) {
+    auto router = routers_.find(ev.request_id);
+    const auto to_router = [&](proto::Envelope env) {
+      if (router != routers_.end()) (void)router->second->Send(std::move(env));
+    };
     proto::Envelope out;
-    const bool to_router = ev.kind == PrefillEventKind::kFirstToken || ev.kind == PrefillEventKind::kError;
-    if (ev.kind == PrefillEventKind::kFirstToken) {
-      proto::FirstToken* m = out.mutable_first_token();
-      m->set_request_id(ev.request_id);
-      m->set_token_id(ev.token);
-      m->set_arrival_unix_us(ev.arrival_us);
-      m->set_prefill_start_unix_us(ev.prefill_start_us);
-      m->set_first_token_unix_us(ev.first_token_us);
-      m->set_finished(ev.finished);
-      m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
-    } else if (ev.kind == PrefillEventKind::kError) {
-      proto::Error* m = out.mutable_error();
-      m->set_request_id(ev.request_id);
-      m->set_code(rpc::ToProtoErrorCode(ev.error.code()));
-      m->set_message(ev.error.message());
-    } else if (ev.kind == PrefillEventKind::kKvReady) {
-      proto::KvReady* m = out.mutable_kv_ready();
-      m->set_request_id(ev.request_id);
-      m->set_num_layers(static_cast<uint32_t>(rt_->cache->num_layers()));
-      m->set_bytes(ev.bytes);
-      m->set_transfer_us(ev.transfer_us);
-      m->set_num_prompt_tokens(ev.num_prompt_tokens);
-      m->set_first_token_id(ev.token);
-      m->set_ok(true);
-      m->set_completed_unix_us(NowMicros());
-    } else {
-      proto::Abort* m = out.mutable_abort();
-      m->set_request_id(ev.request_id);
-      m->set_reason("prefill ended the transfer");
-    }
-    if (to_router) {
-      auto it = routers_.find(ev.request_id);
-      if (it != routers_.end()) (void)it->second->Send(std::move(out));
-      // An error, or a first token that finishes the request, is the router's last word from us.
-      if (ev.kind == PrefillEventKind::kError || ev.finished) routers_.erase(ev.request_id);
-    } else {
-      if (ev.kind == PrefillEventKind::kKvReady) {
-        // The router records the transfer's size and time in its per-request log line.
-        auto it = routers_.find(ev.request_id);
-        if (it != routers_.end()) (void)it->second->Send(proto::Envelope(out));
-      }
-      for (size_t i = 0; i < options_.decode_nodes.size(); ++i) {
-        if (options_.decode_nodes[i].node_id == ev.decode_node) {
-          Status s = decode_clients_[i]->Send(std::move(out));
-          if (!s.ok()) GetLogger("prefill")->warn("to {}: {}", ev.decode_node, s.ToString());
-          break;
+    switch (ev.kind) {
+      case PrefillEventKind::kReserve: {
+        proto::ReserveKv* m = out.mutable_reserve_kv();
+        m->set_request_id(ev.request_id);
+        m->mutable_prompt_token_ids()->Add(ev.prompt.begin(), ev.prompt.end());
+        *m->mutable_sampling() = SamplingToProto(ev.params);
+        m->set_router_id(ev.router_id);
+        m->set_arrival_unix_us(SteadyToUnixMicros(ev.arrival_us));
+        DecodeLink* d = FindDecode(ev.decode_node);
+        const Status sent = d ? d->client->Send(std::move(out)) : UnavailableError("unknown decode node");
+        if (!sent.ok()) {  // as if it refused: the router places the request elsewhere
+          std::vector<PrefillEvent> refused;
+          engine_->OnReservation(ev.decode_node, ev.request_id, false, {}, "cannot reach decode node " +
+                                 ev.decode_node + ": " + sent.ToString(), &refused);
+          Dispatch(refused);
         }
+        break;
       }
-      if (ev.kind == PrefillEventKind::kKvReady || ev.kind == PrefillEventKind::kAbortDecode) {
+      case PrefillEventKind::kFirstToken: {
+        proto::FirstToken* m = out.mutable_first_token();
+        m->set_request_id(ev.request_id);
+        m->set_token_id(ev.token);
+        m->set_prefill_start_unix_us(SteadyToUnixMicros(ev.prefill_start_us));
+        m->set_first_token_unix_us(SteadyToUnixMicros(ev.prefill_end_us));
+        m->set_finished(ev.finished);
+        m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
+        to_router(std::move(out));
+        if (ev.finished) routers_.erase(ev.request_id);  // our last word to the router on it
+        break;
+      }
+      case PrefillEventKind::kKvReady: {
+        proto::KvReady* m = out.mutable_kv_ready();
+        m->set_request_id(ev.request_id);
+        m->set_num_layers(static_cast<uint32_t>(rt_->cache->num_layers()));
+        m->set_bytes(ev.bytes);
+        m->set_transfer_us(ev.transfer_end_us - ev.transfer_start_us);
+        m->set_num_prompt_tokens(ev.num_prompt_tokens);
+        m->set_first_token_id(ev.token);
+        m->set_ok(true);
+        m->set_transfer_start_unix_us(SteadyToUnixMicros(ev.transfer_start_us));
+        m->set_completed_unix_us(SteadyToUnixMicros(ev.transfer_end_us));
+        // The router first: it must know the KV landed before it could hear that we died.
+        to_router(proto::Envelope(out));
+        SendToDecode(ev.decode_node, std::move(out));
         routers_.erase(ev.request_id);
+        break;
       }
+      case PrefillEventKind::kAbortDecode: {
+        proto::Abort* m = out.mutable_abort();
+        m->set_request_id(ev.request_id);
+        m->set_reason("prefill ended the transfer");
+        SendToDecode(ev.decode_node, std::move(out));
+        break;
+      }
+      case PrefillEventKind::kRefused: {
+        proto::KvReservation* m = out.mutable_kv_reservation();
+        m->set_request_id(ev.request_id);
+        m->set_decode_node_id(ev.decode_node);
+        m->set_ok(false);
+        m->set_reason(ev.reason);
+        to_router(std::move(out));
+        routers_.erase(ev.request_id);
+        break;
+      }
+      case PrefillEventKind::kError:
+        to_router(rpc::MakeErrorEnvelope(ev.error, ev.request_id));
+        routers_.erase(ev.request_id);
+        break;
     }
   }
   events.clear();
@@ -225,20 +290,21 @@ void PrefillService::SendLoadReport() {
   r->set_running_requests(static_cast<uint32_t>(engine_->num_transferring()));
   r->set_free_blocks(static_cast<uint32_t>(rt_->cache->pool().num_free()));
   r->set_total_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
+  for (const auto& d : decodes_) {
+    if (d->connected) r->add_connected_decode_nodes(d->address.node_id);
+  }
   reporter_->Broadcast(env, *server_);
 }
 
-void PrefillService::Iterate() {
+bool PrefillService::Iterate() {
   rt_->transport->Progress();
   engine_->Poll(&events_);
-  if (engine_->HasQueued()) {
-    const int64_t t0 = NowMicros();
-    Status s = engine_->Step(&events_);
-    reporter_->AddBusy(NowMicros() - t0);
-    if (!s.ok()) GetLogger("prefill")->error("step failed: {}", s.ToString());
-  }
+  const int64_t t0 = SteadyClock::Read();
+  const bool ran = engine_->Step(&events_);
+  if (ran) reporter_->AddBusy(SteadyClock::Read() - t0);
   Dispatch(events_);
   if (reporter_->Due()) SendLoadReport();
+  return ran;
 }
 
 }  // namespace tandem

@@ -1,10 +1,17 @@
-// The prefill node process: an RpcServer for the router, one RpcClient per decode node (Hello
+// The prefill node process: an RpcServer for the routers, one RpcClient per decode node (Hello
 // carries our UCX worker address; the decode node's HelloAck carries its worker address, pool
-// rkey/base/size and layout hash, which we check and Connect() the transport to), and ONE
-// engine thread that owns the Transformer, the KvCache, the PrefillEngine and the UCX worker.
-// io threads never touch those: they convert nothing, they only post closures into a
-// mutex-guarded inbox that the engine thread drains every iteration. The engine thread also
-// sends a LoadReport to every connected router every load_report_interval.
+// rkey/base/size and layout hash, which we check and Connect() the transport to), and ONE engine
+// thread that owns the Transformer, the KvCache, the PrefillEngine and the UCX worker. io threads
+// never touch those: they only post closures into the NodeLoop's inbox.
+//
+// Where the decode nodes are: `--decode-node` flags (optional), and the ClusterView every router
+// sends after its Hello: decode nodes we do not know yet get a client then. The LoadReport (every
+// load_report_interval, to every router) lists the decode nodes whose KV pool we reach, and the
+// router places requests only on such pairs.
+//
+// Per request: PrefillRequest from a router -> PrefillEngine; its events go out as ReserveKv (to
+// the decode node, naming the router), FirstToken (router), KvReady (decode node, and a copy to
+// the router), Abort (decode node), a relayed KvReservation refusal or an Error (router).
 #pragma once
 
 #include <chrono>
@@ -36,7 +43,7 @@ struct PrefillServiceOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string node_id = "prefill-0";
-  std::vector<DecodeNodeAddress> decode_nodes;
+  std::vector<DecodeNodeAddress> decode_nodes;  // more may come from the routers' ClusterView
   PrefillEngineOptions engine;
   std::chrono::milliseconds load_report_interval{100};
 };
@@ -55,21 +62,33 @@ class PrefillService {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
  private:
+  struct DecodeLink {
+    DecodeNodeAddress address;
+    std::unique_ptr<rpc::RpcClient> client;
+    bool connected = false;  // engine thread: the transport reaches its pool
+  };
+
   void Post(std::function<void()> fn) { loop_.Post(std::move(fn)); }
-  void Iterate();  // one round of the engine thread (NodeLoop)
+  bool Iterate();  // one round of the engine thread (NodeLoop); whether a step ran
   void Dispatch(std::vector<PrefillEvent>& events);
   void OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
-  void OnDecodeReady(size_t index, const proto::Hello& hello);                     // engine thread
-  void OnDecodeLost(size_t index, const Status& status);                           // engine thread
+  void OnClusterView(const proto::ClusterView& view);                              // engine thread
+  // Adds a client for a decode node and starts it (engine thread, or Start()).
+  Status AddDecodeNode(const DecodeNodeAddress& address);
+  void OnDecodeReady(size_t index, const proto::Hello& hello);     // engine thread
+  void OnDecodeLost(size_t index, const Status& status);           // engine thread
+  void OnDecodeMessage(size_t index, proto::Envelope&& env);       // engine thread
+  DecodeLink* FindDecode(const std::string& node_id);
+  void SendToDecode(const std::string& node_id, proto::Envelope env);
   void SendLoadReport();
 
   PrefillServiceOptions options_;
   std::unique_ptr<NodeRuntime> rt_;
   std::unique_ptr<PrefillEngine> engine_;
   std::unique_ptr<rpc::RpcServer> server_;
-  std::vector<std::unique_ptr<rpc::RpcClient>> decode_clients_;  // index = peer id - 1
-  std::vector<bool> decode_connected_;                           // engine thread
-  std::map<std::string, rpc::Connection::Ptr> routers_;          // request -> router; engine thread
+  proto::Hello hello_;                                     // ours, for the decode clients
+  std::vector<std::unique_ptr<DecodeLink>> decodes_;       // engine thread; index = peer id - 1
+  std::map<std::string, rpc::Connection::Ptr> routers_;    // request -> router; engine thread
 
   std::vector<PrefillEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;

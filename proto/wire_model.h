@@ -2,7 +2,7 @@
 // the nodes so that both ends read a field the same way.
 #pragma once
 
-#include "model/request.h"
+#include "slo/request_record.h"
 #include "model/sampling_params.h"
 #include "proto/tandem.pb.h"
 

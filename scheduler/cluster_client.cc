@@ -1,42 +1,52 @@
-// ClusterClient: the public API, placement, events and the dispatcher (the io-thread side is
-// cluster_client_messages.cc).
 #include "scheduler/cluster_client.h"
 
-#include <algorithm>
-#include <random>
+#include <charconv>
 
 #include "common/logging.h"
 #include "common/rpc/wire_status.h"
 #include "proto/wire_model.h"
-#include "scheduler/cluster_client_internal.h"
 
 namespace tandem {
 
-std::string_view NodeStateName(ClusterClient::NodeState state) {
-  switch (state) {
-    case ClusterClient::NodeState::kConnecting: return "connecting";
-    case ClusterClient::NodeState::kReady: return "ready";
-    case ClusterClient::NodeState::kDown: return "down";
-  }
-  return "?";
+namespace {
+
+std::vector<NodeSpec> NodeSpecs(const ClusterSpec& cluster) {
+  std::vector<NodeSpec> specs;
+  for (const NodeAddress& a : cluster.prefill) specs.push_back({a.id, NodeRole::kPrefill});
+  for (const NodeAddress& a : cluster.decode) specs.push_back({a.id, NodeRole::kDecode});
+  return specs;
+}
+
+RouterCoreOptions CoreOptions(const ClusterClientOptions& o) {
+  RouterCoreOptions c;
+  c.max_decode_attempts = o.max_decode_attempts;
+  c.first_token_timeout_us = o.first_token_timeout.count() * 1000;
+  c.inter_token_timeout_us = o.inter_token_timeout.count() * 1000;
+  c.max_queued = o.max_queued;
+  c.limits = o.limits;
+  return c;
+}
+
+}  // namespace
+
+int64_t ClusterClient::ParseWireId(const std::string& wire_id) {
+  constexpr std::string_view kPrefix = "req-";
+  if (wire_id.size() <= kPrefix.size() || wire_id.compare(0, kPrefix.size(), kPrefix) != 0) return -1;
+  int64_t id = -1;
+  const char* b = wire_id.data() + kPrefix.size();
+  const char* e = wire_id.data() + wire_id.size();
+  auto [p, ec] = std::from_chars(b, e, id);
+  return ec == std::errc() && p == e ? id : -1;
 }
 
 ClusterClient::ClusterClient(ClusterClientOptions options, std::unique_ptr<PlacementPolicy> policy)
-    : options_(std::move(options)), policy_(std::move(policy)), log_(GetLogger("cluster")) {
-  for (const NodeAddress& a : options_.cluster.prefill) {
-    auto n = std::make_unique<Node>();
-    n->addr = a;
-    n->prefill = true;
-    n->load.node_id = a.id;
-    nodes_.push_back(std::move(n));
-  }
-  for (const NodeAddress& a : options_.cluster.decode) {
-    auto n = std::make_unique<Node>();
-    n->addr = a;
-    n->load.node_id = a.id;
-    nodes_.push_back(std::move(n));
-  }
-  dispatcher_ = std::thread([this] { DispatchLoop(); });
+    : options_(std::move(options)) {
+  for (const NodeAddress& a : options_.cluster.prefill) addresses_.push_back(a);
+  for (const NodeAddress& a : options_.cluster.decode) addresses_.push_back(a);
+  auto core = std::make_unique<RouterCore>(NodeSpecs(options_.cluster), std::move(policy), CoreOptions(options_));
+  shell_ = std::make_unique<RouterShell>(std::move(core), static_cast<NodeLink&>(*this), SteadyClock::Instance(),
+                                         GetLogger("router"),
+                                         options_.on_finished);
 }
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(ClusterClientOptions options,
@@ -46,24 +56,27 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(ClusterClientOption
   RETURN_IF_ERROR(options.backoff.Validate());
   if (!policy) return InvalidArgumentError("ClusterClient needs a placement policy");
   if (options.max_decode_attempts < 1) return InvalidArgumentError("max_decode_attempts must be >= 1");
+  if (options.max_queued < 0) return InvalidArgumentError("max_queued must be >= 0");
   std::unique_ptr<ClusterClient> client(new ClusterClient(std::move(options), std::move(policy)));
   RETURN_IF_ERROR(client->StartNodes());
   return client;
 }
 
 Status ClusterClient::StartNodes() {
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Node& n = *nodes_[i];
+  for (size_t i = 0; i < addresses_.size(); ++i) {
+    const NodeAddress& a = addresses_[i];
+    const NodeIndex node = static_cast<NodeIndex>(i);
+    const bool prefill = i < options_.cluster.prefill.size();
     rpc::RpcClientOptions o;
-    o.host = n.addr.host;
-    o.port = n.addr.port;
+    o.host = a.host;
+    o.port = a.port;
     o.hello.set_role(proto::ROLE_ROUTER);
     o.hello.set_node_id(options_.router_id);
     o.hello.set_model_name(options_.model_name);
     o.connection = options_.connection;
     o.backoff = options_.backoff;
-    const proto::Role want = n.prefill ? proto::ROLE_PREFILL : proto::ROLE_DECODE;
-    const std::string want_id = n.addr.id;
+    const proto::Role want = prefill ? proto::ROLE_PREFILL : proto::ROLE_DECODE;
+    const std::string want_id = a.id;
     o.validator = [want, want_id](const proto::Hello& peer) -> Status {
       if (peer.role() != want) {
         return FailedPreconditionError("node at this address has role " + proto::Role_Name(peer.role()) +
@@ -72,17 +85,26 @@ Status ClusterClient::StartNodes() {
       if (peer.node_id() != want_id) {
         return FailedPreconditionError("node at this address is '" + peer.node_id() + "', expected '" + want_id + "'");
       }
+      if (want == proto::ROLE_DECODE && peer.block_size_tokens() == 0) {
+        return FailedPreconditionError("decode node '" + want_id + "' reports a KV block size of 0");
+      }
       return Status::Ok();
     };
     rpc::RpcClientCallbacks cb;
-    cb.on_ready = [this, i](const proto::Hello& hello) { OnNodeReady(i, hello); };
-    cb.on_message = [this, i](proto::Envelope&& env) { OnNodeMessage(i, std::move(env)); };
-    cb.on_disconnected = [this, i](const Status& st) { OnNodeDisconnected(i, st); };
-    n.rpc = std::make_unique<rpc::RpcClient>(std::move(o), std::move(cb));
+    cb.on_ready = [this, node](const proto::Hello& hello) {
+      GetLogger("router")->info("node {} connected (role {}, {} KV blocks of {} tokens)", addresses_[node].ToString(),
+                                proto::Role_Name(hello.role()), hello.num_kv_blocks(), hello.block_size_tokens());
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
+        core.OnNodeConnected(node, hello.block_size_tokens(), now, out);
+      });
+    };
+    cb.on_message = [this, node](proto::Envelope&& env) { OnNodeMessage(node, std::move(env)); };
+    cb.on_disconnected = [this, node](const Status& st) { OnNodeClosed(node, st); };
+    rpcs_.push_back(std::make_unique<rpc::RpcClient>(std::move(o), std::move(cb)));
   }
-  for (auto& n : nodes_) {
-    const Status st = n->rpc->Start();
-    if (!st.ok()) return Status(st.code(), "node " + n->addr.ToString() + ": " + st.message());
+  for (size_t i = 0; i < rpcs_.size(); ++i) {
+    const Status st = rpcs_[i]->Start();
+    if (!st.ok()) return Status(st.code(), "node " + addresses_[i].ToString() + ": " + st.message());
   }
   return Status::Ok();
 }
@@ -90,296 +112,166 @@ Status ClusterClient::StartNodes() {
 ClusterClient::~ClusterClient() { Stop(); }
 
 void ClusterClient::Stop() {
-  std::call_once(stop_once_, [this] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-      // Tell the nodes first (the drain in RpcClient::Stop flushes these) so no block leaks.
-      for (auto& [id, f] : flights_) {
-        proto::Envelope env;
-        env.mutable_abort()->set_request_id(id);
-        env.mutable_abort()->set_reason("router shutting down");
-        env.mutable_abort()->set_prefill_not_asked(f->phase == Flight::Phase::kReserving);
-        if (f->p >= 0 && f->phase != Flight::Phase::kReserving) nodes_[f->p]->rpc->Send(env).IgnoreError();
-        if (f->d >= 0) nodes_[f->d]->rpc->Send(env).IgnoreError();
-      }
-    }
-    for (auto& n : nodes_) {
-      if (n->rpc) n->rpc->Stop();  // no io callbacks after this
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      std::vector<std::string> ids;
-      for (const auto& [id, f] : flights_) ids.push_back(id);
-      for (const std::string& id : ids) {
-        FinishLocked(id, FinishReason::kError, UnavailableError("the router is shutting down"), {}, {});
-      }
-      dispatcher_exit_ = true;
-    }
-    cv_.notify_all();
-    if (dispatcher_.joinable()) dispatcher_.join();
+  // The Aborts of what is in flight are queued on the connections first; closing them drains
+  // the queues (bounded), so no block leaks on a node that is alive.
+  shell_->Stop([this] {
+    for (auto& rpc : rpcs_) rpc->Stop();  // no io callbacks after this
   });
 }
 
 Status ClusterClient::Submit(ServingRequest request, EventCallback callback) {
-  if (request.prompt.empty()) return InvalidArgumentError("the prompt is empty");
-  if (request.params.max_tokens < 1) return InvalidArgumentError("max_tokens must be >= 1");
-  if (!callback) return InvalidArgumentError("no event callback");
-  if (!request.params.seed) {
-    // P samples the first token and D the rest: both must use the same seed.
-    static thread_local std::mt19937_64 rng(std::random_device{}());
-    request.params.seed = rng();
-  }
-  if (request.arrival_us == 0) request.arrival_us = NowMicros();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return UnavailableError("the router is shutting down");
-  const std::string wire_id = WireId(request.id);
-  if (flights_.count(wire_id) != 0) {
-    return AlreadyExistsError("request " + std::to_string(request.id) + " is already in flight");
-  }
-  auto f = std::make_unique<Flight>();
-  f->wire_id = wire_id;
-  f->callback = std::move(callback);
-  f->record.id = request.id;
-  f->record.prompt_tokens = static_cast<int32_t>(request.prompt.size());
-  f->record.timeline.arrival_us = request.arrival_us;
-  f->request = std::move(request);
-  RETURN_IF_ERROR(PlaceLocked(*f));  // no events follow an error
-  flights_.emplace(wire_id, std::move(f));
-  return Status::Ok();
+  return shell_->Submit(std::move(request), std::move(callback));
 }
 
-Status ClusterClient::PlaceLocked(Flight& f) {
-  const PlacementRequest want{static_cast<int32_t>(f.request.prompt.size()), f.request.params.max_tokens};
-  while (f.record.decode_attempts < options_.max_decode_attempts) {
-    std::vector<NodeLoad> prefill, decode;
-    for (const auto& n : nodes_) {
-      if (!n->healthy()) continue;
-      if (n->prefill) {
-        prefill.push_back(n->load);
-      } else if (std::find(f.refused.begin(), f.refused.end(), n->addr.id) == f.refused.end()) {
-        decode.push_back(n->load);
-      }
-    }
-    auto placed = policy_->Place(want, prefill, decode);
-    if (!placed.ok()) {
-      if (f.refused.empty()) return placed.status();
-      return ResourceExhaustedError("no decode node could reserve KV for the request (" +
-                                    std::to_string(f.refused.size()) + " refused; last: " + f.last_refusal + ")");
-    }
-    int p = -1, d = -1;
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      if (nodes_[i]->addr.id == placed->prefill_node_id) p = static_cast<int>(i);
-      if (nodes_[i]->addr.id == placed->decode_node_id) d = static_cast<int>(i);
-    }
-    if (p < 0 || d < 0 || !nodes_[p]->prefill || nodes_[d]->prefill) {
-      return InternalError("placement policy " + std::string(policy_->name()) + " chose unknown nodes " +
-                           placed->prefill_node_id + ", " + placed->decode_node_id);
-    }
-    f.p = p;
-    f.d = d;
-    f.phase = Flight::Phase::kReserving;
-    ++f.record.decode_attempts;
-    proto::Envelope env;
-    proto::PrefillRequest* pr = env.mutable_prefill_request();
-    pr->set_request_id(f.wire_id);
-    pr->mutable_prompt_token_ids()->Add(f.request.prompt.begin(), f.request.prompt.end());
-    *pr->mutable_sampling() = SamplingToProto(f.request.params);
-    pr->set_decode_node_id(nodes_[d]->addr.id);
-    pr->set_arrival_unix_us(ToUnixMicros(f.request.arrival_us));
-    const Status sent = nodes_[d]->rpc->Send(std::move(env));
-    if (sent.ok()) {
-      NodeLoad& dl = nodes_[d]->load;  // charged until the next report replaces it
-      dl.free_blocks -= std::min(dl.free_blocks, BlocksNeeded(want, dl.block_size_tokens));
-      // P too, now rather than when D answers: a burst that arrives within D's round trip
-      // must not all land on one prefill node.
-      nodes_[p]->load.queued_tokens += f.request.prompt.size();
-      return Status::Ok();
-    }
-    f.refused.push_back(nodes_[d]->addr.id);
-    f.last_refusal = nodes_[d]->addr.id + ": " + sent.ToString();
-  }
-  return ResourceExhaustedError("no decode node could reserve KV for the request after " +
-                                std::to_string(f.record.decode_attempts) + " attempts (last: " + f.last_refusal + ")");
-}
+void ClusterClient::Abort(int64_t request_id, FinishReason as) { shell_->Abort(request_id, as); }
 
-void ClusterClient::Abort(int64_t request_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const std::string id = WireId(request_id);
-  auto it = flights_.find(id);
-  if (it == flights_.end()) return;
-  const Flight& f = *it->second;
-  std::vector<int> to;
-  if (f.d >= 0) to.push_back(f.d);
-  if (f.p >= 0 && f.phase != Flight::Phase::kReserving) to.push_back(f.p);
-  FinishLocked(id, FinishReason::kAbort, Status::Ok(), {}, to);
-}
+bool ClusterClient::Ready() const { return shell_->Ready(); }
 
-bool ClusterClient::Ready() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return false;
-  return std::all_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->healthy(); });
-}
-
-Status ClusterClient::WaitReady(std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  const bool ok = cv_.wait_for(lock, timeout, [this] {
-    return stopping_ || std::all_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->healthy(); });
-  });
-  if (ok && !stopping_) return Status::Ok();
-  std::string missing;
-  for (const auto& n : nodes_) {
-    if (n->healthy()) continue;
-    missing += (missing.empty() ? "" : ", ") + n->addr.ToString() + " (" + std::string(NodeStateName(n->state)) +
-               (n->state == NodeState::kReady ? ", no load report yet" : "") +
-               (n->last_error.empty() ? "" : ": " + n->last_error) + ")";
-  }
-  if (stopping_) return UnavailableError("the router is shutting down");
-  return DeadlineExceededError("cluster not ready after " + std::to_string(timeout.count()) + " ms: " + missing);
-}
+Status ClusterClient::WaitReady(std::chrono::milliseconds timeout) const { return shell_->WaitReady(timeout); }
 
 LoadInfo ClusterClient::Load() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  LoadInfo info;
-  info.num_requests = static_cast<int32_t>(flights_.size());
-  bool any = false;
-  int32_t free = 0, total = 0;
-  for (const auto& n : nodes_) {
-    info.nodes.push_back(NodeLoadInfo{n->addr.id, n->prefill ? "prefill" : "decode",
-                                      std::string(NodeStateName(n->state)), n->load.queued_requests,
-                                      n->load.queued_tokens, n->load.running_requests, n->load.free_blocks,
-                                      n->load.total_blocks, n->load.busy_fraction, n->last_error});
-    if (n->prefill || !n->healthy()) continue;
-    any = true;
-    free += static_cast<int32_t>(n->load.free_blocks);
-    total += static_cast<int32_t>(n->load.total_blocks);
-  }
-  if (any) {
-    info.num_free_kv_blocks = free;
-    info.num_total_kv_blocks = total;
-  }
-  return info;
+  return shell_->Read([](const RouterCore& core) { return core.Load(); });
 }
 
 int64_t ClusterClient::MaxSequenceTokens() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  int64_t most = -1;
-  for (const auto& n : nodes_) {
-    if (n->prefill || !n->healthy()) continue;
-    most = std::max<int64_t>(most, static_cast<int64_t>(n->load.total_blocks) * n->load.block_size_tokens);
-  }
-  return most;
+  return shell_->Read([](const RouterCore& core) { return core.MaxSequenceTokens(); });
 }
 
-std::vector<ClusterClient::NodeStatus> ClusterClient::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<NodeStatus> out;
-  for (const auto& n : nodes_) {
-    out.push_back(NodeStatus{n->addr.id, n->prefill, n->state, n->reported, n->load, n->last_error});
-  }
-  return out;
+std::vector<NodeView> ClusterClient::Nodes() const {
+  return shell_->Read([](const RouterCore& core) { return core.nodes(); });
 }
 
-// ---------------------------------------------------------------- events
+// ---------------------------------------------------------------- NodeLink
 
-void ClusterClient::EmitLocked(Flight& f, std::vector<int32_t> tokens) {
-  InferenceEvent ev;
-  ev.request_id = f.request.id;
-  ev.emitted_us = NowMicros();
-  for (size_t i = 0; i < tokens.size(); ++i) f.record.timeline.token_us.push_back(ev.emitted_us);
-  f.record.output_tokens += static_cast<int32_t>(tokens.size());
-  ev.tokens = std::move(tokens);
-  EnqueueLocked([cb = f.callback, ev = std::move(ev)]() mutable { cb(std::move(ev)); });
+void ClusterClient::SendPrefill(const tandem::SendPrefill& order) {
+  const ServingRequest& r = *order.request;
+  proto::Envelope env;
+  proto::PrefillRequest* pr = env.mutable_prefill_request();
+  pr->set_request_id(WireId(r.id));
+  pr->mutable_prompt_token_ids()->Add(r.prompt.begin(), r.prompt.end());
+  *pr->mutable_sampling() = SamplingToProto(r.params);
+  pr->set_decode_node_id(addresses_[order.decode].id);
+  pr->set_arrival_unix_us(SteadyToUnixMicros(r.arrival_us));
+  pr->set_deadline_unix_us(SteadyToUnixMicros(order.deadline_us));
+  const Status sent = rpcs_[order.prefill]->Send(std::move(env));
+  if (sent.ok()) return;
+  // The connection went away between the node view and the send: its loss is on its way as a
+  // disconnect, which fails the request through the core.
+  GetLogger("router")->warn("{}: cannot reach prefill node {}: {}", WireId(r.id), addresses_[order.prefill].id,
+                            sent.ToString());
 }
 
-void ClusterClient::FinishLocked(const std::string& wire_id, FinishReason reason, Status status,
-                                 std::vector<int32_t> tokens, const std::vector<int>& abort_nodes) {
-  auto it = flights_.find(wire_id);
-  if (it == flights_.end()) return;
-  std::unique_ptr<Flight> f = std::move(it->second);
-  flights_.erase(it);
-  for (int n : abort_nodes) {
-    proto::Envelope env;
-    env.mutable_abort()->set_request_id(wire_id);
-    env.mutable_abort()->set_reason(reason == FinishReason::kAbort ? "aborted by the client" : status.ToString());
-    // Still reserving: P never heard of it, so D may free the blocks without a drain.
-    env.mutable_abort()->set_prefill_not_asked(f->phase == Flight::Phase::kReserving);
-    nodes_[n]->rpc->Send(std::move(env)).IgnoreError();  // a down node has nothing to free
+void ClusterClient::SendAbort(const tandem::SendAbort& order) {
+  proto::Envelope env;
+  env.mutable_abort()->set_request_id(WireId(order.request_id));
+  env.mutable_abort()->set_reason(order.reason);
+  rpcs_[order.node]->Send(std::move(env)).IgnoreError();  // a node that is down has nothing to free
+}
+
+void ClusterClient::SendClusterView(const tandem::SendClusterView& order) {
+  proto::Envelope env;
+  proto::ClusterView* view = env.mutable_cluster_view();
+  for (const NodeAddress& a : options_.cluster.decode) {
+    proto::ClusterView::NodeAddress* n = view->add_decode_nodes();
+    n->set_node_id(a.id);
+    n->set_host(a.host);
+    n->set_port(a.port);
   }
-  InferenceEvent ev;
-  ev.request_id = f->request.id;
-  ev.emitted_us = NowMicros();
-  for (size_t i = 0; i < tokens.size(); ++i) f->record.timeline.token_us.push_back(ev.emitted_us);
-  f->record.output_tokens += static_cast<int32_t>(tokens.size());
-  ev.tokens = std::move(tokens);
-  ev.finish_reason = reason;
-  ev.status = reason == FinishReason::kError ? status : Status::Ok();
-  f->record.timeline.finish_us = ev.emitted_us;
-  if (f->record.timeline.first_token_us == 0 && !f->record.timeline.token_us.empty()) {
-    f->record.timeline.first_token_us = f->record.timeline.token_us.front();
-  }
-  f->record.finish_reason = reason;
-  f->record.status = ev.status;
-  ev.timeline = f->record.timeline;
-  RequestRecord record = f->record;
-  const RequestTimeline& t = record.timeline;
-  log_->info("{} {}: P={} D={} prompt={} output={} ttft_ms={:.1f} tpot_ms={:.2f} e2e_ms={:.1f} kv_bytes={} "
-             "kv_transfer_us={} decode_attempts={}{}",
-             wire_id, FinishReasonName(reason), record.prefill_node_id.empty() ? "-" : record.prefill_node_id,
-             record.decode_node_id.empty() ? "-" : record.decode_node_id, record.prompt_tokens, record.output_tokens,
-             t.first_token_us ? t.ttft_ms() : -1.0, t.mean_tpot_ms(), (t.finish_us - t.arrival_us) / 1000.0,
-             record.kv_bytes, record.kv_transfer_us, record.decode_attempts,
-             ev.status.ok() ? "" : " error=" + ev.status.ToString());
-  EnqueueLocked([cb = std::move(f->callback), ev = std::move(ev), record = std::move(record),
-                 on_finished = options_.on_finished]() mutable {
-    cb(std::move(ev));
-    if (on_finished) on_finished(record);
+  rpcs_[order.node]->Send(std::move(env)).IgnoreError();  // resent after every reconnection
+}
+
+// ---------------------------------------------------------------- io threads
+
+void ClusterClient::OnNodeClosed(NodeIndex node, const Status& status) {
+  GetLogger("router")->warn("node {} is down: {}", addresses_[node].ToString(), status.ToString());
+  shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
+    core.OnNodeDisconnected(node, status, now, out);
   });
 }
 
-void ClusterClient::EnqueueLocked(std::function<void()> work) {
-  work_.push_back(std::move(work));
-  cv_.notify_all();
-}
-
-void ClusterClient::DispatchLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return !work_.empty() || dispatcher_exit_; });
-    if (work_.empty() && dispatcher_exit_) return;
-    if (work_.empty()) {
-      lock.unlock();
-      CheckTimeouts();
-      lock.lock();
-      continue;
+void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
+  const auto id_of = [](const std::string& wire) { return ParseWireId(wire); };
+  switch (env.payload_case()) {
+    case proto::Envelope::kLoadReport: {
+      const proto::LoadReport& m = env.load_report();
+      NodeLoadReport r;
+      r.queued_requests = m.queued_requests();
+      r.queued_tokens = m.queued_tokens();
+      r.running_requests = m.running_requests();
+      r.free_blocks = m.free_blocks();
+      r.total_blocks = m.total_blocks();
+      r.busy_fraction = m.busy_fraction();
+      r.connected_decode_nodes.assign(m.connected_decode_nodes().begin(), m.connected_decode_nodes().end());
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
+        core.OnLoadReport(node, std::move(r), now, out);
+      });
+      return;
     }
-    std::deque<std::function<void()>> batch;
-    batch.swap(work_);
-    lock.unlock();
-    for (auto& w : batch) w();  // user callbacks: never under mu_
-    batch.clear();              // release captured callbacks outside the lock too
-    lock.lock();
-  }
-}
-
-void ClusterClient::CheckTimeouts() {
-  if (options_.first_token_timeout.count() <= 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = NowMicros();
-  const int64_t limit = options_.first_token_timeout.count() * 1000;
-  std::vector<std::string> late;
-  for (const auto& [id, f] : flights_) {
-    if (f->phase != Flight::Phase::kDecoding && now - f->request.arrival_us > limit) late.push_back(id);
-  }
-  for (const std::string& id : late) {
-    const Flight& f = *flights_.at(id);
-    std::vector<int> to;
-    if (f.d >= 0) to.push_back(f.d);
-    if (f.p >= 0 && f.phase != Flight::Phase::kReserving) to.push_back(f.p);
-    FinishLocked(id, FinishReason::kError,
-                 DeadlineExceededError("no first token after " + std::to_string(options_.first_token_timeout.count()) +
-                                       " ms"),
-                 {}, to);
+    case proto::Envelope::kFirstToken: {
+      const proto::FirstToken& m = env.first_token();
+      FirstTokenReport r;
+      r.token = m.token_id();
+      r.finished = m.finished();
+      r.finish_reason = r.finished ? FinishReasonFromProto(m.finish_reason()) : FinishReason::kNone;
+      r.prefill_start_us = UnixToSteadyMicros(m.prefill_start_unix_us());
+      r.prefill_end_us = UnixToSteadyMicros(m.first_token_unix_us());
+      const int64_t id = id_of(m.request_id());
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) { core.OnFirstToken(node, id, r, now, out); });
+      return;
+    }
+    case proto::Envelope::kTokenChunk: {
+      const proto::TokenChunk& m = env.token_chunk();
+      TokensReport r;
+      r.tokens.assign(m.token_ids().begin(), m.token_ids().end());
+      r.finished = m.finished();
+      r.finish_reason = r.finished ? FinishReasonFromProto(m.finish_reason()) : FinishReason::kNone;
+      r.decode_admitted_us = UnixToSteadyMicros(m.decode_admitted_unix_us());
+      const int64_t id = id_of(m.request_id());
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) { core.OnTokens(node, id, r, now, out); });
+      return;
+    }
+    case proto::Envelope::kKvReady: {
+      const proto::KvReady& m = env.kv_ready();
+      TransferReport r;
+      r.bytes = static_cast<int64_t>(m.bytes());
+      r.start_us = UnixToSteadyMicros(m.transfer_start_unix_us());
+      r.end_us = UnixToSteadyMicros(m.completed_unix_us());
+      const int64_t id = id_of(m.request_id());
+      shell_->Update([&](RouterCore& core, int64_t, RouterActions*) { core.OnKvReady(node, id, r); });
+      return;
+    }
+    case proto::Envelope::kKvReservation: {  // P relays D's refusal
+      const proto::KvReservation& m = env.kv_reservation();
+      if (m.ok()) return;
+      const int64_t id = id_of(m.request_id());
+      GetLogger("router")->info("{}: decode node {} refused the reservation: {}", m.request_id(), m.decode_node_id(),
+                                m.reason());
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
+        core.OnReservationRefused(node, id, m.decode_node_id(), m.reason(), now, out);
+      });
+      return;
+    }
+    case proto::Envelope::kError:
+    case proto::Envelope::kAbort: {
+      const bool error = env.has_error();
+      const std::string& wire = error ? env.error().request_id() : env.abort().request_id();
+      const Status status = error ? rpc::StatusFromError(env.error())
+                                  : AbortedError("node " + addresses_[node].id + " aborted the request: " +
+                                                 env.abort().reason());
+      const int64_t id = id_of(wire);
+      if (id < 0) {
+        GetLogger("router")->warn("node {}: {} for {}: {}", addresses_[node].id, error ? "error" : "abort",
+                                  wire.empty() ? "-" : wire, status.ToString());
+        return;
+      }
+      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
+        core.OnNodeError(node, id, status, now, out);
+      });
+      return;
+    }
+    default:
+      GetLogger("router")->debug("node {}: ignoring envelope with payload {}", addresses_[node].id,
+                                 static_cast<int>(env.payload_case()));
   }
 }
 

@@ -1,6 +1,8 @@
-// The interface between the router's HTTP layer and whatever runs the model: the colocated
-// engine in this process (LocalEngineClient) or, later, the disaggregated cluster client that
-// sends prompts to prefill nodes and receives tokens from decode nodes.
+// The interface between the HTTP front end and whatever runs the model: the colocated worker in
+// this process (worker/local_engine_client.h) or the disaggregated cluster (ClusterClient, which
+// sends prompts to prefill nodes and receives tokens from decode nodes). Both are the router
+// core (router_core.h) behind a shell that does their I/O, so requests are queued, placed,
+// timed out and recorded alike.
 //
 // Request lifecycle, as seen through the callback:
 //
@@ -19,6 +21,8 @@
 //     caller's own executor); they may call Abort or Submit.
 //   - The client outlives every callback it invokes: its destructor delivers the remaining final
 //     events (status Unavailable, "shutting down") before returning, and invokes none afterwards.
+//   - A callback that throws fails its request (a final kError event follows, unless the event
+//     was final already); the client and every other request go on.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +31,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "model/request.h"
 #include "model/sampling_params.h"
+#include "scheduler/node_view.h"
+#include "slo/request_record.h"
 
 namespace tandem {
 
@@ -36,43 +41,31 @@ struct ServingRequest {
   int64_t id = 0;                 // assigned by the router; unique among requests in flight
   std::vector<int32_t> prompt;    // token ids, non-empty
   SamplingParams params;          // max_tokens already resolved against the context window
-  int64_t arrival_us = 0;         // NowMicros() when the router received the request
+  int64_t arrival_us = 0;         // steady µs (common/clock.h) when the router received it; 0: now
 };
 
 struct InferenceEvent {
   int64_t request_id = 0;
   std::vector<int32_t> tokens;    // new output tokens, in order (may be empty)
-  int64_t emitted_us = 0;         // NowMicros() when the client produced this event
+  int64_t emitted_us = 0;         // steady µs when the client produced this event
   FinishReason finish_reason = FinishReason::kNone;  // kNone: more events follow
   Status status;                  // non-OK only with kError
-  RequestTimeline timeline;       // the engine's own timestamps; filled on the final event
+  RequestRecord record;           // the request's whole record; filled on the final event
 
   bool final() const { return finish_reason != FinishReason::kNone; }
 };
 
 using EventCallback = std::function<void(InferenceEvent event)>;
 
-// One node of a disaggregated cluster as the router last heard of it (GET /v1/load).
-struct NodeLoadInfo {
-  std::string id;
-  std::string role;              // "prefill" or "decode"
-  std::string state;             // "connecting", "ready" or "down"
-  uint32_t queued_requests = 0;
-  uint64_t queued_tokens = 0;
-  uint32_t running_requests = 0;
-  uint32_t free_kv_blocks = 0;   // the node's report minus the router's placements since
-  uint32_t total_kv_blocks = 0;
-  float busy_fraction = 0.0f;
-  std::string last_error;
-};
-
-// A snapshot for admission control, placement and tests. Fields a client cannot know are -1.
+// A snapshot for admission control, placement, operators (GET /v1/load) and tests. Fields a
+// client cannot know are -1.
 struct LoadInfo {
   int32_t num_requests = 0;         // accepted and not yet given their final event
-  int32_t num_free_kv_blocks = -1;
+  int32_t num_queued = 0;           // of those, waiting in the router's queue for a placement
+  int32_t num_free_kv_blocks = -1;  // over healthy decode (or colocated) nodes
   int32_t num_total_kv_blocks = -1;
-  int64_t num_steps = 0;            // engine steps run so far (0 when not applicable)
-  std::vector<NodeLoadInfo> nodes;  // empty for a colocated engine
+  int64_t num_steps = 0;            // engine steps run so far (colocated worker; 0 otherwise)
+  std::vector<NodeView> nodes;      // every node as the router sees it
 };
 
 class InferenceClient {
@@ -86,7 +79,9 @@ class InferenceClient {
 
   // Ends a request early; its final event (kAbort) follows unless it already finished. Unknown
   // or finished ids are ignored: the caller cannot know whether the finish raced the abort.
-  virtual void Abort(int64_t request_id) = 0;
+  // `as`: how the request's record ends: kAbort (the client went away, the default) or kStop
+  // (the front end matched a stop string and needs no more tokens: a normal finish).
+  virtual void Abort(int64_t request_id, FinishReason as = FinishReason::kAbort) = 0;
 
   // True while the client accepts requests (model loaded, workers connected).
   virtual bool Ready() const = 0;

@@ -1,57 +1,82 @@
 #include "scheduler/placement_policy.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
+
+#include "engine/request_rules.h"
 
 namespace tandem {
 
-uint32_t BlocksNeeded(const PlacementRequest& request, uint32_t block_size_tokens) {
-  const uint64_t tokens = static_cast<uint64_t>(std::max(request.prompt_tokens, 0)) +
-                          static_cast<uint64_t>(std::max(request.max_tokens, 0));
-  if (block_size_tokens == 0) return 1;
-  return static_cast<uint32_t>((tokens + block_size_tokens - 1) / block_size_tokens);
+bool PlacementContext::Excluded(NodeIndex d) const {
+  return std::find(excluded_decode.begin(), excluded_decode.end(), d) != excluded_decode.end();
 }
 
-Result<Placement> LeastLoadedPolicy::Place(const PlacementRequest& request, const std::vector<NodeLoad>& prefill,
-                                           const std::vector<NodeLoad>& decode) const {
-  if (prefill.empty()) return UnavailableError("no healthy prefill node");
-  if (decode.empty()) return UnavailableError("no healthy decode node");
+bool PlacementContext::Reaches(NodeIndex p, NodeIndex d) const {
+  const NodeView& pv = nodes[static_cast<size_t>(p)];
+  if (pv.role == NodeRole::kColocated || nodes[static_cast<size_t>(d)].role == NodeRole::kColocated) return p == d;
+  return static_cast<size_t>(d) < pv.reaches.size() && pv.reaches[static_cast<size_t>(d)];
+}
 
-  const NodeLoad* best_p = nullptr;
-  for (const NodeLoad& p : prefill) {
-    if (best_p == nullptr || p.queued_tokens < best_p->queued_tokens ||
-        (p.queued_tokens == best_p->queued_tokens && p.node_id < best_p->node_id)) {
-      best_p = &p;
-    }
+PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, const PlacementContext& ctx) const {
+  std::vector<NodeIndex> prefill, decode;
+  for (NodeIndex i = 0; i < static_cast<NodeIndex>(ctx.nodes.size()); ++i) {
+    const NodeView& n = ctx.nodes[static_cast<size_t>(i)];
+    if (!n.healthy()) continue;
+    if (n.can_prefill()) prefill.push_back(i);
+    if (n.can_decode() && !ctx.Excluded(i)) decode.push_back(i);
   }
+  if (prefill.empty()) return PlacementDecision::Reject(UnavailableError("no healthy prefill node"));
+  if (decode.empty()) return PlacementDecision::Reject(UnavailableError("no healthy decode node"));
 
-  const NodeLoad* best_d = nullptr;
-  uint32_t most_needed = 0;
-  uint32_t largest_pool = 0;
+  const auto node = [&](NodeIndex i) -> const NodeView& { return ctx.nodes[static_cast<size_t>(i)]; };
+  // A pool whose block size is unknown cannot be judged: it holds nothing (the router refuses
+  // such a decode node at Hello, so this is a guard, not a rule).
+  const auto need = [&](NodeIndex d) -> uint32_t {
+    if (node(d).block_size_tokens == 0) return UINT32_MAX;
+    return static_cast<uint32_t>(
+        KvBlocksForRequest(request.prompt_tokens, request.max_tokens, static_cast<int32_t>(node(d).block_size_tokens)));
+  };
+  uint32_t most_needed = 0, largest_pool = 0;
   bool fits_some_pool = false;
-  for (const NodeLoad& d : decode) {
-    const uint32_t needed = BlocksNeeded(request, d.block_size_tokens);
-    most_needed = std::max(most_needed, needed);
-    largest_pool = std::max(largest_pool, d.total_blocks);
-    fits_some_pool = fits_some_pool || needed <= d.total_blocks;
-    if (needed > d.free_blocks) continue;
-    if (best_d == nullptr || d.free_blocks > best_d->free_blocks ||
-        (d.free_blocks == best_d->free_blocks && d.node_id < best_d->node_id)) {
-      best_d = &d;
-    }
+  for (NodeIndex d : decode) {
+    if (need(d) != UINT32_MAX) most_needed = std::max(most_needed, need(d));
+    largest_pool = std::max(largest_pool, node(d).load.total_blocks);
+    fits_some_pool = fits_some_pool || need(d) <= node(d).load.total_blocks;
   }
   if (!fits_some_pool) {  // waiting would not help: say so instead of "try again later"
-    return OutOfRangeError(std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
-                           " output tokens need " + std::to_string(most_needed) +
-                           " KV blocks, more than the largest decode node holds (" + std::to_string(largest_pool) +
-                           "); lower max_tokens or shorten the prompt");
+    return PlacementDecision::Reject(OutOfRangeError(
+        std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
+        " output tokens need " + std::to_string(most_needed) + " KV blocks, more than the largest decode node holds (" +
+        std::to_string(largest_pool) + "); lower max_tokens or shorten the prompt"));
   }
-  if (best_d == nullptr) {
-    return ResourceExhaustedError("no decode node has room for " + std::to_string(request.prompt_tokens) +
-                                  " prompt + " + std::to_string(request.max_tokens) + " output tokens (up to " +
-                                  std::to_string(most_needed) + " KV blocks needed)");
+
+  std::sort(prefill.begin(), prefill.end(), [&](NodeIndex a, NodeIndex b) {
+    if (node(a).queued_tokens() != node(b).queued_tokens()) return node(a).queued_tokens() < node(b).queued_tokens();
+    return node(a).id < node(b).id;
+  });
+  bool any_pair = false;
+  for (NodeIndex p : prefill) {
+    NodeIndex best = -1;
+    for (NodeIndex d : decode) {
+      if (!ctx.Reaches(p, d)) continue;
+      any_pair = true;
+      if (need(d) > node(d).free_blocks()) continue;
+      if (best < 0 || node(d).free_blocks() > node(best).free_blocks() ||
+          (node(d).free_blocks() == node(best).free_blocks() && node(d).id < node(best).id)) {
+        best = d;
+      }
+    }
+    if (best >= 0) return PlacementDecision::Place(p, best);
   }
-  return Placement{best_p->node_id, best_d->node_id};
+  if (!any_pair) {
+    return PlacementDecision::Reject(
+        UnavailableError("no healthy prefill node is connected to a healthy decode node (see GET /v1/load)"));
+  }
+  return PlacementDecision::Defer(ResourceExhaustedError(
+      "no decode node has room for " + std::to_string(request.prompt_tokens) + " prompt + " +
+      std::to_string(request.max_tokens) + " output tokens (up to " + std::to_string(most_needed) +
+      " KV blocks needed)"));
 }
 
 Result<std::unique_ptr<PlacementPolicy>> CreatePlacementPolicy(std::string_view name) {

@@ -1,72 +1,72 @@
-// Where a disaggregated request runs: one prefill node (P) that computes its prompt's KV and
-// first token, and one decode node (D) that holds the KV and generates the rest.
+// Where a request runs: a prefill node P (its prompt's KV and first token) and a decode node D
+// (the rest), or one colocated node for both. A policy is a pure function of the request and
+// the router's node views (their last reports plus the router's own charges since): no clock,
+// no I/O, so it is easy to test, to swap, and to run unchanged in the simulator.
 //
-// The router keeps a NodeLoad snapshot per healthy node (the node's latest LoadReport, adjusted
-// by the router for what it placed since) and asks the policy for a (P, D) pair per request.
-// Policies are pure functions of their inputs so they are easy to test and to swap: the default
-// LeastLoadedPolicy balances queues and memory; a goodput-aware policy (predicting TTFT on each P
-// from its queue and TPOT on each D from its batch) can replace it behind the same interface.
-//
-// Threading: Place() is const and must be safe to call concurrently.
+// The decision is one of
+//   Place(P, D)    send it now;
+//   Defer(reason)  nothing can take it now but waiting may help (every decode pool that could
+//                  hold it is full): the router queues it and asks again when loads change;
+//   Reject(status) waiting cannot help: no healthy node of a role (Unavailable), no pool could
+//                  ever hold it (OutOfRange).
+// Threading: Place() is const and safe to call concurrently.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "scheduler/node_view.h"
 
 namespace tandem {
-
-// What the router knows about one node. Fields a node did not report are 0.
-struct NodeLoad {
-  std::string node_id;
-  uint32_t queued_requests = 0;
-  uint64_t queued_tokens = 0;      // prompt tokens waiting for prefill (P)
-  uint32_t running_requests = 0;
-  uint32_t free_blocks = 0;        // KV blocks not reserved (D)
-  uint32_t total_blocks = 0;
-  uint32_t block_size_tokens = 0;  // tokens per KV block (D's Hello); 0 = unknown
-  float busy_fraction = 0.0f;
-  int64_t report_us = 0;           // NowMicros() when the report arrived
-};
 
 struct PlacementRequest {
   int32_t prompt_tokens = 0;
   int32_t max_tokens = 0;
 };
 
-struct Placement {
-  std::string prefill_node_id;
-  std::string decode_node_id;
+struct PlacementDecision {
+  enum class Kind { kPlace, kDefer, kReject };
+  Kind kind = Kind::kReject;
+  NodeIndex prefill = -1;
+  NodeIndex decode = -1;
+  Status reason;  // kDefer, kReject: why
+
+  static PlacementDecision Place(NodeIndex p, NodeIndex d) { return {Kind::kPlace, p, d, Status::Ok()}; }
+  static PlacementDecision Defer(Status why) { return {Kind::kDefer, -1, -1, std::move(why)}; }
+  static PlacementDecision Reject(Status why) { return {Kind::kReject, -1, -1, std::move(why)}; }
 };
 
-// KV blocks D must reserve for the request: ceil((prompt + max_tokens) / block_size), the rule
-// of the protocol (docs/ISSUE4 protocol, step 1). block_size 0 (unknown) counts as 1 block.
-uint32_t BlocksNeeded(const PlacementRequest& request, uint32_t block_size_tokens);
+// The nodes the policy may choose from. `nodes` is every configured node (index = NodeIndex);
+// the policy considers only healthy ones, and no decode node in `excluded_decode` (those that
+// refused this request already).
+struct PlacementContext {
+  std::span<const NodeView> nodes;
+  std::span<const NodeIndex> excluded_decode;
+
+  bool Excluded(NodeIndex d) const;
+  // Whether P's KV reaches D: a prefill node must report D connected; a colocated node is its
+  // own decode node.
+  bool Reaches(NodeIndex p, NodeIndex d) const;
+};
 
 class PlacementPolicy {
  public:
   virtual ~PlacementPolicy() = default;
-
-  // Chooses one of `prefill` and one of `decode` (the healthy candidates; the caller has already
-  // removed nodes that are down or that refused this request). Errors: Unavailable when either
-  // list is empty; ResourceExhausted when no decode node can hold the request.
-  virtual Result<Placement> Place(const PlacementRequest& request, const std::vector<NodeLoad>& prefill,
-                                  const std::vector<NodeLoad>& decode) const = 0;
-
+  virtual PlacementDecision Place(const PlacementRequest& request, const PlacementContext& context) const = 0;
   virtual std::string_view name() const = 0;
 };
 
-// P with the fewest queued tokens; D with the most free blocks among those that can hold the
-// request (BlocksNeeded <= free_blocks). Ties go to the lexicographically lowest node id, so the
-// choice is deterministic whatever order the candidates come in.
+// P with the fewest queued tokens (reported + placed since), then among the decode nodes P
+// reaches that can hold the request now (KvBlocksForRequest <= free blocks), D with the most
+// free blocks; when P reaches none with room, the next P. Ties go to the lexicographically lowest
+// node id, so the choice does not depend on the order of the candidates.
 class LeastLoadedPolicy final : public PlacementPolicy {
  public:
-  Result<Placement> Place(const PlacementRequest& request, const std::vector<NodeLoad>& prefill,
-                          const std::vector<NodeLoad>& decode) const override;
+  PlacementDecision Place(const PlacementRequest& request, const PlacementContext& context) const override;
   std::string_view name() const override { return "least-loaded"; }
 };
 

@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/backend.h"
-#include "model/engine.h"
+#include "engine/engine.h"
 #include "model/kv_cache.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"

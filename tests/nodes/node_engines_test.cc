@@ -12,6 +12,7 @@
 
 #include "decode_node/decode_engine.h"
 #include "kv_transfer/loopback_transport.h"
+#include "tests/kernels/fault_injecting_backend.h"
 #include "tests/nodes/nodes_test_util.h"
 #include "prefill_node/prefill_engine.h"
 
@@ -32,7 +33,7 @@ class NodeEnginesTest : public ::testing::Test {
   void Build(int32_t prefill_blocks, int32_t decode_blocks, int32_t budget,
              std::chrono::milliseconds transfer_timeout = std::chrono::milliseconds(5000)) {
     ASSERT_FALSE(TinyModelDir().empty());
-    backend_ = std::move(CreateBackend("cpu")).value();
+    backend_ = std::make_unique<testing::FaultInjectingBackend>(std::move(CreateBackend("cpu")).value(), fail_);
     auto w = LoadModelWeights(TinyModelDir(), *backend_);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     weights_ = std::move(w).value();
@@ -73,27 +74,45 @@ class NodeEnginesTest : public ::testing::Test {
     return cache.ok() ? std::move(cache).value() : nullptr;
   }
 
-  // Router's part: reserve on D, then queue on P.
+  // The router's part: queue on P, naming D (P reserves on D itself, shortly before its last chunk).
   Status Submit(const std::string& id, const TestPrompt& p) {
-    DecodeJob dj{id, p.prompt, p.params, 0};
-    ASSIGN_OR_RETURN(std::vector<int> blocks, decode_->Reserve(dj));
     PrefillJob pj;
     pj.id = id;
     pj.prompt = p.prompt;
     pj.params = p.params;
+    if (!pj.params.greedy() && !pj.params.seed) pj.params.seed = 17;  // the router draws one
     pj.decode_node = "decode-0";
-    pj.decode_block_ids = blocks;
+    pj.router_id = "router";
     return prefill_->Add(pj);
   }
 
   // One iteration of both node loops, routing events as the services do.
   void Pump() {
     std::vector<PrefillEvent> pe;
-    ASSERT_TRUE(prefill_->Step(&pe).ok());
+    prefill_->Step(&pe);
     prefill_->Poll(&pe);
+    Route(pe);
+    decode_->Poll(&de_);
+    decode_->Step(&de_);
+    CollectDecodeEvents();
+  }
+
+  // Delivers P's events as the services would (D's answers to reservations come back at once).
+  void Route(std::vector<PrefillEvent>& pe) {
     d_transport_->Progress();
-    for (PrefillEvent& e : pe) {
+    for (size_t i = 0; i < pe.size(); ++i) {
+      PrefillEvent e = pe[i];
       switch (e.kind) {
+        case PrefillEventKind::kReserve: {
+          ++reserves_[e.request_id];
+          auto blocks = decode_->Reserve(DecodeJob{e.request_id, e.prompt, e.params, 0});
+          prefill_->OnReservation("decode-0", e.request_id, blocks.ok(), blocks.ok() ? *blocks : std::vector<int>{},
+                                  blocks.ok() ? "" : blocks.status().ToString(), &pe);
+          break;
+        }
+        case PrefillEventKind::kRefused:
+          refused_[e.request_id] = e.reason;
+          break;
         case PrefillEventKind::kFirstToken:
           outputs_[e.request_id].push_back(e.token);
           if (e.finished) done_[e.request_id] = e.finish_reason;
@@ -109,8 +128,10 @@ class NodeEnginesTest : public ::testing::Test {
           break;
       }
     }
-    decode_->Poll(&de_);
-    ASSERT_TRUE(decode_->Step(&de_).ok());
+    pe.clear();
+  }
+
+  void CollectDecodeEvents() {
     for (DecodeEvent& e : de_) {
       if (e.kind == DecodeEventKind::kError) {
         errors_[e.request_id] = e.error;
@@ -120,6 +141,24 @@ class NodeEnginesTest : public ::testing::Test {
       if (e.finished) done_[e.request_id] = e.finish_reason;
     }
     de_.clear();
+  }
+
+  // One prefill round that asks for reservations (nothing can run before they are granted), with
+  // D's answers routed back.
+  void Reserve() {
+    std::vector<PrefillEvent> pe;
+    EXPECT_FALSE(prefill_->Step(&pe)) << "a step ran before any reservation was granted";
+    Route(pe);
+  }
+
+  // A 50-token request, pumped until `tokens` of its tokens came out (it is decoding on D).
+  void StartDecoding(const std::string& id, size_t tokens) {
+    TestPrompt p = FivePrompts(true)[0];
+    p.params.max_tokens = 50;
+    p.params.ignore_eos = true;
+    ASSERT_TRUE(Submit(id, p).ok());
+    for (int i = 0; i < 200 && outputs_[id].size() < tokens; ++i) Pump();
+    ASSERT_GE(outputs_[id].size(), tokens);
   }
 
   void RunUntilIdle(int max_iterations = 2000) {
@@ -145,10 +184,11 @@ class NodeEnginesTest : public ::testing::Test {
       EXPECT_EQ(outputs_[id], expected[i]) << id;
       EXPECT_TRUE(done_.count(id)) << id;
     }
-    EXPECT_TRUE(errors_.empty());
+    for (const auto& [id, e] : errors_) ADD_FAILURE() << id << ": " << e.ToString();
     ExpectAllFree();
   }
 
+  std::shared_ptr<std::atomic<bool>> fail_ = std::make_shared<std::atomic<bool>>(false);  // device faults
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<Transformer> transformer_;
@@ -161,6 +201,8 @@ class NodeEnginesTest : public ::testing::Test {
   std::map<std::string, std::vector<int32_t>> outputs_;
   std::map<std::string, FinishReason> done_;
   std::map<std::string, Status> errors_;
+  std::map<std::string, std::string> refused_;
+  std::map<std::string, int> reserves_;
 };
 
 TEST_F(NodeEnginesTest, GreedyMatchesSingleProcessEngine) { CheckMatchesReference(true, 2048); }
@@ -200,6 +242,8 @@ TEST_F(NodeEnginesTest, FirstTokenFinishReleasesTheReservation) {
 TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("q", FivePrompts(true)[2]).ok());
+  Reserve();
+  EXPECT_EQ(decode_->num_awaiting(), 1);
   std::vector<PrefillEvent> pe;
   prefill_->Abort("q", &pe);
   ASSERT_EQ(pe.size(), 1u);
@@ -210,12 +254,65 @@ TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
   ExpectAllFree();
 }
 
+TEST_F(NodeEnginesTest, AQueuedRequestHoldsNoDecodeMemory) {
+  // A budget of 24 tokens and a 70-token prompt ahead: the second request is more than twice
+  // the budget away from its last chunk, so it has not asked the decode node for anything yet.
+  Build(32, 32, 24);
+  ASSERT_TRUE(Submit("long", FivePrompts(true)[4]).ok());  // 70 tokens
+  ASSERT_TRUE(Submit("next", FivePrompts(true)[1]).ok());  // 17 tokens
+  std::vector<PrefillEvent> pe;
+  prefill_->Step(&pe);
+  Route(pe);
+  EXPECT_EQ(reserves_["long"], 0);  // 70 > 2 x 24: not yet
+  EXPECT_EQ(reserves_["next"], 0);
+  EXPECT_EQ(d_cache_->pool().num_free(), d_cache_->num_blocks());
+  RunUntilIdle();
+  EXPECT_EQ(reserves_["long"], 1);
+  EXPECT_EQ(reserves_["next"], 1);
+  EXPECT_EQ(outputs_["long"], ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[4]})[0]);
+  EXPECT_TRUE(errors_.empty());
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, ARefusedReservationSendsTheRequestBackToTheRouter) {
+  Build(16, 4, 2048);  // the decode pool holds 4 blocks: 40 + 40 tokens need 5
+  TestPrompt p = FivePrompts(true)[2];
+  p.params.max_tokens = 40;
+  ASSERT_TRUE(Submit("big", p).ok());
+  Reserve();
+  ASSERT_EQ(refused_.count("big"), 1u);
+  EXPECT_NE(refused_["big"].find("KV blocks"), std::string::npos) << refused_["big"];
+  EXPECT_FALSE(prefill_->HasWork());  // it left this node: the router places it again
+  EXPECT_TRUE(outputs_.empty());
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, AnExpiredDeadlineFailsAQueuedRequestWithoutReserving) {
+  Build(16, 32, 2048);
+  PrefillJob pj;
+  pj.id = "late";
+  pj.prompt = FivePrompts(true)[1].prompt;
+  pj.params = FivePrompts(true)[1].params;
+  pj.decode_node = "decode-0";
+  pj.deadline_us = SteadyClock::Read() - 1;
+  ASSERT_TRUE(prefill_->Add(pj).ok());
+  std::vector<PrefillEvent> pe;
+  EXPECT_FALSE(prefill_->Step(&pe));
+  Route(pe);
+  ASSERT_EQ(errors_.count("late"), 1u);
+  EXPECT_EQ(errors_["late"].code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(reserves_["late"], 0);
+  EXPECT_FALSE(prefill_->HasWork());
+  ExpectAllFree();
+}
+
 TEST_F(NodeEnginesTest, AbortMidTransferDrainsThenFrees) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("t", FivePrompts(true)[4]).ok());
+  Reserve();
   p_transport_->HoldCompletions(true);  // PUTs stay in flight
   std::vector<PrefillEvent> pe;
-  ASSERT_TRUE(prefill_->Step(&pe).ok());
+  ASSERT_TRUE(prefill_->Step(&pe));
   ASSERT_EQ(prefill_->num_transferring(), 1);
   EXPECT_LT(p_cache_->pool().num_free(), p_cache_->num_blocks());  // held during the transfer
   prefill_->Abort("t", &pe);
@@ -233,12 +330,7 @@ TEST_F(NodeEnginesTest, AbortMidTransferDrainsThenFrees) {
 
 TEST_F(NodeEnginesTest, AbortWhileDecodingFreesBlocks) {
   Build(16, 32, 2048);
-  TestPrompt p = FivePrompts(true)[0];
-  p.params.max_tokens = 50;
-  p.params.ignore_eos = true;
-  ASSERT_TRUE(Submit("d", p).ok());
-  for (int i = 0; i < 200 && outputs_["d"].size() < 4; ++i) Pump();
-  ASSERT_GE(outputs_["d"].size(), 4u);
+  StartDecoding("d", 4);
   EXPECT_FALSE(done_.count("d"));
   decode_->Abort("d");
   decode_->Abort("d");  // idempotent
@@ -270,9 +362,10 @@ TEST_F(NodeEnginesTest, KvThatNeverArrivesTimesOutAndFrees) {
 TEST_F(NodeEnginesTest, DecodeNodeLostEndsTransfersWithError) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("x", FivePrompts(true)[3]).ok());
+  Reserve();
   p_transport_->HoldCompletions(true);
   std::vector<PrefillEvent> pe;
-  ASSERT_TRUE(prefill_->Step(&pe).ok());
+  ASSERT_TRUE(prefill_->Step(&pe));
   prefill_->RemoveDecodePeer("decode-0", &pe);
   p_transport_->HoldCompletions(false);
   for (int i = 0; i < 100 && prefill_->HasWork(); ++i) {
@@ -286,6 +379,55 @@ TEST_F(NodeEnginesTest, DecodeNodeLostEndsTransfersWithError) {
   EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
   // A new request for the lost node is refused, not queued.
   EXPECT_EQ(Submit("y", FivePrompts(true)[3]).code(), StatusCode::kFailedPrecondition);
+}
+
+// A prefill step that fails (a device fault mid-forward) fails exactly the requests in it: an
+// error for each, the decode node's reservation released, every block back; then the node goes
+// on serving. Before the engine core, the step's error was logged and the same step retried
+// forever (the node loop never slept while the queue was non-empty).
+TEST_F(NodeEnginesTest, AFailedPrefillStepFailsItsRequestsAndTheNodeServesOn) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("a", FivePrompts(true)[1]).ok());
+  ASSERT_TRUE(Submit("b", FivePrompts(true)[3]).ok());
+  Reserve();
+  fail_->store(true);
+  Pump();
+  fail_->store(false);
+  for (const char* id : {"a", "b"}) {
+    ASSERT_EQ(errors_.count(id), 1u) << id;
+    EXPECT_EQ(errors_[id].code(), StatusCode::kInternal);
+    EXPECT_NE(errors_[id].message().find("injected device fault"), std::string::npos) << errors_[id].ToString();
+  }
+  EXPECT_TRUE(outputs_.empty());
+  RunUntilIdle();
+  EXPECT_FALSE(prefill_->HasWork());  // nothing left to retry
+  EXPECT_EQ(decode_->num_awaiting(), 0);
+  ExpectAllFree();
+  errors_.clear();
+  ASSERT_TRUE(Submit("c", FivePrompts(true)[1]).ok());
+  RunUntilIdle();
+  EXPECT_EQ(outputs_["c"], ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[1]})[0]);
+  EXPECT_TRUE(errors_.empty());
+  ExpectAllFree();
+}
+
+TEST_F(NodeEnginesTest, AFailedDecodeStepFailsItsRequestsAndTheNodeServesOn) {
+  Build(16, 32, 2048);
+  StartDecoding("d", 3);
+  fail_->store(true);
+  std::vector<DecodeEvent> events;
+  decode_->Step(&events);
+  fail_->store(false);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, DecodeEventKind::kError);
+  EXPECT_EQ(events[0].request_id, "d");
+  EXPECT_EQ(events[0].error.code(), StatusCode::kInternal);
+  EXPECT_FALSE(decode_->HasWork());
+  ExpectAllFree();
+  ASSERT_TRUE(Submit("e", FivePrompts(true)[3]).ok());
+  RunUntilIdle();
+  EXPECT_EQ(outputs_["e"], ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[3]})[0]);
+  ExpectAllFree();
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/backend.h"
-#include "model/engine.h"
+#include "engine/engine.h"
 #include "model/kv_cache.h"
 #include "model/make_model.h"
 #include "model/model_weights.h"

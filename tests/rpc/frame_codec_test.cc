@@ -69,7 +69,7 @@ TEST(FrameCodecTest, RoundTripsEveryFieldOfAPrefillRequest) {
   s->set_ignore_eos(true);
   req->set_decode_node_id("decode-0");
   req->set_arrival_unix_us(10);
-  req->set_scheduled_unix_us(20);
+  req->set_deadline_unix_us(20);
 
   FrameDecoder decoder;
   decoder.Append(Frame(env));

@@ -1,7 +1,9 @@
 // In-test prefill and decode nodes that speak the router's side of the disaggregation protocol
-// over real RpcServers (127.0.0.1, ephemeral ports): KvReservation with block accounting, FirstToken,
-// TokenChunks, Abort, Error and periodic LoadReports. The P -> D KV hand-off (UCX in the real
-// nodes) is an in-process call here; everything the router sees goes over TCP.
+// (docs/protocol.md) over real RpcServers (127.0.0.1, ephemeral ports): PrefillRequest, a
+// relayed KvReservation refusal, FirstToken, KvReady, TokenChunks, Abort, Error, ClusterView and
+// periodic LoadReports. What passes between P and D (ReserveKv, the KV itself over UCX in the
+// real nodes) is an in-process call here, recorded in D's inbox; everything the router sees goes
+// over TCP.
 //
 // Deterministic "model": the first token is 10 + sum(prompt) % 50, then each next token is the
 // previous + 1, until max_tokens tokens in total (finish reason LENGTH).
@@ -70,6 +72,7 @@ class Inbox {
  private:
   static std::string IdOf(const proto::Envelope& e) {
     if (e.has_prefill_request()) return e.prefill_request().request_id();
+    if (e.has_reserve_kv()) return e.reserve_kv().request_id();
     if (e.has_abort()) return e.abort().request_id();
     return "";
   }
@@ -151,11 +154,15 @@ class FakeNode {
     if (c) c->Send(std::move(env)).IgnoreError();
   }
 
+  // Prefill nodes: the decode nodes they report reaching.
+  virtual std::vector<std::string> ConnectedDecodeNodes() { return {}; }
+
   void SendLoad() {
     proto::Envelope env;
     proto::LoadReport* r = env.mutable_load_report();
     r->set_node_id(id_);
     r->set_role(role_);
+    for (const std::string& d : ConnectedDecodeNodes()) r->add_connected_decode_nodes(d);
     {
       std::lock_guard<std::mutex> lock(mu_);
       r->set_free_blocks(reported_free_override.load() ? reported_free_override.load() : free_);
@@ -181,6 +188,24 @@ class FakeDecode : public FakeNode {
   using FakeNode::FakeNode;
   std::atomic<bool> refuse_all{false};
   std::atomic<bool> hold{false};  // reserve and take the KV, but never generate
+
+  // P's ReserveKv, in process (recorded in the inbox). The block ids, or the refusal's reason.
+  bool Reserve(const proto::ReserveKv& m, std::vector<uint32_t>* blocks, std::string* reason) {
+    proto::Envelope env;
+    *env.mutable_reserve_kv() = m;
+    inbox.Add(env);
+    const uint32_t tokens = m.prompt_token_ids_size() + m.sampling().max_tokens();
+    const uint32_t needed = (tokens + block_size_ - 1) / block_size_;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (refuse_all.load() || needed > free_) {
+      *reason = "not enough free KV blocks: need " + std::to_string(needed);
+      return false;
+    }
+    free_ -= needed;
+    reserved_[m.request_id()] = {needed, static_cast<int>(m.sampling().max_tokens())};
+    for (uint32_t i = 0; i < needed; ++i) blocks->push_back(next_block_++);
+    return true;
+  }
 
   // The P -> D KvReady, in process.
   void KvReady(const std::string& id, int32_t first_token) {
@@ -216,31 +241,7 @@ class FakeDecode : public FakeNode {
 
  protected:
   void Handle(const proto::Envelope& env) override {
-    if (env.has_abort()) {
-      Release(env.abort().request_id());
-      return;
-    }
-    if (!env.has_prefill_request()) return;
-    const proto::PrefillRequest& pr = env.prefill_request();
-    const uint32_t tokens = pr.prompt_token_ids_size() + pr.sampling().max_tokens();
-    const uint32_t needed = (tokens + block_size_ - 1) / block_size_;
-    proto::Envelope reply;
-    proto::KvReservation* r = reply.mutable_kv_reservation();
-    r->set_request_id(pr.request_id());
-    r->set_decode_node_id(id_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (refuse_all.load() || needed > free_) {
-        r->set_ok(false);
-        r->set_reason("not enough free KV blocks: need " + std::to_string(needed));
-      } else {
-        free_ -= needed;
-        reserved_[pr.request_id()] = {needed, static_cast<int>(pr.sampling().max_tokens())};
-        r->set_ok(true);
-        for (uint32_t i = 0; i < needed; ++i) r->add_block_ids(next_block_++);
-      }
-    }
-    SendToRouter(std::move(reply));
+    if (env.has_abort()) Release(env.abort().request_id());
   }
 
  private:
@@ -263,9 +264,33 @@ class FakePrefill : public FakeNode {
   std::atomic<bool> hold{false};               // queue prompts forever
   std::atomic<bool> kv_before_first{false};    // hand KV to D, then send FirstToken 100 ms later
   std::atomic<int> fail_with{0};               // != 0: answer Error with this StatusCode
+  // Blocks the decode node reserved for `id` when this node asked (-1: never).
+  int ReservedBlocks(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = reserved_blocks_.find(id);
+    return it == reserved_blocks_.end() ? -1 : it->second;
+  }
+  // Decode node ids this prefill node reports reaching (default: all of them).
+  void SetConnected(std::vector<std::string> ids) {
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_ = std::move(ids);
+    connected_set_ = true;
+  }
 
  protected:
+  std::vector<std::string> ConnectedDecodeNodes() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (connected_set_) return connected_;
+    std::vector<std::string> all;
+    for (FakeDecode* d : decodes_) all.push_back(d->address().id);
+    return all;
+  }
+
   void Handle(const proto::Envelope& env) override {
+    if (env.has_abort()) {  // as the real node does: tell D to release what it reserved
+      for (FakeDecode* d : decodes_) d->Release(env.abort().request_id());
+      return;
+    }
     if (!env.has_prefill_request() || hold.load()) return;
     const proto::PrefillRequest pr = env.prefill_request();
     if (fail_with.load() != 0) {
@@ -286,10 +311,32 @@ class FakePrefill : public FakeNode {
       ft.mutable_first_token()->set_finished(true);
       ft.mutable_first_token()->set_finish_reason(proto::FINISH_REASON_LENGTH);
       SendToRouter(ft);
-      return;  // the router's Abort releases D's reservation
+      return;  // no KV to move, so nothing was reserved
+    }
+    // Reserve on D before the last chunk, as the real node does; a refusal goes back to the router.
+    proto::ReserveKv reserve;
+    reserve.set_request_id(pr.request_id());
+    *reserve.mutable_prompt_token_ids() = pr.prompt_token_ids();
+    *reserve.mutable_sampling() = pr.sampling();
+    reserve.set_router_id("router");
+    std::vector<uint32_t> blocks;
+    std::string reason = "decode node " + pr.decode_node_id() + " unknown";
+    if (d == nullptr || !d->Reserve(reserve, &blocks, &reason)) {
+      proto::Envelope refused;
+      proto::KvReservation* r = refused.mutable_kv_reservation();
+      r->set_request_id(pr.request_id());
+      r->set_decode_node_id(pr.decode_node_id());
+      r->set_ok(false);
+      r->set_reason(reason);
+      SendToRouter(std::move(refused));
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reserved_blocks_[pr.request_id()] = static_cast<int>(blocks.size());
     }
     if (kv_before_first.load()) {
-      if (d) d->KvReady(pr.request_id(), first);
+      d->KvReady(pr.request_id(), first);
       std::lock_guard<std::mutex> lock(workers_mu_);
       workers_.emplace_back([this, ft] {
         std::this_thread::sleep_for(milliseconds(100));
@@ -298,11 +345,15 @@ class FakePrefill : public FakeNode {
       return;
     }
     SendToRouter(ft);
-    if (d) d->KvReady(pr.request_id(), first);
+    d->KvReady(pr.request_id(), first);
   }
 
+
  private:
+  std::map<std::string, int> reserved_blocks_;  // GUARDED_BY(mu_): blocks D reserved per request
   std::vector<FakeDecode*> decodes_;
+  std::vector<std::string> connected_;  // GUARDED_BY(mu_)
+  bool connected_set_ = false;          // GUARDED_BY(mu_)
   std::mutex workers_mu_;
   std::vector<std::thread> workers_;
 };

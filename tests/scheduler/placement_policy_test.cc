@@ -2,90 +2,214 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/request_rules.h"
+
 namespace tandem {
 namespace {
 
-NodeLoad P(std::string id, uint64_t queued_tokens) {
-  NodeLoad n;
-  n.node_id = std::move(id);
-  n.queued_tokens = queued_tokens;
-  return n;
-}
+// Healthy nodes; prefill nodes reach every decode node unless a test says otherwise.
+class Nodes {
+ public:
+  NodeIndex P(std::string id, uint64_t queued_tokens) {
+    NodeView n = Healthy(std::move(id), NodeRole::kPrefill);
+    n.load.queued_tokens = queued_tokens;
+    nodes_.push_back(std::move(n));
+    return Last();
+  }
+  NodeIndex D(std::string id, uint32_t free_blocks, uint32_t block_size = 16, uint32_t total = 1000) {
+    NodeView n = Healthy(std::move(id), NodeRole::kDecode);
+    n.load.free_blocks = free_blocks;
+    n.load.total_blocks = total;
+    n.block_size_tokens = block_size;
+    nodes_.push_back(std::move(n));
+    return Last();
+  }
+  NodeIndex Colocated(std::string id, uint32_t free_blocks, uint32_t total = 1000) {
+    NodeView n = Healthy(std::move(id), NodeRole::kColocated);
+    n.load.free_blocks = free_blocks;
+    n.load.total_blocks = total;
+    n.block_size_tokens = 16;
+    nodes_.push_back(std::move(n));
+    return Last();
+  }
+  // Every prefill node reaches every decode node (call after adding them).
+  void ConnectAll() {
+    for (NodeView& n : nodes_) {
+      if (n.role != NodeRole::kPrefill) continue;
+      n.reaches.assign(nodes_.size(), false);
+      for (size_t d = 0; d < nodes_.size(); ++d) n.reaches[d] = nodes_[d].role == NodeRole::kDecode;
+    }
+  }
+  NodeView& operator[](NodeIndex i) { return nodes_[static_cast<size_t>(i)]; }
+  const std::string& Id(NodeIndex i) const { return nodes_[static_cast<size_t>(i)].id; }
 
-NodeLoad D(std::string id, uint32_t free_blocks, uint32_t block_size = 16) {
-  NodeLoad n;
-  n.node_id = std::move(id);
-  n.free_blocks = free_blocks;
-  n.total_blocks = 1000;
-  n.block_size_tokens = block_size;
-  return n;
-}
+  PlacementDecision Place(PlacementRequest want, std::vector<NodeIndex> excluded = {}) const {
+    return LeastLoadedPolicy().Place(want, PlacementContext{nodes_, excluded});
+  }
 
-TEST(PlacementPolicyTest, BlocksNeededRoundsUp) {
-  EXPECT_EQ(BlocksNeeded({16, 0}, 16), 1u);
-  EXPECT_EQ(BlocksNeeded({16, 1}, 16), 2u);
-  EXPECT_EQ(BlocksNeeded({10, 22}, 16), 2u);
-  EXPECT_EQ(BlocksNeeded({10, 23}, 16), 3u);
-  EXPECT_EQ(BlocksNeeded({10, 23}, 0), 1u);
+ private:
+  static NodeView Healthy(std::string id, NodeRole role) {
+    NodeView n;
+    n.id = std::move(id);
+    n.role = role;
+    n.state = NodeState::kReady;
+    n.reported = true;
+    return n;
+  }
+  NodeIndex Last() const { return static_cast<NodeIndex>(nodes_.size()) - 1; }
+  std::vector<NodeView> nodes_;
+};
+
+TEST(PlacementPolicyTest, BlocksForARequestRoundUp) {
+  EXPECT_EQ(KvBlocksForRequest(16, 0, 16), 1);
+  EXPECT_EQ(KvBlocksForRequest(16, 1, 16), 2);
+  EXPECT_EQ(KvBlocksForRequest(10, 22, 16), 2);
+  EXPECT_EQ(KvBlocksForRequest(10, 23, 16), 3);
 }
 
 TEST(PlacementPolicyTest, PicksFewestQueuedTokensAndMostFreeBlocks) {
-  LeastLoadedPolicy policy;
-  auto r = policy.Place({100, 50}, {P("prefill-0", 500), P("prefill-1", 20), P("prefill-2", 300)},
-                        {D("decode-0", 40), D("decode-1", 90), D("decode-2", 60)});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->prefill_node_id, "prefill-1");
-  EXPECT_EQ(r->decode_node_id, "decode-1");
+  Nodes n;
+  n.P("prefill-0", 500);
+  const NodeIndex p1 = n.P("prefill-1", 20);
+  n.P("prefill-2", 300);
+  n.D("decode-0", 40);
+  const NodeIndex d1 = n.D("decode-1", 90);
+  n.D("decode-2", 60);
+  n.ConnectAll();
+  const PlacementDecision r = n.Place({100, 50});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_EQ(n.Id(r.prefill), n.Id(p1));
+  EXPECT_EQ(n.Id(r.decode), n.Id(d1));
 }
 
 TEST(PlacementPolicyTest, TiesGoToLowestIdWhateverTheOrder) {
-  LeastLoadedPolicy policy;
-  auto r = policy.Place({8, 8}, {P("prefill-2", 7), P("prefill-1", 7), P("prefill-3", 9)},
-                        {D("decode-3", 30), D("decode-1", 30), D("decode-0", 29)});
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->prefill_node_id, "prefill-1");
-  EXPECT_EQ(r->decode_node_id, "decode-1");
+  Nodes n;
+  n.P("prefill-2", 7);
+  n.P("prefill-1", 7);
+  n.P("prefill-3", 9);
+  n.D("decode-3", 30);
+  n.D("decode-1", 30);
+  n.D("decode-0", 29);
+  n.ConnectAll();
+  const PlacementDecision r = n.Place({8, 8});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
+  EXPECT_EQ(n.Id(r.prefill), "prefill-1");
+  EXPECT_EQ(n.Id(r.decode), "decode-1");
 }
 
 TEST(PlacementPolicyTest, SkipsDecodeNodesThatCannotHoldTheRequest) {
-  LeastLoadedPolicy policy;
   // 100 + 60 tokens: 10 blocks of 16, or 3 blocks of 64. decode-0 has more free blocks but
   // small ones that do not suffice; decode-1's bigger blocks hold it.
-  auto r = policy.Place({100, 60}, {P("prefill-0", 0)}, {D("decode-0", 9, 16), D("decode-1", 3, 64)});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->decode_node_id, "decode-1");
+  Nodes n;
+  n.P("prefill-0", 0);
+  n.D("decode-0", 9, 16);
+  n.D("decode-1", 3, 64);
+  n.ConnectAll();
+  const PlacementDecision r = n.Place({100, 60});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_EQ(n.Id(r.decode), "decode-1");
 }
 
-TEST(PlacementPolicyTest, NothingFitsIsResourceExhausted) {
-  LeastLoadedPolicy policy;
-  auto r = policy.Place({1000, 1000}, {P("prefill-0", 0)}, {D("decode-0", 10), D("decode-1", 124)});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(r.status().message().find("125 KV blocks"), std::string::npos) << r.status().ToString();
+TEST(PlacementPolicyTest, NothingFitsNowIsDeferredAsResourceExhausted) {
+  Nodes n;
+  n.P("prefill-0", 0);
+  n.D("decode-0", 10);
+  n.D("decode-1", 124);
+  n.ConnectAll();
+  const PlacementDecision r = n.Place({1000, 1000});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kDefer);  // the router queues it until a pool has room
+  EXPECT_EQ(r.reason.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.reason.message().find("125 KV blocks"), std::string::npos) << r.reason.ToString();
+}
+
+TEST(PlacementPolicyTest, ChargesCountAgainstFreeBlocksAndQueuedTokens) {
+  Nodes n;
+  const NodeIndex p0 = n.P("prefill-0", 10);
+  n.P("prefill-1", 20);
+  const NodeIndex d0 = n.D("decode-0", 50);
+  n.D("decode-1", 40);
+  n.ConnectAll();
+  n[p0].charged_tokens = 15;  // placed since its report: now behind prefill-1
+  n[d0].charged_blocks = 20;  // 30 left: decode-1 has more
+  const PlacementDecision r = n.Place({16, 16});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
+  EXPECT_EQ(n.Id(r.prefill), "prefill-1");
+  EXPECT_EQ(n.Id(r.decode), "decode-1");
 }
 
 TEST(PlacementPolicyTest, LargerThanEveryPoolIsOutOfRange) {
-  LeastLoadedPolicy policy;
-  NodeLoad small = D("decode-0", 50);
-  small.total_blocks = 50;
-  NodeLoad medium = D("decode-1", 80);
-  medium.total_blocks = 120;
-  auto r = policy.Place({1000, 1000}, {P("prefill-0", 0)}, {small, medium});  // 125 blocks
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange);
-  EXPECT_NE(r.status().message().find("(120)"), std::string::npos) << r.status().ToString();
+  Nodes n;
+  n.P("prefill-0", 0);
+  n.D("decode-0", 50, 16, /*total=*/50);
+  n.D("decode-1", 80, 16, /*total=*/120);
+  n.ConnectAll();
+  const PlacementDecision r = n.Place({1000, 1000});  // 125 blocks
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kReject);
+  EXPECT_EQ(r.reason.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(r.reason.message().find("(120)"), std::string::npos) << r.reason.ToString();
 }
 
 TEST(PlacementPolicyTest, NoCandidatesIsUnavailable) {
-  LeastLoadedPolicy policy;
-  auto no_p = policy.Place({1, 1}, {}, {D("decode-0", 10)});
-  ASSERT_FALSE(no_p.ok());
-  EXPECT_EQ(no_p.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(no_p.status().message().find("prefill"), std::string::npos);
-  auto no_d = policy.Place({1, 1}, {P("prefill-0", 0)}, {});
-  ASSERT_FALSE(no_d.ok());
-  EXPECT_EQ(no_d.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(no_d.status().message().find("decode"), std::string::npos);
+  Nodes only_d;
+  only_d.D("decode-0", 10);
+  const PlacementDecision no_p = only_d.Place({1, 1});
+  ASSERT_EQ(no_p.kind, PlacementDecision::Kind::kReject);
+  EXPECT_EQ(no_p.reason.code(), StatusCode::kUnavailable);
+  EXPECT_NE(no_p.reason.message().find("prefill"), std::string::npos);
+  Nodes only_p;
+  only_p.P("prefill-0", 0);
+  const PlacementDecision no_d = only_p.Place({1, 1});
+  ASSERT_EQ(no_d.kind, PlacementDecision::Kind::kReject);
+  EXPECT_EQ(no_d.reason.code(), StatusCode::kUnavailable);
+  EXPECT_NE(no_d.reason.message().find("decode"), std::string::npos);
+}
+
+TEST(PlacementPolicyTest, UnhealthyAndExcludedNodesAreNotCandidates) {
+  Nodes n;
+  n.P("prefill-0", 0);
+  const NodeIndex d0 = n.D("decode-0", 90);
+  const NodeIndex d1 = n.D("decode-1", 80);
+  n.D("decode-2", 70);
+  n.ConnectAll();
+  n[d0].state = NodeState::kDown;
+  const PlacementDecision r = n.Place({4, 4}, {d1});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
+  EXPECT_EQ(n.Id(r.decode), "decode-2");
+}
+
+TEST(PlacementPolicyTest, OnlyConnectedPairsArePlaced) {
+  Nodes n;
+  const NodeIndex p0 = n.P("prefill-0", 0);   // fewer queued tokens, but reaches decode-0 only
+  const NodeIndex p1 = n.P("prefill-1", 50);  // reaches decode-1 only
+  const NodeIndex d0 = n.D("decode-0", 1);    // full for this request
+  const NodeIndex d1 = n.D("decode-1", 90);
+  n[p0].reaches.assign(4, false);
+  n[p0].reaches[static_cast<size_t>(d0)] = true;
+  n[p1].reaches.assign(4, false);
+  n[p1].reaches[static_cast<size_t>(d1)] = true;
+  const PlacementDecision r = n.Place({16, 16});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_EQ(n.Id(r.prefill), "prefill-1");
+  EXPECT_EQ(n.Id(r.decode), "decode-1");
+
+  // No prefill node reaches any decode node: waiting for room would not help.
+  n[p1].reaches.assign(4, false);
+  n[p0].reaches.assign(4, false);
+  const PlacementDecision none = n.Place({16, 16});
+  ASSERT_EQ(none.kind, PlacementDecision::Kind::kReject);
+  EXPECT_EQ(none.reason.code(), StatusCode::kUnavailable);
+  EXPECT_NE(none.reason.message().find("connected"), std::string::npos) << none.reason.ToString();
+}
+
+TEST(PlacementPolicyTest, AColocatedNodeIsItsOwnDecodeNode) {
+  Nodes n;
+  const NodeIndex w = n.Colocated("worker", 20);
+  const PlacementDecision r = n.Place({16, 16});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
+  EXPECT_EQ(r.prefill, w);
+  EXPECT_EQ(r.decode, w);
+  n[w].charged_blocks = 19;
+  EXPECT_EQ(n.Place({16, 16}).kind, PlacementDecision::Kind::kDefer);
 }
 
 TEST(PlacementPolicyTest, FactoryKnowsLeastLoaded) {

@@ -82,7 +82,7 @@ ServingRequest Greedy(int64_t id, std::vector<int32_t> prompt, int32_t max_token
   r.params.temperature = 0.0f;
   r.params.max_tokens = max_tokens;
   r.params.ignore_eos = true;
-  r.arrival_us = NowMicros();
+  r.arrival_us = SteadyClock::Read();
   return r;
 }
 
@@ -109,8 +109,8 @@ TEST(LocalEngineClientTest, StreamsTheSameTokensAsTheEngine) {
   const InferenceEvent fin = log.Final(7);
   EXPECT_EQ(fin.finish_reason, FinishReason::kLength);
   EXPECT_TRUE(fin.status.ok());
-  EXPECT_EQ(fin.timeline.token_us.size(), want.size());
-  EXPECT_GE(fin.timeline.first_token_us, fin.timeline.arrival_us);
+  EXPECT_EQ(fin.record.token_us.size(), want.size());
+  EXPECT_GE(fin.record.first_token_us, fin.record.arrival_us);
   EXPECT_EQ(log.CountFinals(7), 1);
   EXPECT_TRUE(WaitForFreeBlocks(*client, 256, 1s));
 }

@@ -1,8 +1,11 @@
 // The real thing: `tandem decode` and `tandem prefill` as child processes on 127.0.0.1, KV over
 // UCX (UCX_TLS=tcp,self and sm,self), and this test as the router with a real RpcClient to each.
-// Checks disaggregated tokens equal single-process Engine output (greedy and seeded), that the
-// decode node's free blocks return to their start value, and that killing the decode node
-// leaves the prefill node in a terminal state, blocks freed, still serving.
+// The prefill node starts without --decode-node: like a real router, the test tells it where the
+// decode node is (ClusterView) and waits until its load report says it reaches it. Checks
+// disaggregated tokens equal single-process Engine output (greedy and seeded), that the decode
+// node's free blocks return to their start value, and that killing the decode node leaves the
+// prefill node in a terminal state, blocks freed, still serving.
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -144,11 +147,27 @@ class NodesProcessTest : public ::testing::TestWithParam<std::string> {
     ASSERT_NE(decode_.port, 0);
     prefill_ = StartNode(dir_, "prefill",
                          "prefill --model '" + TinyModelDir() + "' --port 0 --node-id prefill-0 --threads 1 "
-                         "--kv-cache-gib 0.02 --max-num-batched-tokens 64 --decode-node decode-0=127.0.0.1:" +
-                             std::to_string(decode_.port),
+                         "--kv-cache-gib 0.02 --max-num-batched-tokens 64",
                          GetParam());
     ASSERT_NE(prefill_.port, 0);
     to_p_ = Connect(prefill_.port, &from_p_);
+    proto::Envelope view;
+    proto::ClusterView::NodeAddress* d = view.mutable_cluster_view()->add_decode_nodes();
+    d->set_node_id("decode-0");
+    d->set_host("127.0.0.1");
+    d->set_port(decode_.port);
+    ASSERT_TRUE(to_p_->Send(view).ok());
+    ASSERT_TRUE(WaitReachesDecode(20s)) << from_p_.last_load().DebugString();
+  }
+
+  // The prefill node's load report lists decode-0 among the decode nodes it reaches.
+  bool WaitReachesDecode(std::chrono::milliseconds timeout) {
+    return from_p_.WaitLoad(
+        [](const proto::LoadReport& r) {
+          return std::find(r.connected_decode_nodes().begin(), r.connected_decode_nodes().end(), "decode-0") !=
+                 r.connected_decode_nodes().end();
+        },
+        timeout);
   }
   void TearDown() override {
     if (to_p_) to_p_->Stop();
@@ -197,38 +216,18 @@ class NodesProcessTest : public ::testing::TestWithParam<std::string> {
     };
   }
 
-  // The router's part of one request; returns every token, or an empty vector on failure.
+  // The router's part of one request (the prefill node reserves on the decode node itself);
+  // returns every token, or an empty vector on failure.
   std::vector<int32_t> Run(const std::string& id, const TestPrompt& p) {
-    proto::Envelope req = MakeRequest(id, p);
-    EXPECT_TRUE(to_d_->Send(req).ok());
-    auto res = from_d_->Take(For(id), 10s);
-    if (!res || !res->has_kv_reservation() || !res->kv_reservation().ok()) {
-      ADD_FAILURE() << id << ": no reservation: " << (res ? res->DebugString() : "timeout");
+    EXPECT_TRUE(to_p_->Send(MakeRequest(id, p)).ok());
+    std::vector<int32_t> tokens;
+    auto first = from_p_.Take(For(id), 20s);
+    if (!first || !first->has_first_token()) {
+      ADD_FAILURE() << id << ": " << (first ? first->DebugString() : "no first token");
       return {};
     }
-    for (uint32_t b : res->kv_reservation().block_ids()) req.mutable_prefill_request()->add_decode_block_ids(b);
-    std::vector<int32_t> tokens;
-    // The prefill node may not have finished its Hello with the decode node yet: it refuses
-    // with FailedPrecondition, and the router retries (bounded).
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      EXPECT_TRUE(to_p_->Send(req).ok());
-      auto first = from_p_.Take(For(id), 20s);
-      if (!first) {
-        ADD_FAILURE() << id << ": no first token";
-        return {};
-      }
-      if (first->has_error() && first->error().code() == proto::ERROR_CODE_FAILED_PRECONDITION) {
-        std::this_thread::sleep_for(50ms);
-        continue;
-      }
-      if (!first->has_first_token()) {
-        ADD_FAILURE() << id << ": " << first->DebugString();
-        return {};
-      }
-      tokens.push_back(first->first_token().token_id());
-      if (first->first_token().finished()) return tokens;
-      break;
-    }
+    tokens.push_back(first->first_token().token_id());
+    if (first->first_token().finished()) return tokens;
     for (;;) {
       auto chunk = from_d_->Take(For(id), 20s);
       if (!chunk || !chunk->has_token_chunk()) {
@@ -271,23 +270,21 @@ TEST_P(NodesProcessTest, DecodeNodeDeathLeavesPrefillTerminalAndServing) {
   ASSERT_TRUE(from_p_.WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
   const uint32_t p_total = from_p_.last_load().total_blocks();
 
-  // A reservation, then the decode node dies before the KV is pushed.
-  proto::Envelope req = MakeRequest("dead", prompts[4]);
-  ASSERT_TRUE(to_d_->Send(req).ok());
-  auto res = from_d_->Take(For("dead"), 10s);
-  ASSERT_TRUE(res && res->has_kv_reservation() && res->kv_reservation().ok());
-  for (uint32_t b : res->kv_reservation().block_ids()) req.mutable_prefill_request()->add_decode_block_ids(b);
+  // The decode node dies; then a request for it reaches the prefill node (which may or may not
+  // have noticed yet: either it refuses at once, or its reservation request fails with the lost
+  // connection).
   const uint16_t old_port = decode_.port;
   decode_.child.Kill();
-  ASSERT_TRUE(to_p_->Send(req).ok());
+  ASSERT_TRUE(to_p_->Send(MakeRequest("dead", prompts[4])).ok());
   // The prefill node answers (an error, or the first token if it computed before noticing) and
   // ends with nothing queued or in transfer and all its blocks free.
   auto answer = from_p_.Take(For("dead"), 20s);
-  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer.has_value()) << "no answer; prefill log:\n" << ReadFile(prefill_.log);
   EXPECT_TRUE(answer->has_error() || answer->has_first_token()) << answer->DebugString();
   EXPECT_TRUE(from_p_.WaitLoad(
       [&](const proto::LoadReport& r) {
-        return r.queued_requests() == 0 && r.running_requests() == 0 && r.free_blocks() == p_total;
+        return r.queued_requests() == 0 && r.running_requests() == 0 && r.free_blocks() == p_total &&
+               r.connected_decode_nodes_size() == 0;
       },
       15s))
       << from_p_.last_load().DebugString();
@@ -295,6 +292,7 @@ TEST_P(NodesProcessTest, DecodeNodeDeathLeavesPrefillTerminalAndServing) {
   // A new decode node on the same address: the prefill node reconnects and serves again.
   StartDecode(old_port);
   ASSERT_NE(decode_.port, 0);
+  ASSERT_TRUE(WaitReachesDecode(20s)) << from_p_.last_load().DebugString();
   const auto expected = ReferenceOutputs(TinyModelDir(), {prompts[1]});
   EXPECT_EQ(Run("again", prompts[1]), expected[0]);
 }

@@ -1,11 +1,11 @@
-#include "model/warm_up.h"
+#include "engine/warm_up.h"
 
 #include <algorithm>
 #include <chrono>
 #include <string>
 
 #include "common/logging.h"
-#include "model/engine.h"
+#include "engine/engine.h"
 
 namespace tandem {
 
@@ -25,6 +25,9 @@ Status WarmUp(Transformer& transformer, KvCache& cache, int prompt_tokens) {
   while (engine.HasWork()) {
     auto step = engine.Step();
     if (!step.ok()) return step.status().WithContext("warm-up");
+    for (const StepOutput& out : *step) {
+      if (out.finish_reason == FinishReason::kError) return out.status.WithContext("warm-up");
+    }
   }
   (void)engine.TakeFinished(1);  // its blocks are back in the pool
   GetLogger("model")->debug("warm-up: {} prompt tokens + 2 decoded in {:.1f} ms", prompt_tokens,

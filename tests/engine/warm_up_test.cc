@@ -1,4 +1,4 @@
-#include "model/warm_up.h"
+#include "engine/warm_up.h"
 
 #include <gtest/gtest.h>
 

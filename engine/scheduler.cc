@@ -1,0 +1,272 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <string>
+
+namespace tandem {
+
+std::span<const int32_t> ScheduledChunk::tokens() const {
+  if (request->prefill_done()) return std::span<const int32_t>(&request->output.back(), 1);
+  return std::span<const int32_t>(request->prompt).subspan(static_cast<size_t>(start), static_cast<size_t>(num_tokens));
+}
+
+int32_t StepPlan::num_tokens() const {
+  int32_t n = 0;
+  for (const ScheduledChunk& c : chunks) n += c.num_tokens;
+  return n;
+}
+
+int32_t StepPlan::num_samples() const {
+  return static_cast<int32_t>(std::count_if(chunks.begin(), chunks.end(), [](const auto& c) { return c.want_logits; }));
+}
+
+Scheduler::Scheduler(BlockPool& pool, int32_t block_size, RequestLimits limits, std::vector<int64_t> eos_token_ids,
+                     SchedulerOptions options)
+    : pool_(pool),
+      block_size_(block_size),
+      limits_(limits),
+      eos_token_ids_(std::move(eos_token_ids)),
+      options_(options) {}
+
+int32_t Scheduler::AdmissionBlocks(const Request& r) const {
+  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
+  if (options_.role == EngineRole::kPrefill) return BlocksForTokens(prompt, block_size_);
+  return KvBlocksForRequest(prompt, r.params.max_tokens, block_size_);
+}
+
+Status Scheduler::Add(Request r, int64_t now) {
+  if (options_.role == EngineRole::kDecode) return FailedPreconditionError("a decode engine takes prefilled requests only");
+  RETURN_IF_ERROR(ValidateRequest(r.prompt, r.params, limits_));
+  // The pool must be able to hold what admission takes, or the request would wait forever.
+  const int32_t blocks = AdmissionBlocks(r);
+  if (blocks > pool_.num_blocks()) {
+    return OutOfRangeError("request needs " + std::to_string(blocks) + " KV blocks; the pool holds " +
+                           std::to_string(pool_.num_blocks()));
+  }
+  return Enqueue(std::move(r), now, waiting_);
+}
+
+Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Request>>& queue) {
+  if (index_.count(r.id) || finished_.count(r.id)) {
+    return AlreadyExistsError("request " + std::to_string(r.id) + " is already queued");
+  }
+  r.history = TokenHistory();
+  r.history.AddPrompt(r.prompt);
+  for (int32_t t : r.output) r.history.AddOutput(t);
+  r.record.id = r.id;
+  r.record.prompt_tokens = static_cast<int32_t>(r.prompt.size());
+  if (r.record.arrival_us == 0) r.record.arrival_us = now;
+  r.record.queued_us = now;
+  auto owned = std::make_unique<Request>(std::move(r));
+  index_[owned->id] = owned.get();
+  queue.push_back(std::move(owned));
+  return Status::Ok();
+}
+
+Status Scheduler::AddPrefilled(Request r, int64_t now) {
+  if (options_.role != EngineRole::kDecode) return FailedPreconditionError("only a decode engine takes prefilled requests");
+  RETURN_IF_ERROR(ValidateRequest(r.prompt, r.params, limits_));
+  if (r.output.size() != 1) {
+    return InvalidArgumentError("a prefilled request carries exactly its first token, got " +
+                                std::to_string(r.output.size()));
+  }
+  const int32_t need = AdmissionBlocks(r);
+  if (static_cast<int32_t>(r.block_table.size()) < need) {
+    return InvalidArgumentError("prefilled request holds " + std::to_string(r.block_table.size()) + " blocks, needs " +
+                                std::to_string(need));
+  }
+  for (int32_t b : r.block_table) {
+    if (pool_.RefCount(b) < 1) {
+      return InvalidArgumentError("prefilled request names block " + std::to_string(b) + ", which is not held");
+    }
+  }
+  r.num_computed = static_cast<int32_t>(r.prompt.size());
+  return Enqueue(std::move(r), now, prefilled_);
+}
+
+Request* Scheduler::Find(int64_t request_id) {
+  auto it = index_.find(request_id);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+void Scheduler::Finish(Request& r, FinishReason reason, int64_t now) {
+  r.finish_reason = reason;
+  r.record.finish_reason = reason;
+  r.record.status = r.status;
+  r.record.finish_us = now;
+  // A prefill-role request that completed its prompt keeps its blocks: the owner frees them
+  // when its KV transfer is over (see TakeHandedOff).
+  const bool hand_off = options_.role == EngineRole::kPrefill && (r.prefill_done() || reason == FinishReason::kError);
+  if (hand_off || r.block_table.empty()) return;
+  // The blocks came from this pool, so freeing cannot fail unless state is corrupt.
+  Status s = pool_.Free(r.block_table);
+  if (!s.ok()) {
+    r.finish_reason = r.record.finish_reason = FinishReason::kError;
+    r.status = r.record.status = s.WithContext("freeing the request's KV blocks");
+  }
+  r.block_table.clear();
+}
+
+Status Scheduler::Abort(int64_t request_id, int64_t now) {
+  auto match = [&](const std::unique_ptr<Request>& r) { return r->id == request_id; };
+  auto abort_in = [&](auto& queue) {
+    auto it = std::find_if(queue.begin(), queue.end(), match);
+    if (it == queue.end()) return false;
+    Request& r = **it;
+    r.finish_reason = r.record.finish_reason = FinishReason::kAbort;
+    r.record.finish_us = now;
+    if (!r.block_table.empty()) {
+      pool_.Free(r.block_table).IgnoreError();  // ours: cannot fail unless state is corrupt
+      r.block_table.clear();
+    }
+    index_.erase(request_id);
+    finished_[request_id] = std::move(*it);
+    queue.erase(it);
+    return true;
+  };
+  if (abort_in(running_) || abort_in(waiting_) || abort_in(prefilled_)) return Status::Ok();
+  return NotFoundError("request " + std::to_string(request_id) + " is not queued or running");
+}
+
+bool Scheduler::IsStopToken(const Request& r, int32_t token) const {
+  if (!r.params.ignore_eos && std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end()) {
+    return true;
+  }
+  const auto& stop = r.params.stop_token_ids;
+  return std::find(stop.begin(), stop.end(), token) != stop.end();
+}
+
+StepPlan Scheduler::Schedule(int64_t now) {
+  StepPlan plan;
+  while (!prefilled_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs) {
+    Request& r = *prefilled_.front();
+    if (r.record.decode_admitted_us == 0) r.record.decode_admitted_us = now;
+    running_.push_back(std::move(prefilled_.front()));
+    prefilled_.pop_front();
+  }
+  int32_t budget = options_.max_num_batched_tokens;
+  for (auto& r : running_) {
+    if (!r->prefill_done() || budget <= 0) continue;
+    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, 1, true});
+    --budget;
+  }
+  // Admission: FCFS while blocks are free; the head waits for blocks, nobody overtakes it.
+  while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs && budget > 0) {
+    Request& r = *waiting_.front();
+    const int32_t blocks = AdmissionBlocks(r);
+    if (!pool_.CanAllocate(blocks)) break;
+    Result<std::vector<int32_t>> taken = pool_.Allocate(blocks);
+    if (!taken.ok()) break;  // CanAllocate said yes: cannot happen
+    r.block_table = std::move(taken).value();
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  for (auto& r : running_) {
+    if (r->prefill_done() || budget <= 0) continue;
+    const int32_t remaining = r->remaining_prompt();
+    const int32_t take = std::min(remaining, budget);
+    const bool completes = take == remaining;
+    // Its last chunk waits for the KV's destination; earlier chunks need not.
+    if (completes && !r->kv_destination_ready) continue;
+    if (r->record.prefill_start_us == 0) r->record.prefill_start_us = now;
+    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, take, completes});
+    budget -= take;
+  }
+  return plan;
+}
+
+std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan, const StepResult& result) {
+  std::vector<StepOutput> outputs;
+  size_t sample = 0;
+  for (const ScheduledChunk& c : plan.chunks) {
+    Request& r = *c.request;
+    const bool was_prefill = !r.prefill_done();
+    r.num_computed += c.num_tokens;
+    if (!c.want_logits) continue;
+    if (sample >= result.tokens.size()) {
+      // An executor that returned fewer tokens than the plan asked for is a bug: fail the rest.
+      r.status = InternalError("the step produced no token for request " + std::to_string(r.id));
+      Finish(r, FinishReason::kError, now);
+      outputs.push_back({r.id, -1, FinishReason::kError, r.status});
+      continue;
+    }
+    const int32_t token = result.tokens[sample++];
+    r.output.push_back(token);
+    r.history.AddOutput(token);
+    if (was_prefill) r.record.prefill_end_us = now;
+    r.record.AddToken(now);
+    FinishReason reason = FinishReason::kNone;
+    if (IsStopToken(r, token)) {
+      reason = FinishReason::kStop;
+    } else if (static_cast<int32_t>(r.output.size()) >= r.params.max_tokens) {
+      reason = FinishReason::kLength;
+    }
+    if (reason != FinishReason::kNone) Finish(r, reason, now);
+    outputs.push_back({r.id, token, r.finish_reason, r.status});
+  }
+  Retire();
+  return outputs;
+}
+
+std::vector<StepOutput> Scheduler::FailStep(int64_t now, const StepPlan& plan, const Status& status) {
+  std::vector<StepOutput> outputs;
+  for (const ScheduledChunk& c : plan.chunks) {
+    Request& r = *c.request;
+    if (r.finished()) continue;
+    r.status = status;
+    Finish(r, FinishReason::kError, now);
+    outputs.push_back({r.id, -1, FinishReason::kError, status});
+  }
+  Retire();
+  return outputs;
+}
+
+void Scheduler::Retire() {
+  for (auto it = running_.begin(); it != running_.end();) {
+    Request& r = **it;
+    const bool hand_off = options_.role == EngineRole::kPrefill && (r.prefill_done() || r.finished());
+    if (!hand_off && !r.finished()) {
+      ++it;
+      continue;
+    }
+    index_.erase(r.id);
+    if (hand_off) {
+      handed_off_.push_back(std::move(*it));
+    } else {
+      finished_[r.id] = std::move(*it);
+    }
+    it = running_.erase(it);
+  }
+}
+
+std::vector<Request*> Scheduler::PendingPrompts() {
+  std::vector<Request*> out;
+  for (auto& r : running_) {
+    if (!r->prefill_done()) out.push_back(r.get());
+  }
+  for (auto& r : waiting_) out.push_back(r.get());
+  return out;
+}
+
+int64_t Scheduler::pending_prompt_tokens() const {
+  int64_t n = 0;
+  for (const auto& r : waiting_) n += r->remaining_prompt();
+  for (const auto& r : running_) n += std::max(0, r->remaining_prompt());
+  return n;
+}
+
+std::unique_ptr<Request> Scheduler::TakeFinished(int64_t request_id) {
+  auto it = finished_.find(request_id);
+  if (it == finished_.end()) return nullptr;
+  auto r = std::move(it->second);
+  finished_.erase(it);
+  return r;
+}
+
+std::vector<std::unique_ptr<Request>> Scheduler::TakeHandedOff() {
+  std::vector<std::unique_ptr<Request>> out;
+  out.swap(handed_off_);
+  return out;
+}
+
+}  // namespace tandem

@@ -1,0 +1,154 @@
+// The one scheduling core of every engine: the colocated worker, the prefill node and the decode
+// node differ only in their EngineRole. It decides, it does not run: Schedule(now) returns the
+// StepPlan of the next forward pass, the caller executes it (StepExecutor) and hands the sampled
+// tokens back to Postprocess(now, ...). No clock is read and no I/O happens in here, so the same
+// decisions replay under a virtual clock (tests, the simulator).
+//
+// Queues (a request is in exactly one):
+//   waiting    no blocks yet; admitted FCFS while its blocks are free and a sequence slot is
+//              (the head waits for blocks: nobody overtakes it)
+//   prefilled  decode role: KV computed elsewhere, blocks held, waiting for a sequence slot
+//   running    blocks held; its prompt chunks, then one decode token per step
+//   finished / handed_off   its end, kept until the owner takes it
+//
+// Schedule(now): every running request that finished its prompt gets one decode token; then
+// admitted requests get prompt tokens in order, within the token budget
+// (max_num_batched_tokens) and the sequence cap (max_num_seqs); a prompt that does not fit the
+// remaining budget is chunked.
+//
+// Roles:
+//   kColocated  admission allocates KvBlocksForRequest (prompt + max_tokens), so a running
+//               request never runs out of blocks and nothing needs preempting; runs to the end.
+//   kPrefill    admission allocates the prompt's blocks only; the chunk that completes a prompt
+//               waits for Request::kv_destination_ready (the decode node's reservation). Once
+//               its prompt is complete (first token sampled) or its step failed, the request
+//               leaves through TakeHandedOff() WITH its blocks: the KV transfer may still read
+//               them, so the owner frees them when the transfer is over.
+//   kDecode     requests arrive prefilled (AddPrefilled, blocks reserved by the node) with
+//               their first token; the next is drawn with step 1.
+//
+// A step that fails (FailStep) fails exactly the requests in its plan: their KV may be partly
+// written, the other requests' KV is untouched, so the engine goes on serving them.
+// Threading: one thread (the engine's).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/request.h"
+#include "engine/request_rules.h"
+#include "model/block_pool.h"
+
+namespace tandem {
+
+enum class EngineRole { kColocated, kPrefill, kDecode };
+
+struct SchedulerOptions {
+  EngineRole role = EngineRole::kColocated;
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 2048;
+};
+
+// A run of one request's tokens in a step: a prompt chunk, or one decode token.
+struct ScheduledChunk {
+  Request* request = nullptr;  // owned by the Scheduler; valid until Postprocess/FailStep
+  int32_t start = 0;           // position of the first token; earlier ones are in the cache
+  int32_t num_tokens = 0;
+  bool want_logits = false;    // completes the prompt, or decodes: a token is sampled
+
+  std::span<const int32_t> tokens() const;
+};
+
+struct StepPlan {
+  std::vector<ScheduledChunk> chunks;
+
+  bool empty() const { return chunks.empty(); }
+  int32_t num_tokens() const;
+  int32_t num_samples() const;  // chunks that want logits
+};
+
+// What executing a plan produced: one sampled token per chunk that wants logits, in plan order.
+struct StepResult {
+  std::vector<int32_t> tokens;
+};
+
+struct StepOutput {
+  int64_t request_id = 0;
+  int32_t token = -1;  // -1 when the request ended without a new token (failed step)
+  FinishReason finish_reason = FinishReason::kNone;
+  Status status;       // kError: why
+};
+
+class Scheduler {
+ public:
+  // `eos_token_ids`: the model's end-of-sequence ids (stop unless ignore_eos).
+  Scheduler(BlockPool& pool, int32_t block_size, RequestLimits limits, std::vector<int64_t> eos_token_ids,
+            SchedulerOptions options);
+
+  // Validates (ValidateRequest with this pool) and queues. AlreadyExists for a known id.
+  Status Add(Request request, int64_t now);
+  // Decode role: a request whose prompt K/V another node computed into this pool's blocks and
+  // whose first token was sampled there. REQUIRES: block_table holds KvBlocksForRequest blocks
+  // taken from the pool (they become the scheduler's); output == {first token}; seed set unless
+  // greedy.
+  Status AddPrefilled(Request request, int64_t now);
+  // Ends a queued or running request now (kAbort) and frees its blocks (a prefill-role request
+  // still here has no transfer reading them). NotFound if unknown or already finished.
+  Status Abort(int64_t request_id, int64_t now);
+
+  // The request, while it is queued or running here; nullptr otherwise.
+  Request* Find(int64_t request_id);
+
+  StepPlan Schedule(int64_t now);
+  // Applies a step's result: positions advance, tokens are appended and checked against the
+  // stop rules, finished requests free their blocks (prefill role: are handed off).
+  std::vector<StepOutput> Postprocess(int64_t now, const StepPlan& plan, const StepResult& result);
+  // The plan could not be executed: every request in it ends with kError and `status`.
+  std::vector<StepOutput> FailStep(int64_t now, const StepPlan& plan, const Status& status);
+
+  // Prefill-role requests waiting for admission or running their prompt, in queue order; the
+  // caller uses it to ask for reservations shortly before their last chunk can run.
+  std::vector<Request*> PendingPrompts();
+
+  bool HasWork() const { return !waiting_.empty() || !running_.empty() || !prefilled_.empty(); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size() + prefilled_.size()); }
+  // Prompt tokens not yet computed, over waiting and running requests.
+  int64_t pending_prompt_tokens() const;
+
+  // A finished request (colocated and decode roles), kept until taken.
+  std::unique_ptr<Request> TakeFinished(int64_t request_id);
+  // Prefill role: requests whose prompt is done (or whose step failed), with their blocks.
+  std::vector<std::unique_ptr<Request>> TakeHandedOff();
+
+  const RequestLimits& limits() const { return limits_; }
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  int32_t AdmissionBlocks(const Request& r) const;
+  // The part of Add and AddPrefilled after their checks: history, record, index, queue.
+  Status Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Request>>& queue);
+  bool IsStopToken(const Request& r, int32_t token) const;
+  void Finish(Request& r, FinishReason reason, int64_t now);
+  // Moves finished (or, prefill role, prompt-complete) requests out of running_.
+  void Retire();
+
+  BlockPool& pool_;
+  const int32_t block_size_;
+  const RequestLimits limits_;
+  const std::vector<int64_t> eos_token_ids_;
+  const SchedulerOptions options_;
+  std::deque<std::unique_ptr<Request>> waiting_;
+  std::deque<std::unique_ptr<Request>> prefilled_;
+  std::vector<std::unique_ptr<Request>> running_;
+  std::unordered_map<int64_t, std::unique_ptr<Request>> finished_;
+  std::vector<std::unique_ptr<Request>> handed_off_;
+  std::unordered_map<int64_t, Request*> index_;  // every request in waiting_/prefilled_/running_
+};
+
+}  // namespace tandem

@@ -1,0 +1,61 @@
+// What the router knows about one node: the one struct for a node's state, its last load report
+// and the router's own charges since. The router core keeps one per configured node, indexed by
+// NodeIndex (their order in the cluster spec: prefill nodes first, then decode nodes); GET
+// /v1/load shows them.
+//
+// Node state:
+//   kConnecting --handshake--> kReady (placeable once its first LoadReport arrived: `reported`)
+//   kReady --connection lost--> kDown --reconnected--> kReady ...
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tandem {
+
+enum class NodeRole { kPrefill, kDecode, kColocated };
+enum class NodeState { kConnecting, kReady, kDown };
+std::string_view NodeRoleName(NodeRole role);     // "prefill", "decode", "colocated"
+std::string_view NodeStateName(NodeState state);  // "connecting", "ready", "down"
+
+using NodeIndex = int32_t;
+
+// A node's LoadReport, as plain data.
+struct NodeLoadReport {
+  uint32_t queued_requests = 0;
+  uint64_t queued_tokens = 0;      // prompt tokens waiting for prefill
+  uint32_t running_requests = 0;
+  uint32_t free_blocks = 0;        // KV blocks neither reserved nor running
+  uint32_t total_blocks = 0;
+  float busy_fraction = 0.0f;      // share of the last interval spent computing
+  // Prefill nodes: the decode nodes (ids) their KV can reach now.
+  std::vector<std::string> connected_decode_nodes;
+};
+
+struct NodeView {
+  std::string id;
+  NodeRole role = NodeRole::kDecode;
+  NodeState state = NodeState::kConnecting;
+  bool reported = false;           // a LoadReport arrived since it (re)connected
+  uint32_t block_size_tokens = 0;  // from its Hello (pool owners); 0 = unknown
+  NodeLoadReport load;             // its latest report
+  int64_t report_us = 0;           // when that report arrived (router clock)
+  // Prefill nodes: reaches[d] says whether decode node index d is in its connected list.
+  std::vector<bool> reaches;
+  // The router's own charges on top of the report:
+  uint64_t charged_tokens = 0;  // prefill: prompt tokens placed since the last report
+  uint32_t charged_blocks = 0;  // decode: blocks of requests placed here that its last report may
+                                // not count yet (until a report that follows their first token)
+  std::string last_error;
+
+  bool healthy() const { return state == NodeState::kReady && reported; }
+  bool can_prefill() const { return role != NodeRole::kDecode; }
+  bool can_decode() const { return role != NodeRole::kPrefill; }
+  // The estimates placement uses: the report plus what the router placed since.
+  uint64_t queued_tokens() const { return load.queued_tokens + charged_tokens; }
+  uint32_t free_blocks() const { return load.free_blocks > charged_blocks ? load.free_blocks - charged_blocks : 0; }
+};
+
+}  // namespace tandem

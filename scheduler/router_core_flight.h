@@ -1,0 +1,29 @@
+// RouterCore's per-request state, shared by its two source files (router_core.cc: requests;
+// router_core_nodes.cc: node events). Not for other users.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "scheduler/router_core.h"
+
+namespace tandem {
+
+struct RouterCore::Flight {
+  enum class Phase { kQueued, kPrefilling, kDecoding };
+  std::shared_ptr<const ServingRequest> request;
+  Phase phase = Phase::kQueued;
+  NodeIndex p = -1;  // placed on (-1 while queued)
+  NodeIndex d = -1;
+  uint32_t charged_blocks = 0;     // charged to d until D's first report after the first token
+  std::vector<NodeIndex> refused;  // decode nodes that refused its reservation
+  std::string last_refusal;
+  std::vector<std::pair<NodeIndex, TokensReport>> held;  // tokens that overtook the FirstToken
+  bool kv_ready = false;           // P reported its KV landed on D: P is no longer needed
+  int64_t last_token_us = 0;
+  RequestRecord record;
+};
+
+}  // namespace tandem

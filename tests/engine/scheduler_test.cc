@@ -1,0 +1,248 @@
+// The engine core's decisions without a model: a real BlockPool, plans checked by hand, sampled
+// tokens made up by the test, time passed in. What the colocated worker, the prefill node and
+// the decode node all rely on.
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+constexpr int32_t kBlock = 4;       // tokens per block: small, so block counts are easy to read
+constexpr int64_t kEos = 2;
+
+RequestLimits Limits() {
+  RequestLimits l;
+  l.vocab_size = 100;
+  l.context_window = 1000;
+  return l;
+}
+
+Request Make(int64_t id, int prompt_len, int max_tokens) {
+  Request r;
+  r.id = id;
+  for (int i = 0; i < prompt_len; ++i) r.prompt.push_back(10 + i % 80);
+  r.params.temperature = 0.0f;
+  r.params.max_tokens = max_tokens;
+  r.params.ignore_eos = false;
+  return r;
+}
+
+// Tokens for every chunk that wants logits: `token` each.
+StepResult Tokens(const StepPlan& plan, int32_t token = 50) {
+  StepResult r;
+  r.tokens.assign(static_cast<size_t>(plan.num_samples()), token);
+  return r;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void Make(EngineRole role, int32_t blocks, int32_t budget, int32_t seqs = 8) {
+    pool_ = std::make_unique<BlockPool>(blocks);
+    sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos},
+                                         SchedulerOptions{role, seqs, budget});
+  }
+  std::unique_ptr<BlockPool> pool_;
+  std::unique_ptr<Scheduler> sched_;
+};
+
+TEST_F(SchedulerTest, ChunksPromptsToTheBudgetThenDecodesAndStampsTheRecord) {
+  Make(EngineRole::kColocated, 16, 6);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 10, 3), /*now=*/100).ok());
+  StepPlan p1 = sched_->Schedule(200);
+  ASSERT_EQ(p1.chunks.size(), 1u);
+  EXPECT_EQ(p1.chunks[0].start, 0);
+  EXPECT_EQ(p1.chunks[0].num_tokens, 6);  // the budget
+  EXPECT_FALSE(p1.chunks[0].want_logits);
+  EXPECT_EQ(pool_->num_free(), 16 - 4);  // ceil((10 + 3) / 4) at admission
+  EXPECT_TRUE(sched_->Postprocess(300, p1, Tokens(p1)).empty());
+  StepPlan p2 = sched_->Schedule(400);
+  ASSERT_EQ(p2.chunks.size(), 1u);
+  EXPECT_EQ(p2.chunks[0].start, 6);
+  EXPECT_EQ(p2.chunks[0].num_tokens, 4);
+  EXPECT_TRUE(p2.chunks[0].want_logits);
+  auto out = sched_->Postprocess(500, p2, Tokens(p2, 60));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].token, 60);
+  for (int64_t t = 600; sched_->HasWork(); t += 100) {
+    StepPlan d = sched_->Schedule(t);
+    ASSERT_EQ(d.chunks.size(), 1u);
+    EXPECT_EQ(d.chunks[0].num_tokens, 1);
+    sched_->Postprocess(t + 50, d, Tokens(d, 61));
+  }
+  auto done = sched_->TakeFinished(1);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->finish_reason, FinishReason::kLength);
+  EXPECT_EQ(done->output, (std::vector<int32_t>{60, 61, 61}));
+  const RequestRecord& rec = done->record;
+  EXPECT_EQ(rec.arrival_us, 100);
+  EXPECT_EQ(rec.queued_us, 100);
+  EXPECT_EQ(rec.prefill_start_us, 200);
+  EXPECT_EQ(rec.prefill_end_us, 500);
+  EXPECT_EQ(rec.first_token_us, 500);
+  EXPECT_EQ(rec.token_us, (std::vector<int64_t>{500, 650, 750}));
+  EXPECT_EQ(rec.finish_us, 750);
+  EXPECT_DOUBLE_EQ(rec.ttft_ms(), 0.4);
+  EXPECT_DOUBLE_EQ(rec.tpot_ms(), 0.125);
+  EXPECT_EQ(pool_->num_free(), 16);
+}
+
+TEST_F(SchedulerTest, TheHeadWaitsForBlocksAndNobodyOvertakesIt) {
+  Make(EngineRole::kColocated, 5, 100);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 8, 4), 0).ok());   // 3 blocks
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 8, 4), 0).ok());   // 3 blocks: does not fit next to 1
+  ASSERT_TRUE(sched_->Add(tandem::Make(3, 2, 2), 0).ok());   // 1 block: would fit, but waits
+  StepPlan p = sched_->Schedule(1);
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].request->id, 1);
+  EXPECT_EQ(sched_->num_waiting(), 2);
+  EXPECT_EQ(pool_->num_free(), 2);
+}
+
+TEST_F(SchedulerTest, StopTokensAndEosEndARequestUnlessIgnored) {
+  Make(EngineRole::kColocated, 16, 100);
+  Request a = tandem::Make(1, 3, 10);
+  Request b = tandem::Make(2, 3, 10);
+  b.params.ignore_eos = true;
+  Request c = tandem::Make(3, 3, 10);
+  c.params.stop_token_ids = {77};
+  ASSERT_TRUE(sched_->Add(a, 0).ok());
+  ASSERT_TRUE(sched_->Add(b, 0).ok());
+  ASSERT_TRUE(sched_->Add(c, 0).ok());
+  StepPlan p = sched_->Schedule(1);
+  StepResult r;
+  r.tokens = {static_cast<int32_t>(kEos), static_cast<int32_t>(kEos), 77};
+  auto out = sched_->Postprocess(2, p, r);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out[1].finish_reason, FinishReason::kNone);
+  EXPECT_EQ(out[2].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(sched_->num_running(), 1);
+}
+
+TEST_F(SchedulerTest, AFailedStepFailsExactlyItsRequestsAndFreesTheirBlocks) {
+  Make(EngineRole::kColocated, 16, 4);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 3, 2), 0).ok());
+  StepPlan p1 = sched_->Schedule(1);
+  sched_->Postprocess(2, p1, Tokens(p1));  // 1 is decoding now
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 3, 2), 3).ok());
+  ASSERT_TRUE(sched_->Add(tandem::Make(3, 9, 2), 3).ok());  // waits: the budget is spent
+  StepPlan p2 = sched_->Schedule(4);  // 1 decodes, 2 prefills
+  ASSERT_EQ(p2.chunks.size(), 2u);
+  auto out = sched_->FailStep(5, p2, InternalError("device fault"));
+  ASSERT_EQ(out.size(), 2u);
+  for (const StepOutput& o : out) {
+    EXPECT_EQ(o.finish_reason, FinishReason::kError);
+    EXPECT_EQ(o.status.code(), StatusCode::kInternal);
+  }
+  auto one = sched_->TakeFinished(1);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->record.status.code(), StatusCode::kInternal);
+  EXPECT_TRUE(sched_->HasWork());  // 3 goes on
+  StepPlan p3 = sched_->Schedule(6);
+  ASSERT_EQ(p3.chunks.size(), 1u);
+  EXPECT_EQ(p3.chunks[0].request->id, 3);
+  EXPECT_EQ(pool_->num_free(), 16 - 3);
+}
+
+TEST_F(SchedulerTest, AbortFreesAtOnceWhereverTheRequestIs) {
+  Make(EngineRole::kColocated, 16, 100, /*seqs=*/1);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 3, 5), 0).ok());
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 3, 5), 0).ok());  // waits for a sequence slot
+  StepPlan p = sched_->Schedule(1);
+  sched_->Postprocess(2, p, Tokens(p));
+  ASSERT_TRUE(sched_->Abort(1, 3).ok());
+  ASSERT_TRUE(sched_->Abort(2, 3).ok());
+  EXPECT_EQ(sched_->Abort(2, 4).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(sched_->HasWork());
+  EXPECT_EQ(pool_->num_free(), 16);
+  EXPECT_EQ(sched_->TakeFinished(1)->finish_reason, FinishReason::kAbort);
+}
+
+TEST_F(SchedulerTest, RejectsWhatCanNeverRun) {
+  Make(EngineRole::kColocated, 4, 100);
+  EXPECT_EQ(sched_->Add(tandem::Make(1, 0, 1), 0).code(), StatusCode::kInvalidArgument);
+  Request bad = tandem::Make(2, 3, 1);
+  bad.prompt[1] = 100;  // outside the vocabulary
+  EXPECT_EQ(sched_->Add(bad, 0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sched_->Add(tandem::Make(3, 990, 20), 0).code(), StatusCode::kOutOfRange);  // context window
+  EXPECT_EQ(sched_->Add(tandem::Make(4, 10, 10), 0).code(), StatusCode::kOutOfRange);   // 5 blocks > 4
+  ASSERT_TRUE(sched_->Add(tandem::Make(5, 3, 1), 0).ok());
+  EXPECT_EQ(sched_->Add(tandem::Make(5, 3, 1), 0).code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(SchedulerTest, PrefillRoleHoldsThePromptOnlyAndWaitsForTheKvDestination) {
+  Make(EngineRole::kPrefill, 16, 100);
+  Request r = tandem::Make(1, 10, 50);  // 3 prompt blocks (60 tokens would need 15)
+  r.kv_destination_ready = false;
+  ASSERT_TRUE(sched_->Add(r, 0).ok());
+  EXPECT_TRUE(sched_->Schedule(1).empty());  // admitted, but its last chunk waits
+  EXPECT_EQ(pool_->num_free(), 16 - 3);
+  ASSERT_EQ(sched_->PendingPrompts().size(), 1u);
+  sched_->Find(1)->kv_destination_ready = true;
+  StepPlan p = sched_->Schedule(2);
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_TRUE(p.chunks[0].want_logits);
+  auto out = sched_->Postprocess(3, p, Tokens(p, 55));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kNone);  // the decode node goes on
+  EXPECT_FALSE(sched_->HasWork());
+  auto handed = sched_->TakeHandedOff();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_EQ(handed[0]->output, std::vector<int32_t>{55});
+  EXPECT_EQ(handed[0]->block_table.size(), 3u);  // still held: the transfer reads them
+  EXPECT_EQ(pool_->num_free(), 16 - 3);
+  EXPECT_EQ(handed[0]->record.prefill_end_us, 3);
+}
+
+TEST_F(SchedulerTest, PrefillRoleEarlierChunksRunBeforeTheReservation) {
+  Make(EngineRole::kPrefill, 16, 4);
+  Request r = tandem::Make(1, 10, 5);
+  r.kv_destination_ready = false;
+  ASSERT_TRUE(sched_->Add(r, 0).ok());
+  StepPlan p1 = sched_->Schedule(1);
+  ASSERT_EQ(p1.chunks.size(), 1u);
+  EXPECT_EQ(p1.chunks[0].num_tokens, 4);
+  sched_->Postprocess(2, p1, Tokens(p1));
+  StepPlan p2 = sched_->Schedule(3);
+  ASSERT_EQ(p2.chunks.size(), 1u);  // 4 more; 2 left after it
+  sched_->Postprocess(4, p2, Tokens(p2));
+  EXPECT_TRUE(sched_->Schedule(5).empty());  // the last 2 tokens complete it: they wait
+  EXPECT_EQ(sched_->pending_prompt_tokens(), 2);
+}
+
+TEST_F(SchedulerTest, PrefillRoleFailedStepHandsOffWithTheBlocks) {
+  Make(EngineRole::kPrefill, 16, 100);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 6, 5), 0).ok());
+  StepPlan p = sched_->Schedule(1);
+  sched_->FailStep(2, p, InternalError("fault"));
+  auto handed = sched_->TakeHandedOff();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_EQ(handed[0]->finish_reason, FinishReason::kError);
+  EXPECT_EQ(handed[0]->block_table.size(), 2u);  // a transfer may have started: the owner frees
+}
+
+TEST_F(SchedulerTest, DecodeRoleTakesPrefilledRequestsAndDrawsFromStepOne) {
+  Make(EngineRole::kDecode, 16, 8, /*seqs=*/1);
+  Request r = tandem::Make(1, 5, 3);
+  r.output = {42};
+  auto blocks = pool_->Allocate(2);  // ceil((5 + 3) / 4)
+  ASSERT_TRUE(blocks.ok());
+  r.block_table = *blocks;
+  EXPECT_EQ(sched_->Add(tandem::Make(2, 3, 3), 0).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(sched_->AddPrefilled(r, 10).ok());
+  Request short_table = tandem::Make(3, 5, 3);
+  short_table.output = {1};
+  short_table.block_table = {blocks->front()};
+  EXPECT_EQ(sched_->AddPrefilled(short_table, 10).code(), StatusCode::kInvalidArgument);
+  StepPlan p = sched_->Schedule(20);
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].start, 5);  // the prompt is in the cache; the first token runs now
+  EXPECT_EQ(p.chunks[0].tokens()[0], 42);
+  sched_->Postprocess(30, p, Tokens(p));
+  EXPECT_EQ(sched_->Find(1)->record.decode_admitted_us, 20);
+  EXPECT_EQ(sched_->Find(1)->output.size(), 2u);
+}
+
+}  // namespace
+}  // namespace tandem
