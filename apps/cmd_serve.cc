@@ -50,6 +50,7 @@ struct ServeArgs {
   int max_num_batched_tokens = 0;  // 0: the node's default
   int max_num_seqs = 0;
   double kv_cache_gib = 0;
+  int kv_timeout_ms = 0;
   int start_timeout_s = 120;
   std::string log_dir;
   RouterConfig router;
@@ -193,6 +194,7 @@ class LocalCluster {
     pass("--kv-cache-gib", args.kv_cache_gib);
     if (role == "prefill") pass("--max-num-batched-tokens", args.max_num_batched_tokens);
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
+    if (role == "decode") pass("--kv-timeout-ms", args.kv_timeout_ms);
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
     children_.push_back(std::move(child));
@@ -294,6 +296,9 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   sub->add_option("--max-num-seqs", args->max_num_seqs, "Decode nodes' sequences per step (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--kv-timeout-ms", args->kv_timeout_ms,
+                  "Decode nodes: reservation -> KV arrival bound (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   AddHttpOptions(*sub, args->router.http);
   AddAdmissionOptions(*sub, args->router.admission);

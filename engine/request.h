@@ -23,9 +23,6 @@ struct Request {
   TokenHistory history;
   FinishReason finish_reason = FinishReason::kNone;
   Status status;  // why it failed (kError)
-  // Prefill role only: the chunk that completes the prompt runs once the KV has somewhere to go
-  // (the decode node's reservation arrived). Other roles never close it.
-  bool kv_destination_ready = true;
   RequestRecord record;
 
   int32_t total_tokens() const { return static_cast<int32_t>(prompt.size() + output.size()); }

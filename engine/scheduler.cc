@@ -165,11 +165,8 @@ StepPlan Scheduler::Schedule(int64_t now) {
     if (r->prefill_done() || budget <= 0) continue;
     const int32_t remaining = r->remaining_prompt();
     const int32_t take = std::min(remaining, budget);
-    const bool completes = take == remaining;
-    // Its last chunk waits for the KV's destination; earlier chunks need not.
-    if (completes && !r->kv_destination_ready) continue;
     if (r->record.prefill_start_us == 0) r->record.prefill_start_us = now;
-    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, take, completes});
+    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, take, take == remaining});
     budget -= take;
   }
   return plan;

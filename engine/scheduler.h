@@ -19,11 +19,10 @@
 // Roles:
 //   kColocated  admission allocates KvBlocksForRequest (prompt + max_tokens), so a running
 //               request never runs out of blocks and nothing needs preempting; runs to the end.
-//   kPrefill    admission allocates the prompt's blocks only; the chunk that completes a prompt
-//               waits for Request::kv_destination_ready (the decode node's reservation). Once
-//               its prompt is complete (first token sampled) or its step failed, the request
-//               leaves through TakeHandedOff() WITH its blocks: the KV transfer may still read
-//               them, so the owner frees them when the transfer is over.
+//   kPrefill    admission allocates the prompt's blocks only. Once its prompt is complete (first
+//               token sampled) or its step failed, the request leaves through TakeHandedOff()
+//               WITH its blocks: the KV transfer may still read them, so the owner frees them
+//               when the transfer is over.
 //   kDecode     requests arrive prefilled (AddPrefilled, blocks reserved by the node) with
 //               their first token; the next is drawn with step 1.
 //
@@ -111,8 +110,8 @@ class Scheduler {
   // The plan could not be executed: every request in it ends with kError and `status`.
   std::vector<StepOutput> FailStep(int64_t now, const StepPlan& plan, const Status& status);
 
-  // Prefill-role requests waiting for admission or running their prompt, in queue order; the
-  // caller uses it to ask for reservations shortly before their last chunk can run.
+  // Requests waiting for admission or running their prompt, in the order they will run; the
+  // prefill node uses it to ask for reservations shortly before their last chunk runs.
   std::vector<Request*> PendingPrompts();
 
   bool HasWork() const { return !waiting_.empty() || !running_.empty() || !prefilled_.empty(); }

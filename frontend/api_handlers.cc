@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <random>
 
+#include "common/clock.h"
 #include "common/logging.h"
 
 namespace tandem {
@@ -31,9 +32,7 @@ std::string ServerContext::PublicId(ApiKind kind, int64_t id) const {
 
 namespace {
 
-int64_t UnixSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t UnixSeconds() { return UnixNowMicros() / 1000000; }
 
 std::optional<ApiError> CheckModel(const ServerContext& ctx, const ordered_json& body) {
   auto it = body.find("model");

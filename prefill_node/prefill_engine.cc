@@ -34,7 +34,10 @@ struct PrefillEngine::Active {
   std::vector<int32_t> blocks;
   std::unique_ptr<KvSendSession> session;
   bool aborted_locally = false;  // finished at the first token, failed, or aborted by the router
+  bool failure_reported = false;  // the router heard that its transfer failed
   int32_t first_token = -1;
+  bool first_token_held = false;  // sampled before D's reservation came: goes out with it
+  PrefillEvent held_first;
   int64_t prefill_start_us = 0;
   int64_t prefill_end_us = 0;
   int64_t transfer_start_us = 0;
@@ -119,8 +122,6 @@ Status PrefillEngine::Add(PrefillJob job) {
   r.prompt = job.prompt;
   r.params = job.params;
   r.record.arrival_us = job.arrival_us != 0 ? job.arrival_us : now;
-  // A request that ends at its first token moves no KV, so it waits for no reservation.
-  r.kv_destination_ready = job.params.max_tokens <= 1;
   if (job.arrival_us == 0) job.arrival_us = now;
   a->job = std::move(job);
   RETURN_IF_ERROR(scheduler_.Add(std::move(r), now).WithContext(who));
@@ -138,10 +139,10 @@ void PrefillEngine::OnReservation(const std::string& decode_node, const std::str
                                   const std::vector<int>& block_ids, const std::string& reason,
                                   std::vector<PrefillEvent>* events) {
   Active* a = FindActive(id);
-  if (a == nullptr || a->handed_off || a->reservation != Active::Reservation::kRequested ||
-      a->job.decode_node != decode_node) {
-    // Aborted (or expired) while the decode node was reserving: give the blocks back.
-    if (ok && a == nullptr) {
+  if (a == nullptr || a->job.decode_node != decode_node || a->reservation != Active::Reservation::kRequested) {
+    // It ended (aborted, expired, failed, finished at its first token) while the decode node was
+    // reserving: give those blocks back. Abort is idempotent there.
+    if (ok) {
       PrefillEvent e;
       e.kind = PrefillEventKind::kAbortDecode;
       e.request_id = id;
@@ -151,23 +152,94 @@ void PrefillEngine::OnReservation(const std::string& decode_node, const std::str
     return;
   }
   const int32_t prompt_blocks = BlocksForTokens(static_cast<int64_t>(a->job.prompt.size()), cache_.block_size());
-  if (ok && static_cast<int32_t>(block_ids.size()) < prompt_blocks) {
-    ok = false;
-    ReleaseReservation(*a, events);
-  }
-  if (!ok) {
-    PrefillEvent e = MakeEvent(*a, PrefillEventKind::kRefused);
-    e.reason = reason.empty() ? "reserved " + std::to_string(block_ids.size()) + " blocks; the prompt needs " +
-                                    std::to_string(prompt_blocks)
-                              : reason;
-    events->push_back(std::move(e));
-    scheduler_.Abort(a->key, clock_.NowMicros()).IgnoreError();
-    Erase(a->key);
+  if (!ok || static_cast<int32_t>(block_ids.size()) < prompt_blocks) {
+    if (ok) ReleaseReservation(*a, events);  // too few blocks to be of use: a broken peer
+    Refused(*a,
+            !ok ? reason
+                : "reserved " + std::to_string(block_ids.size()) + " blocks; the prompt needs " +
+                      std::to_string(prompt_blocks),
+            events);
     return;
   }
   a->reservation = Active::Reservation::kGranted;
   a->decode_blocks = block_ids;
-  if (Request* r = scheduler_.Find(a->key)) r->kv_destination_ready = true;
+  if (a->session) Reserved(*a, events);
+}
+
+void PrefillEngine::PostReservation(std::string decode_node, std::string id, bool ok, std::vector<int> block_ids,
+                                    std::string reason) {
+  std::lock_guard<std::mutex> lock(mailbox_mu_);
+  mailbox_.push_back({std::move(decode_node), std::move(id), ok, std::move(block_ids), std::move(reason)});
+}
+
+void PrefillEngine::DrainReservations(std::vector<PrefillEvent>* events) {
+  std::vector<PostedReservation> posted;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    posted.swap(mailbox_);
+  }
+  for (PostedReservation& r : posted) OnReservation(r.decode_node, r.id, r.ok, r.block_ids, r.reason, events);
+}
+
+void PrefillEngine::DrainGrants(std::vector<PrefillEvent>* events) {
+  // Mid-forward only what starts a transfer of this step is safe to apply: a usable grant for a
+  // request whose session awaits it. Anything else (a refusal, a grant for a request that ended
+  // or is still queued) could end a request the forward pass is computing: it waits.
+  std::vector<PostedReservation> grants;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    auto later = std::stable_partition(mailbox_.begin(), mailbox_.end(), [this](const PostedReservation& r) {
+      Active* a = FindActive(r.id);
+      return r.ok && a != nullptr && a->session && a->job.decode_node == r.decode_node &&
+             a->reservation == Active::Reservation::kRequested &&
+             static_cast<int64_t>(r.block_ids.size()) >=
+                 BlocksForTokens(static_cast<int64_t>(a->job.prompt.size()), cache_.block_size());
+    });
+    grants.assign(std::make_move_iterator(mailbox_.begin()), std::make_move_iterator(later));
+    mailbox_.erase(mailbox_.begin(), later);
+  }
+  for (PostedReservation& r : grants) OnReservation(r.decode_node, r.id, true, r.block_ids, r.reason, events);
+}
+
+void PrefillEngine::Reserved(Active& a, std::vector<PrefillEvent>* events) {
+  if (!a.session || a.session->state() != SendState::kAwaitingReservation) return;
+  auto peer = peers_.find(a.job.decode_node);
+  if (peer == peers_.end()) return;  // lost: RemoveDecodePeer ends the session
+  KvReservation r;
+  r.request_id = static_cast<uint64_t>(a.key);
+  r.layout_hash = layout_.compatibility_hash();
+  r.pool_num_blocks = peer->second.pool_num_blocks;
+  const size_t prompt_blocks =
+      static_cast<size_t>(BlocksForTokens(static_cast<int64_t>(a.job.prompt.size()), cache_.block_size()));
+  r.block_ids.assign(a.decode_blocks.begin(),
+                     a.decode_blocks.begin() + static_cast<long>(std::min(a.decode_blocks.size(), prompt_blocks)));
+  a.transfer_start_us = clock_.NowMicros();
+  Handle(a, a.session->OnReservation(r, peer->second.peer, SessionClock::now()), events);
+  if (a.first_token_held && !IsTerminal(a.session->state()) && a.session->state() != SendState::kDraining) {
+    a.first_token_held = false;
+    events->push_back(std::move(a.held_first));
+  }
+}
+
+void PrefillEngine::Refused(Active& a, const std::string& reason, std::vector<PrefillEvent>* events) {
+  PrefillEvent e = MakeEvent(a, PrefillEventKind::kRefused);
+  e.reason = reason;
+  events->push_back(std::move(e));
+  a.reservation = Active::Reservation::kNone;
+  a.aborted_locally = true;
+  a.first_token_held = false;  // nothing was streamed: the router places it again
+  if (!a.handed_off) {
+    scheduler_.Abort(a.key, clock_.NowMicros()).IgnoreError();
+    Erase(a.key);
+    return;
+  }
+  if (a.session && !IsTerminal(a.session->state())) {
+    Handle(a, a.session->Abort(AbortedError("the decode node refused the reservation"), SessionClock::now()), events);
+  }
+  if (!a.session || IsTerminal(a.session->state())) {  // nothing was posted: free at once
+    FreeBlocks(a);
+    Erase(a.key);
+  }
 }
 
 void PrefillEngine::Abort(const std::string& id, std::vector<PrefillEvent>* events) {
@@ -181,6 +253,7 @@ void PrefillEngine::Abort(const std::string& id, std::vector<PrefillEvent>* even
     Erase(a->key);
     return;
   }
+  if (a->reservation == Active::Reservation::kRequested) ReleaseReservation(*a, events);
   if (a->session && !IsTerminal(a->session->state())) {
     Handle(*a, a->session->Abort(AbortedError("aborted by the router"), SessionClock::now()), events);
   }
@@ -210,19 +283,23 @@ void PrefillEngine::AskReservations(std::vector<PrefillEvent>* events) {
     const int64_t until_last = ahead + r->remaining_prompt();
     if (until_last > lookahead) break;
     ahead = until_last;
-    Active& a = *active_.at(r->id);
-    if (!a.needs_decode() || a.reservation != Active::Reservation::kNone) continue;
-    a.reservation = Active::Reservation::kRequested;
-    PrefillEvent e = MakeEvent(a, PrefillEventKind::kReserve);
-    e.prompt = a.job.prompt;
-    e.params = a.job.params;
-    e.router_id = a.job.router_id;
-    events->push_back(std::move(e));
+    Ask(*active_.at(r->id), events);
   }
+}
+
+void PrefillEngine::Ask(Active& a, std::vector<PrefillEvent>* events) {
+  if (!a.needs_decode() || a.reservation != Active::Reservation::kNone || a.aborted_locally) return;
+  a.reservation = Active::Reservation::kRequested;
+  PrefillEvent e = MakeEvent(a, PrefillEventKind::kReserve);
+  e.prompt = a.job.prompt;
+  e.params = a.job.params;
+  e.router_id = a.job.router_id;
+  events->push_back(std::move(e));
 }
 
 bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
   const int64_t now = clock_.NowMicros();
+  DrainReservations(events);
   ExpireDeadlines(now, events);
   AskReservations(events);
   const StepPlan plan = scheduler_.Schedule(now);
@@ -230,13 +307,11 @@ bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
     Poll(events);
     return false;
   }
-  StartSessions(plan, events);
-  std::vector<Active*> sending;
-  for (const ScheduledChunk& c : plan.chunks) {
-    Active& a = *active_.at(c.request->id);
-    if (c.want_logits && a.session) sending.push_back(&a);
-  }
+  std::vector<Active*> sending = StartSessions(plan, events);
   const Status run = executor_.Execute(plan, &result_, [&](int layer) {
+    // A reservation that came during the forward pass starts its transfer now, with the layers
+    // computed so far. Only grants: a refusal ends a request, which must wait for the step's end.
+    DrainGrants(events);
     const auto t = SessionClock::now();
     for (Active* a : sending) Handle(*a, a->session->OnLayerComputed(layer, t), events);
   });
@@ -252,25 +327,21 @@ bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
   return true;
 }
 
-void PrefillEngine::StartSessions(const StepPlan& plan, std::vector<PrefillEvent>* events) {
+std::vector<PrefillEngine::Active*> PrefillEngine::StartSessions(const StepPlan& plan,
+                                                                 std::vector<PrefillEvent>* events) {
+  std::vector<Active*> sending;
   const auto t0 = SessionClock::now();
   for (const ScheduledChunk& c : plan.chunks) {
     Active& a = *active_.at(c.request->id);
-    if (!c.want_logits || !a.needs_decode() || a.reservation != Active::Reservation::kGranted) continue;
-    auto peer = peers_.find(a.job.decode_node);
-    if (peer == peers_.end()) continue;  // lost since: the first token still goes out, then an error
+    if (!c.want_logits || !a.needs_decode() || !peers_.count(a.job.decode_node)) continue;
+    Ask(a, events);  // normally asked already, within the lookahead
     std::vector<int> src(c.request->block_table.begin(), c.request->block_table.end());
-    const size_t num_blocks = src.size();
     a.session = std::make_unique<KvSendSession>(a.key, transport_, layout_, std::move(src),
                                                 [](std::span<const int>) {}, t0, options_.session);
-    KvReservation r;
-    r.request_id = static_cast<uint64_t>(a.key);
-    r.layout_hash = layout_.compatibility_hash();
-    r.pool_num_blocks = peer->second.pool_num_blocks;
-    r.block_ids.assign(a.decode_blocks.begin(), a.decode_blocks.begin() + static_cast<long>(num_blocks));
-    a.transfer_start_us = clock_.NowMicros();
-    Handle(a, a.session->OnReservation(r, peer->second.peer, t0), events);
+    if (a.reservation == Active::Reservation::kGranted) Reserved(a, events);
+    sending.push_back(&a);
   }
+  return sending;
 }
 
 void PrefillEngine::HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent>* events) {
@@ -280,8 +351,11 @@ void PrefillEngine::HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent
   a.blocks = std::move(r->block_table);
   a.prefill_start_us = r->record.prefill_start_us;
   a.prefill_end_us = r->record.prefill_end_us;
-  const auto abort_session = [&](const Status& why) {
+  const auto end_transfer = [&](const Status& why) {
     a.aborted_locally = true;
+    // A reservation asked for and not answered yet: D frees it when our Abort follows the
+    // ReserveKv (same connection, in order); a late grant is answered with an Abort too.
+    if (a.reservation == Active::Reservation::kRequested) ReleaseReservation(a, events);
     if (a.session && !IsTerminal(a.session->state())) {
       Handle(a, a.session->Abort(why, SessionClock::now()), events);
     } else if (!a.session) {
@@ -292,21 +366,27 @@ void PrefillEngine::HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent
     PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
     e.error = r->status;
     events->push_back(std::move(e));
-    abort_session(r->status);
+    end_transfer(r->status);
     return;
   }
   a.first_token = r->output.front();
   PrefillEvent e = MakeEvent(a, PrefillEventKind::kFirstToken);
   e.finished = r->finished();
   e.finish_reason = r->finish_reason;
-  events->push_back(e);
   if (e.finished) {
-    abort_session(AbortedError("finished at the first token"));
+    events->push_back(std::move(e));
+    end_transfer(AbortedError("finished at the first token"));
   } else if (!a.session) {
+    events->push_back(std::move(e));
     PrefillEvent err = MakeEvent(a, PrefillEventKind::kError);
     err.error = UnavailableError("decode node " + a.job.decode_node + " went down before the transfer");
     events->push_back(std::move(err));
     a.aborted_locally = true;
+  } else if (a.session->state() == SendState::kAwaitingReservation) {
+    a.first_token_held = true;  // goes out with D's reservation, so a refusal is still clean
+    a.held_first = std::move(e);
+  } else if (!IsTerminal(a.session->state()) && a.session->state() != SendState::kDraining) {
+    events->push_back(std::move(e));
   }
 }
 
@@ -335,11 +415,17 @@ void PrefillEngine::Handle(Active& a, SessionAction action, std::vector<PrefillE
   } else if (action == SessionAction::kSendAbort) {
     events->push_back(MakeEvent(a, PrefillEventKind::kAbortDecode));
     a.reservation = Active::Reservation::kNone;
-    if (!a.aborted_locally) {
-      PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
-      e.error = a.session->status().ok() ? AbortedError("transfer aborted") : a.session->status();
-      events->push_back(std::move(e));
-    }
+  }
+  // A session that ended without delivering the KV (failed, timed out, aborted because D went
+  // away), also one that never got its reservation: the router hears it once, whatever the path.
+  if (a.session && IsTerminal(a.session->state()) && a.session->state() != SendState::kDone && !a.aborted_locally &&
+      !a.failure_reported) {
+    a.failure_reported = true;
+    a.first_token_held = false;
+    if (a.reservation == Active::Reservation::kRequested) ReleaseReservation(a, events);  // asked, never applied
+    PrefillEvent e = MakeEvent(a, PrefillEventKind::kError);
+    e.error = a.session->status().ok() ? AbortedError("transfer aborted") : a.session->status();
+    events->push_back(std::move(e));
   }
 }
 

@@ -3,29 +3,38 @@
 //
 //   Add ──▶ [queued in the Scheduler] ── within `reserve_lookahead_tokens` of running its last
 //           chunk ──▶ kReserve event: the service asks the decode node D to reserve prompt +
-//           max_tokens blocks (ReserveKv)
-//   D's KvReservation ok ──▶ the last chunk may run (Request::kv_destination_ready)
-//                    refused ──▶ kRefused event (the router places it elsewhere); it leaves
-//   the step that completes the prompt: a KvSendSession per request, started from the
-//           Transformer's LayerDoneFn, so each layer's KV moves while the next layers compute;
-//           the first token (step 0) is sampled ──▶ kFirstToken at once (TTFT)
+//           max_tokens blocks (ReserveKv); the round trip overlaps the steps before, and the
+//           last one
+//   the step that completes the prompt: a KvSendSession per request, awaiting the reservation
+//           if it has not come yet; each layer's KV is posted as soon as both the layer is
+//           computed and the reservation is there (LayerDoneFn), so it moves while the next
+//           layers compute; the first token (step 0) is sampled
+//   first token ──▶ kFirstToken (TTFT) once D's reservation is there (at once when it came
+//           first): a request is never seen to start before it has a decode node
+//   D refuses ──▶ kRefused (the router places it elsewhere; nothing was streamed); it leaves
 //   flush complete ──▶ kKvReady (to D, a copy to the router); P's blocks are freed only once the
 //           session is terminal, never while a PUT may still read them
 //
 // Reserving shortly before the last chunk, not when the request arrives, means a request waiting
 // in this queue holds no decode memory and cannot outlive a reservation timer: its deadline
-// (PrefillJob::deadline_us, from the router) bounds how long it may wait.
+// (PrefillJob::deadline_us, from the router) bounds how long it may wait. Computing without
+// waiting for the reservation keeps the prefill node <-> decode node round trip off the TTFT.
 // A step that fails fails exactly its requests (kError, transfers aborted, blocks freed once no
 // PUT reads them); the node goes on serving the others.
 //
+// Reservations arrive on an io thread: PostReservation (thread-safe) puts them in a mailbox that
+// the engine thread drains between steps and between layers, so one that arrives mid-forward
+// starts its transfer before the forward pass ends.
+//
 // No protobuf here: the service converts messages to PrefillJob and PrefillEvent at its edge.
 // Threading: one thread (the node's engine thread) owns this, the Transformer, the KvCache and
-// the Transport.
+// the Transport; PostReservation may be called from any thread.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,9 +117,15 @@ class PrefillEngine {
   // Validates and queues (see ValidateRequest; the prompt must fit this pool). FailedPrecondition
   // when the decode node is not connected, AlreadyExists for a known id.
   Status Add(PrefillJob job);
-  // Decode node `decode_node`'s answer to a kReserve: its block ids, or why not.
+  // Decode node `decode_node`'s answer to a kReserve: its block ids, or why not. Engine thread.
   void OnReservation(const std::string& decode_node, const std::string& id, bool ok, const std::vector<int>& block_ids,
                      const std::string& reason, std::vector<PrefillEvent>* events);
+  // The same answer from any thread: applied by the engine thread at its next drain (every Step
+  // and Poll, and between the layers of a forward pass).
+  void PostReservation(std::string decode_node, std::string id, bool ok, std::vector<int> block_ids,
+                       std::string reason);
+  // Applies the posted answers. Engine thread.
+  void DrainReservations(std::vector<PrefillEvent>* events);
   // Drops a queued request, or cancels its transfer; idempotent for unknown ids.
   void Abort(const std::string& id, std::vector<PrefillEvent>* events);
 
@@ -127,6 +142,12 @@ class PrefillEngine {
 
  private:
   struct Active;
+  struct PostedReservation {
+    std::string decode_node, id;
+    bool ok = false;
+    std::vector<int> block_ids;
+    std::string reason;
+  };
   struct DecodePeer {
     PeerId peer = 0;
     int pool_num_blocks = 0;
@@ -136,8 +157,18 @@ class PrefillEngine {
   void Erase(int64_t key);
   void ExpireDeadlines(int64_t now, std::vector<PrefillEvent>* events);
   void AskReservations(std::vector<PrefillEvent>* events);
-  void StartSessions(const StepPlan& plan, std::vector<PrefillEvent>* events);
+  // Sessions for the requests whose prompt this step completes (awaiting their reservation if
+  // it has not come yet); the ones the forward pass reports its layers to.
+  std::vector<Active*> StartSessions(const StepPlan& plan, std::vector<PrefillEvent>* events);
+  // Asks the decode node for a reservation (kReserve), once.
+  void Ask(Active& a, std::vector<PrefillEvent>* events);
+  // Applies posted grants only (during a forward pass: refusals wait for the step's end).
+  void DrainGrants(std::vector<PrefillEvent>* events);
   void HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent>* events);
+  // The session got D's reservation: its computed layers go out; a held first token too.
+  void Reserved(Active& a, std::vector<PrefillEvent>* events);
+  // D refused: the request leaves this node, the router places it elsewhere.
+  void Refused(Active& a, const std::string& reason, std::vector<PrefillEvent>* events);
   void Handle(Active& a, SessionAction action, std::vector<PrefillEvent>* events);
   // A request that ended before its KV moved: tell D to drop any reservation it made.
   void ReleaseReservation(Active& a, std::vector<PrefillEvent>* events);
@@ -157,6 +188,8 @@ class PrefillEngine {
   int32_t num_transferring_ = 0;
   int64_t next_key_ = 1;
   StepResult result_;
+  std::mutex mailbox_mu_;
+  std::vector<PostedReservation> mailbox_;  // GUARDED_BY(mailbox_mu_)
 };
 
 }  // namespace tandem

@@ -57,7 +57,10 @@ Status PrefillService::Start() {
   };
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
-  for (const DecodeNodeAddress& d : options_.decode_nodes) RETURN_IF_ERROR(AddDecodeNode(d));
+  for (const DecodeNodeAddress& d : options_.decode_nodes) {
+    if (FindDecode(d.node_id) != nullptr) return InvalidArgumentError("decode node " + d.node_id + " is given twice");
+    RETURN_IF_ERROR(AddDecodeNode(d));
+  }
   reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
   loop_.Start([this] { return Iterate(); });
   return Status::Ok();
@@ -95,13 +98,24 @@ Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
   rpc::RpcClientCallbacks cc;
   cc.on_ready = [this, index](const proto::Hello& peer) { Post([this, index, peer] { OnDecodeReady(index, peer); }); };
   cc.on_disconnected = [this, index](const Status& s) { Post([this, index, s] { OnDecodeLost(index, s); }); };
-  cc.on_message = [this, index](proto::Envelope&& env) {
-    auto shared = std::make_shared<proto::Envelope>(std::move(env));
-    Post([this, index, shared] { OnDecodeMessage(index, std::move(*shared)); });
+  const std::string node_id = d.node_id;
+  cc.on_message = [this, node_id](proto::Envelope&& env) {
+    if (!env.has_kv_reservation()) return;  // nothing else from a decode node needs us
+    const proto::KvReservation& m = env.kv_reservation();
+    // Straight into the engine's mailbox, so a forward pass that is running picks it up between
+    // layers; the posted closure wakes an idle loop to apply it.
+    engine_->PostReservation(node_id, m.request_id(), m.ok(), std::vector<int>(m.block_ids().begin(), m.block_ids().end()),
+                             m.reason());
+    Post([this] {
+      std::vector<PrefillEvent> events;
+      engine_->DrainReservations(&events);
+      Dispatch(events);
+    });
   };
   auto link = std::make_unique<DecodeLink>();
   link->address = d;
   link->client = std::make_unique<rpc::RpcClient>(co, cc);
+  decode_index_[d.node_id] = index;
   decodes_.push_back(std::move(link));
   const Status started = decodes_.back()->client->Start();
   if (!started.ok()) return started.WithContext("decode node " + d.node_id);
@@ -110,10 +124,8 @@ Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
 }
 
 PrefillService::DecodeLink* PrefillService::FindDecode(const std::string& node_id) {
-  for (auto& d : decodes_) {
-    if (d->address.node_id == node_id) return d.get();
-  }
-  return nullptr;
+  auto it = decode_index_.find(node_id);
+  return it == decode_index_.end() ? nullptr : decodes_[it->second].get();
 }
 
 void PrefillService::OnClusterView(const proto::ClusterView& view) {
@@ -156,15 +168,6 @@ void PrefillService::OnDecodeLost(size_t index, const Status& status) {
     (void)rt_->transport->Disconnect(index + 1);
     d.connected = false;
   }
-}
-
-void PrefillService::OnDecodeMessage(size_t index, proto::Envelope&& env) {
-  if (!env.has_kv_reservation()) return;  // nothing else from a decode node needs us
-  const proto::KvReservation& m = env.kv_reservation();
-  std::vector<int> blocks(m.block_ids().begin(), m.block_ids().end());
-  std::vector<PrefillEvent> events;
-  engine_->OnReservation(decodes_[index]->address.node_id, m.request_id(), m.ok(), blocks, m.reason(), &events);
-  Dispatch(events);
 }
 
 void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
@@ -218,10 +221,8 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         DecodeLink* d = FindDecode(ev.decode_node);
         const Status sent = d ? d->client->Send(std::move(out)) : UnavailableError("unknown decode node");
         if (!sent.ok()) {  // as if it refused: the router places the request elsewhere
-          std::vector<PrefillEvent> refused;
-          engine_->OnReservation(ev.decode_node, ev.request_id, false, {}, "cannot reach decode node " +
-                                 ev.decode_node + ": " + sent.ToString(), &refused);
-          Dispatch(refused);
+          engine_->PostReservation(ev.decode_node, ev.request_id, false, {},
+                                   "cannot reach decode node " + ev.decode_node + ": " + sent.ToString());
         }
         break;
       }

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/rpc/rpc_client.h"
@@ -77,7 +78,6 @@ class PrefillService {
   Status AddDecodeNode(const DecodeNodeAddress& address);
   void OnDecodeReady(size_t index, const proto::Hello& hello);     // engine thread
   void OnDecodeLost(size_t index, const Status& status);           // engine thread
-  void OnDecodeMessage(size_t index, proto::Envelope&& env);       // engine thread
   DecodeLink* FindDecode(const std::string& node_id);
   void SendToDecode(const std::string& node_id, proto::Envelope env);
   void SendLoadReport();
@@ -88,6 +88,7 @@ class PrefillService {
   std::unique_ptr<rpc::RpcServer> server_;
   proto::Hello hello_;                                     // ours, for the decode clients
   std::vector<std::unique_ptr<DecodeLink>> decodes_;       // engine thread; index = peer id - 1
+  std::unordered_map<std::string, size_t> decode_index_;   // engine thread; node id -> index
   std::map<std::string, rpc::Connection::Ptr> routers_;    // request -> router; engine thread
 
   std::vector<PrefillEvent> events_;  // engine thread; reused across iterations

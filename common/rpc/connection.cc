@@ -17,7 +17,6 @@ using tcp = asio::ip::tcp;
 using internal::CatchAll;
 using internal::IsTransportPayload;
 using internal::Ms;
-using internal::NowUnixUs;
 using internal::PayloadName;
 
 namespace {
@@ -149,7 +148,7 @@ Status Connection::Send(proto::Envelope envelope) {
                                 " is reserved for the transport");
   }
   envelope.set_protocol_version(kProtocolVersion);
-  if (envelope.sent_unix_us() == 0) envelope.set_sent_unix_us(NowUnixUs());
+  if (envelope.sent_unix_us() == 0) envelope.set_sent_unix_us(UnixNowMicros());
   std::string frame;
   // Serialized on the caller's thread: the io thread only moves bytes.
   Status encoded = AppendFrame(envelope, options_.max_frame_bytes, &frame);
@@ -344,7 +343,7 @@ void Connection::HandleEnvelope(proto::Envelope&& envelope) {
 
 void Connection::EnqueueInternal(proto::Envelope envelope) {
   envelope.set_protocol_version(kProtocolVersion);
-  envelope.set_sent_unix_us(NowUnixUs());
+  envelope.set_sent_unix_us(UnixNowMicros());
   std::string frame;
   // Transport frames are tiny; only a Hello with an absurd rkey could exceed the limit.
   Status encoded = AppendFrame(envelope, options_.max_frame_bytes, &frame);
@@ -543,7 +542,7 @@ void Connection::Tick(Clock::time_point now) {
   }
   if (!inflight_ && queue_.empty() && now - last_write_ >= options_.heartbeat_interval) {
     proto::Envelope beat;
-    beat.mutable_heartbeat()->set_sent_unix_us(NowUnixUs());
+    beat.mutable_heartbeat()->set_sent_unix_us(UnixNowMicros());
     EnqueueInternal(std::move(beat));
     last_write_ = now;  // one heartbeat per interval even if the write is slow
   }

@@ -11,13 +11,12 @@
 namespace tandem::rpc {
 
 using internal::CatchAll;
-using internal::NowUnixUs;
 using internal::PayloadName;
 
 proto::Hello Connection::StampedLocalHello() const {
   proto::Hello hello = local_hello_;
   if (hello.protocol_version() == 0) hello.set_protocol_version(kProtocolVersion);
-  hello.set_sent_unix_us(NowUnixUs());
+  hello.set_sent_unix_us(UnixNowMicros());
   return hello;
 }
 

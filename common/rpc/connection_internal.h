@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "proto/tandem.pb.h"
 
@@ -28,12 +29,6 @@ inline void RunIoContext(boost::asio::io_context& io, spdlog::logger& log, const
       log.error("{} io loop: non-std exception", who);
     }
   }
-}
-
-inline int64_t NowUnixUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 inline std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }

@@ -171,19 +171,21 @@ TEST_F(SchedulerTest, RejectsWhatCanNeverRun) {
   EXPECT_EQ(sched_->Add(tandem::Make(5, 3, 1), 0).code(), StatusCode::kAlreadyExists);
 }
 
-TEST_F(SchedulerTest, PrefillRoleHoldsThePromptOnlyAndWaitsForTheKvDestination) {
-  Make(EngineRole::kPrefill, 16, 100);
-  Request r = tandem::Make(1, 10, 50);  // 3 prompt blocks (60 tokens would need 15)
-  r.kv_destination_ready = false;
-  ASSERT_TRUE(sched_->Add(r, 0).ok());
-  EXPECT_TRUE(sched_->Schedule(1).empty());  // admitted, but its last chunk waits
-  EXPECT_EQ(pool_->num_free(), 16 - 3);
+TEST_F(SchedulerTest, PrefillRoleHoldsThePromptOnlyAndHandsOffWithTheBlocks) {
+  Make(EngineRole::kPrefill, 16, 4);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 10, 50), 0).ok());  // 3 prompt blocks (60 tokens would need 15)
   ASSERT_EQ(sched_->PendingPrompts().size(), 1u);
-  sched_->Find(1)->kv_destination_ready = true;
-  StepPlan p = sched_->Schedule(2);
-  ASSERT_EQ(p.chunks.size(), 1u);
-  EXPECT_TRUE(p.chunks[0].want_logits);
-  auto out = sched_->Postprocess(3, p, Tokens(p, 55));
+  StepPlan p1 = sched_->Schedule(1);
+  EXPECT_EQ(pool_->num_free(), 16 - 3);
+  sched_->Postprocess(2, p1, Tokens(p1));
+  StepPlan p2 = sched_->Schedule(3);
+  sched_->Postprocess(4, p2, Tokens(p2));
+  EXPECT_EQ(sched_->pending_prompt_tokens(), 2);
+  StepPlan p3 = sched_->Schedule(5);
+  ASSERT_EQ(p3.chunks.size(), 1u);
+  EXPECT_EQ(p3.chunks[0].num_tokens, 2);
+  EXPECT_TRUE(p3.chunks[0].want_logits);
+  auto out = sched_->Postprocess(6, p3, Tokens(p3, 55));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].finish_reason, FinishReason::kNone);  // the decode node goes on
   EXPECT_FALSE(sched_->HasWork());
@@ -192,23 +194,8 @@ TEST_F(SchedulerTest, PrefillRoleHoldsThePromptOnlyAndWaitsForTheKvDestination) 
   EXPECT_EQ(handed[0]->output, std::vector<int32_t>{55});
   EXPECT_EQ(handed[0]->block_table.size(), 3u);  // still held: the transfer reads them
   EXPECT_EQ(pool_->num_free(), 16 - 3);
-  EXPECT_EQ(handed[0]->record.prefill_end_us, 3);
-}
-
-TEST_F(SchedulerTest, PrefillRoleEarlierChunksRunBeforeTheReservation) {
-  Make(EngineRole::kPrefill, 16, 4);
-  Request r = tandem::Make(1, 10, 5);
-  r.kv_destination_ready = false;
-  ASSERT_TRUE(sched_->Add(r, 0).ok());
-  StepPlan p1 = sched_->Schedule(1);
-  ASSERT_EQ(p1.chunks.size(), 1u);
-  EXPECT_EQ(p1.chunks[0].num_tokens, 4);
-  sched_->Postprocess(2, p1, Tokens(p1));
-  StepPlan p2 = sched_->Schedule(3);
-  ASSERT_EQ(p2.chunks.size(), 1u);  // 4 more; 2 left after it
-  sched_->Postprocess(4, p2, Tokens(p2));
-  EXPECT_TRUE(sched_->Schedule(5).empty());  // the last 2 tokens complete it: they wait
-  EXPECT_EQ(sched_->pending_prompt_tokens(), 2);
+  EXPECT_EQ(handed[0]->record.prefill_start_us, 1);
+  EXPECT_EQ(handed[0]->record.prefill_end_us, 6);
 }
 
 TEST_F(SchedulerTest, PrefillRoleFailedStepHandsOffWithTheBlocks) {

@@ -143,12 +143,13 @@ class NodeEnginesTest : public ::testing::Test {
     de_.clear();
   }
 
-  // One prefill round that asks for reservations (nothing can run before they are granted), with
-  // D's answers routed back.
-  void Reserve() {
+  // One prefill round (it asks for the reservations its lookahead covers), with D's answers
+  // routed back. Whether a forward pass ran.
+  bool StepOnce() {
     std::vector<PrefillEvent> pe;
-    EXPECT_FALSE(prefill_->Step(&pe)) << "a step ran before any reservation was granted";
+    const bool ran = prefill_->Step(&pe);
     Route(pe);
+    return ran;
   }
 
   // A 50-token request, pumped until `tokens` of its tokens came out (it is decoding on D).
@@ -240,9 +241,10 @@ TEST_F(NodeEnginesTest, FirstTokenFinishReleasesTheReservation) {
 }
 
 TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
-  Build(16, 32, 2048);
+  Build(16, 32, 24);  // a 24-token budget: the 40-token prompt takes two steps
   ASSERT_TRUE(Submit("q", FivePrompts(true)[2]).ok());
-  Reserve();
+  ASSERT_TRUE(StepOnce());  // its first chunk; within the lookahead, so D has reserved
+  EXPECT_EQ(reserves_["q"], 1);
   EXPECT_EQ(decode_->num_awaiting(), 1);
   std::vector<PrefillEvent> pe;
   prefill_->Abort("q", &pe);
@@ -279,12 +281,73 @@ TEST_F(NodeEnginesTest, ARefusedReservationSendsTheRequestBackToTheRouter) {
   TestPrompt p = FivePrompts(true)[2];
   p.params.max_tokens = 40;
   ASSERT_TRUE(Submit("big", p).ok());
-  Reserve();
+  StepOnce();  // computed while D was asked; D refuses: the first token was never sent
   ASSERT_EQ(refused_.count("big"), 1u);
   EXPECT_NE(refused_["big"].find("KV blocks"), std::string::npos) << refused_["big"];
   EXPECT_FALSE(prefill_->HasWork());  // it left this node: the router places it again
   EXPECT_TRUE(outputs_.empty());
   ExpectAllFree();
+}
+
+// The prompt is computed while the decode node is still being asked (the round trip is off the
+// TTFT), but its first token goes out only with the reservation: had D refused, nothing would
+// have been streamed for a request the router must place again.
+TEST_F(NodeEnginesTest, TheFirstTokenIsComputedAtOnceAndSentWithTheReservation) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("r", FivePrompts(true)[1]).ok());
+  std::vector<PrefillEvent> pe;
+  ASSERT_TRUE(prefill_->Step(&pe));  // asks D and computes the prompt in the same round
+  ASSERT_EQ(pe.size(), 1u);
+  EXPECT_EQ(pe[0].kind, PrefillEventKind::kReserve);  // no first token yet
+  auto blocks = decode_->Reserve(DecodeJob{"r", pe[0].prompt, pe[0].params, 0});
+  ASSERT_TRUE(blocks.ok());
+  std::vector<PrefillEvent> after;
+  prefill_->PostReservation("decode-0", "r", true, *blocks, "");  // as the io thread does
+  prefill_->DrainReservations(&after);
+  ASSERT_FALSE(after.empty());
+  EXPECT_EQ(after[0].kind, PrefillEventKind::kFirstToken);
+  Route(after);
+  RunUntilIdle();
+  EXPECT_EQ(outputs_["r"], ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[1]})[0]);
+  ExpectAllFree();
+}
+
+// A request computed while its reservation was on its way, then the decode node goes away (or
+// never answers): the router hears an error; it is not dropped silently with its first token.
+TEST_F(NodeEnginesTest, ADecodeNodeLostBeforeItAnsweredFailsTheComputedRequest) {
+  Build(16, 32, 2048);
+  ASSERT_TRUE(Submit("w", FivePrompts(true)[1]).ok());
+  std::vector<PrefillEvent> pe;
+  ASSERT_TRUE(prefill_->Step(&pe));  // computed; the kReserve is never delivered
+  pe.clear();
+  prefill_->RemoveDecodePeer("decode-0", &pe);
+  prefill_->Poll(&pe);
+  bool error = false, first = false;
+  for (const auto& e : pe) {
+    error |= e.kind == PrefillEventKind::kError && e.request_id == "w";
+    first |= e.kind == PrefillEventKind::kFirstToken;
+  }
+  EXPECT_TRUE(error);
+  EXPECT_FALSE(first);
+  EXPECT_FALSE(prefill_->HasWork());
+  EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
+}
+
+TEST_F(NodeEnginesTest, AReservationThatNeverComesTimesOutWithAnError) {
+  Build(16, 32, 2048, std::chrono::milliseconds(50));
+  ASSERT_TRUE(Submit("n", FivePrompts(true)[1]).ok());
+  std::vector<PrefillEvent> pe;
+  ASSERT_TRUE(prefill_->Step(&pe));  // the kReserve is never delivered
+  pe.clear();
+  for (int i = 0; i < 100 && prefill_->HasWork(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    prefill_->Poll(&pe);
+  }
+  ASSERT_EQ(pe.size(), 2u);  // an Abort for the reservation asked for, and the error
+  EXPECT_EQ(pe[0].kind, PrefillEventKind::kAbortDecode);
+  EXPECT_EQ(pe[1].kind, PrefillEventKind::kError);
+  EXPECT_EQ(pe[1].error.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
 }
 
 TEST_F(NodeEnginesTest, AnExpiredDeadlineFailsAQueuedRequestWithoutReserving) {
@@ -309,10 +372,9 @@ TEST_F(NodeEnginesTest, AnExpiredDeadlineFailsAQueuedRequestWithoutReserving) {
 TEST_F(NodeEnginesTest, AbortMidTransferDrainsThenFrees) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("t", FivePrompts(true)[4]).ok());
-  Reserve();
   p_transport_->HoldCompletions(true);  // PUTs stay in flight
+  ASSERT_TRUE(StepOnce());              // computed; D's reservation came; the PUTs are posted
   std::vector<PrefillEvent> pe;
-  ASSERT_TRUE(prefill_->Step(&pe));
   ASSERT_EQ(prefill_->num_transferring(), 1);
   EXPECT_LT(p_cache_->pool().num_free(), p_cache_->num_blocks());  // held during the transfer
   prefill_->Abort("t", &pe);
@@ -362,10 +424,9 @@ TEST_F(NodeEnginesTest, KvThatNeverArrivesTimesOutAndFrees) {
 TEST_F(NodeEnginesTest, DecodeNodeLostEndsTransfersWithError) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("x", FivePrompts(true)[3]).ok());
-  Reserve();
   p_transport_->HoldCompletions(true);
+  ASSERT_TRUE(StepOnce());
   std::vector<PrefillEvent> pe;
-  ASSERT_TRUE(prefill_->Step(&pe));
   prefill_->RemoveDecodePeer("decode-0", &pe);
   p_transport_->HoldCompletions(false);
   for (int i = 0; i < 100 && prefill_->HasWork(); ++i) {
@@ -389,9 +450,8 @@ TEST_F(NodeEnginesTest, AFailedPrefillStepFailsItsRequestsAndTheNodeServesOn) {
   Build(16, 32, 2048);
   ASSERT_TRUE(Submit("a", FivePrompts(true)[1]).ok());
   ASSERT_TRUE(Submit("b", FivePrompts(true)[3]).ok());
-  Reserve();
   fail_->store(true);
-  Pump();
+  Pump();  // asks D for both, then the forward pass fails: D's reservations are given back
   fail_->store(false);
   for (const char* id : {"a", "b"}) {
     ASSERT_EQ(errors_.count(id), 1u) << id;

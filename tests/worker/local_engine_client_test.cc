@@ -218,5 +218,30 @@ TEST(LocalEngineClientTest, ConcurrentSubmittersAllFinish) {
   EXPECT_TRUE(WaitForFreeBlocks(*client, 256, 1s));
 }
 
+// The worker is admitted by the same router core as the cluster: a request that does not fit the
+// pool now waits in the router's queue (FCFS) and runs when blocks free; its record says so.
+TEST(LocalEngineClientTest, RequestsThatDoNotFitNowQueueAndRunInOrder) {
+  auto client = MakeClient(nullptr, /*num_blocks=*/8);
+  ASSERT_TRUE(client);
+  EventLog log;
+  std::vector<RequestRecord> records;
+  for (int64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(client->Submit(Greedy(id, {1, 2, 3, 4}, 80), log.Callback()).ok());  // 6 blocks each
+  }
+  EXPECT_GE(client->Load().num_queued, 1);
+  for (int64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(log.WaitFinal(id));
+    const InferenceEvent fin = log.Final(id);
+    EXPECT_EQ(fin.finish_reason, FinishReason::kLength) << fin.status.ToString();
+    EXPECT_EQ(log.Tokens(id).size(), 80u);
+    records.push_back(fin.record);
+  }
+  EXPECT_EQ(records[0].prefill_node, "worker");
+  EXPECT_LE(records[0].first_token_us, records[1].first_token_us);  // in order
+  EXPECT_LE(records[1].first_token_us, records[2].first_token_us);
+  EXPECT_GT(records[2].placed_us, records[2].queued_us);  // it waited in the queue
+  EXPECT_TRUE(WaitForFreeBlocks(*client, 8, 1s));
+}
+
 }  // namespace
 }  // namespace tandem

@@ -161,18 +161,11 @@ bool EndedByFault(const SseStream& s) {
 class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX_TLS
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string((fs::temp_directory_path() / ("tandem_cluster_faults_" + std::to_string(::getpid()))).string());
-    fs::remove_all(*dir_);
-    MakeModelOptions o;
-    o.preset = "tiny";
-    o.seed = 5;
-    o.out_dir = *dir_ + "/tiny";
-    ASSERT_TRUE(MakeModel(o).ok());
+    suite_ = new testing::SuiteDir("tandem_cluster_faults", 5);
+    ASSERT_TRUE(suite_->status().ok()) << suite_->status().ToString();
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
-    delete dir_;
+    delete suite_;
   }
 
   // Starts serve and waits (bounded) until every node reported an idle pool.
@@ -180,8 +173,8 @@ class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX
                     std::vector<std::string>* ids, LoadView* start) {
     std::string error;
     const std::string tls = GetParam();
-    ASSERT_TRUE(serve.Start(*dir_ + "/tiny", num_prefill, num_decode, tls,
-                            *dir_ + "/" + name + "-" + tls.substr(0, tls.find(',')), &error))
+    ASSERT_TRUE(serve.Start(suite_->model(), num_prefill, num_decode, tls,
+                            suite_->dir() + "/" + name + "-" + tls.substr(0, tls.find(',')), &error))
         << error;
     for (int i = 0; i < num_prefill; ++i) ids->push_back("prefill-" + std::to_string(i));
     for (int i = 0; i < num_decode; ++i) ids->push_back("decode-" + std::to_string(i));
@@ -215,9 +208,9 @@ class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX
     }
   }
 
-  static std::string* dir_;
+  static testing::SuiteDir* suite_;
 };
-std::string* ClusterFaultsTest::dir_ = nullptr;
+testing::SuiteDir* ClusterFaultsTest::suite_ = nullptr;
 
 TEST_P(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecond) {
   ServeProcess serve;

@@ -72,14 +72,9 @@ std::string JoinIds(const std::vector<int32_t>& ids, const char* sep) {
 class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string((fs::temp_directory_path() / ("tandem_cluster_http_" + std::to_string(::getpid()))).string());
-    fs::remove_all(*dir_);
-    MakeModelOptions o;
-    o.preset = "tiny";
-    o.seed = 11;
-    o.out_dir = *dir_ + "/tiny";
-    ASSERT_TRUE(MakeModel(o).ok());
-    auto tok = Tokenizer::FromModelDir(o.out_dir);
+    suite_ = new testing::SuiteDir("tandem_cluster_http", 11);
+    ASSERT_TRUE(suite_->status().ok()) << suite_->status().ToString();
+    auto tok = Tokenizer::FromModelDir(suite_->model());
     ASSERT_TRUE(tok.ok()) << tok.status().ToString();
     tokenizer_ = tok->release();
     cases_ = new std::vector<Case>(MakeCases());
@@ -87,7 +82,7 @@ class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std:
     // The references do not depend on the cluster: run them once, all at once (bounded).
     std::vector<FILE*> pipes;
     for (const Case& c : *cases_) {
-      std::string cmd = "timeout -k 5 120 " + Tandem() + " generate --model " + o.out_dir + " --prompt-ids " +
+      std::string cmd = "timeout -k 5 120 " + Tandem() + " generate --model " + suite_->model() + " --prompt-ids " +
                         JoinIds(c.prompt, ",") + " --max-tokens " + std::to_string(kMaxTokens) +
                         " --ignore-eos --print-ids --threads 1 2>/dev/null";
       cmd += c.greedy ? " --temperature 0" : " --temperature 0.8 --top-p 0.9 --seed " + std::to_string(c.seed);
@@ -112,20 +107,18 @@ class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std:
     }
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
-    delete dir_;
+    delete suite_;
     delete tokenizer_;
     delete cases_;
     delete expected_;
   }
 
-  static std::string* dir_;
+  static testing::SuiteDir* suite_;
   static Tokenizer* tokenizer_;
   static std::vector<Case>* cases_;
   static std::vector<std::string>* expected_;
 };
-std::string* ClusterHttpExactnessTest::dir_ = nullptr;
+testing::SuiteDir* ClusterHttpExactnessTest::suite_ = nullptr;
 Tokenizer* ClusterHttpExactnessTest::tokenizer_ = nullptr;
 std::vector<Case>* ClusterHttpExactnessTest::cases_ = nullptr;
 std::vector<std::string>* ClusterHttpExactnessTest::expected_ = nullptr;
@@ -141,10 +134,10 @@ int FreeBlocks(uint16_t port) {
 
 TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   const auto& [tls, nodes] = GetParam();
-  const std::string run_dir = *dir_ + "/run-" + std::to_string(nodes) + "-" + tls.substr(0, tls.find(','));
+  const std::string run_dir = suite_->dir() + "/run-" + std::to_string(nodes) + "-" + tls.substr(0, tls.find(','));
   ServeProcess serve;
   std::string error;
-  ASSERT_TRUE(serve.Start(*dir_ + "/tiny", nodes, nodes, tls, run_dir, &error)) << error;
+  ASSERT_TRUE(serve.Start(suite_->model(), nodes, nodes, tls, run_dir, &error)) << error;
 
   std::vector<HttpReply> replies(kNumPrompts);
   {
@@ -195,7 +188,7 @@ INSTANTIATE_TEST_SUITE_P(TlsAndSize, ClusterHttpExactnessTest,
 TEST_F(ClusterHttpExactnessTest, ConcurrentStreamsFinishAndFreeTheirBlocks) {
   ServeProcess serve;
   std::string error;
-  ASSERT_TRUE(serve.Start(*dir_ + "/tiny", 2, 2, "tcp,self", *dir_ + "/run-streams", &error)) << error;
+  ASSERT_TRUE(serve.Start(suite_->model(), 2, 2, "tcp,self", suite_->dir() + "/run-streams", &error)) << error;
   const int start_free = FreeBlocks(serve.port());
   ASSERT_GT(start_free, 0);
 

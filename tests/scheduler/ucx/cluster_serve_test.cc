@@ -42,30 +42,23 @@ RunResult RunCommand(const std::string& command) {
 class ClusterServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string((fs::temp_directory_path() / ("tandem_cluster_serve_" + std::to_string(::getpid()))).string());
-    fs::remove_all(*dir_);
-    MakeModelOptions o;
-    o.preset = "tiny";
-    o.seed = 3;
-    o.out_dir = *dir_ + "/tiny";
-    ASSERT_TRUE(MakeModel(o).ok());
+    suite_ = new testing::SuiteDir("tandem_cluster_serve", 3);
+    ASSERT_TRUE(suite_->status().ok()) << suite_->status().ToString();
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
-    delete dir_;
+    delete suite_;
   }
-  static std::string* dir_;
+  static testing::SuiteDir* suite_;
 };
-std::string* ClusterServeTest::dir_ = nullptr;
+testing::SuiteDir* ClusterServeTest::suite_ = nullptr;
 
 TEST_F(ClusterServeTest, DemoRequestMatchesSingleProcessGenerate) {
-  const std::string model = *dir_ + "/tiny";
+  const std::string model = suite_->model();
   const std::string prompt = "Tell me about prefill and decode.";
   const RunResult served =
       RunCommand(Tandem() + " serve --model " + model + " --num-prefill 2 --num-decode 2 --port 0 --node-threads 1" +
-          " --log-dir " + *dir_ + "/logs --demo-request --demo-max-tokens 40 --demo-prompt '" + prompt +
-          "' 2>" + *dir_ + "/serve.err");
+          " --log-dir " + suite_->dir() + "/logs --demo-request --demo-max-tokens 40 --demo-prompt '" + prompt +
+          "' 2>" + suite_->dir() + "/serve.err");
   ASSERT_EQ(served.exit_code, 0) << served.out;
   const RunResult reference = RunCommand(Tandem() + " generate --model " + model + " --chat --prompt '" + prompt +
                                   "' --max-tokens 40 --temperature 0 2>/dev/null");
@@ -79,9 +72,9 @@ TEST_F(ClusterServeTest, DemoRequestMatchesSingleProcessGenerate) {
 }
 
 TEST_F(ClusterServeTest, NodeThatCannotStartFailsServeWithItsError) {
-  const std::string bad = *dir_ + "/not-a-model";
+  const std::string bad = suite_->dir() + "/not-a-model";
   fs::create_directories(bad);
-  const RunResult r = RunCommand(Tandem() + " serve --model " + bad + " --port 0 --log-dir " + *dir_ + "/badlogs 2>&1");
+  const RunResult r = RunCommand(Tandem() + " serve --model " + bad + " --port 0 --log-dir " + suite_->dir() + "/badlogs 2>&1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("exited during start-up"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;

@@ -24,11 +24,38 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/make_model.h"
 #include "tests/frontend/serving_test_util.h"
 
 namespace tandem::testing {
 
 inline std::string Tandem() { return std::string(TANDEM_BINARY_DIR) + "/bin/tandem"; }
+
+// A suite's scratch directory, <tmp>/<name>_<pid>, holding the tiny model made with `seed` in
+// tiny/; removed with it. Suites make one in SetUpTestSuite.
+class SuiteDir {
+ public:
+  SuiteDir(const std::string& name, uint64_t seed)
+      : dir_((std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))).string()) {
+    std::filesystem::remove_all(dir_);
+    MakeModelOptions o;
+    o.preset = "tiny";
+    o.seed = seed;
+    o.out_dir = model();
+    status_ = MakeModel(o);
+  }
+  ~SuiteDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const Status& status() const { return status_; }
+  const std::string& dir() const { return dir_; }
+  std::string model() const { return dir_ + "/tiny"; }
+
+ private:
+  std::string dir_;
+  Status status_;
+};
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -43,18 +70,20 @@ class ServeProcess {
   ~ServeProcess() { Stop(); }
 
   // Starts serve with UCX_TLS=`tls` and waits (bounded) for its router port and /health.
+  // `extra`: more serve flags.
   bool Start(const std::string& model, int num_prefill, int num_decode, const std::string& tls,
-             const std::string& dir, std::string* error) {
+             const std::string& dir, std::string* error, const std::vector<std::string>& extra = {}) {
     namespace fs = std::filesystem;
     using std::chrono::milliseconds;
     using std::chrono::seconds;
     fs::create_directories(dir);
     out_path_ = dir + "/serve.out";
     err_path_ = dir + "/serve.err";
-    const std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
-                                           std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
-                                           "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
-                                           "--log-dir", dir + "/logs"};
+    std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
+                                     std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
+                                     "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
+                                     "--log-dir", dir + "/logs"};
+    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ < 0) {
       *error = "fork failed";
