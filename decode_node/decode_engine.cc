@@ -118,6 +118,14 @@ void DecodeEngine::OnPeerAborted(const std::string& id) {
   if (IsTerminal(it->second->session->state())) awaiting_.erase(it);
 }
 
+void DecodeEngine::OnPrefillLost(const std::string& id) {
+  auto it = awaiting_.find(id);
+  if (it == awaiting_.end()) return;
+  (void)it->second->session->OnPeerFailed(UnavailableError("the prefill node's connection closed"),
+                                          SessionClock::now());
+  if (IsTerminal(it->second->session->state())) awaiting_.erase(it);
+}
+
 void DecodeEngine::Abort(const std::string& id) {
   auto it = awaiting_.find(id);
   if (it != awaiting_.end()) {

@@ -83,6 +83,9 @@ class DecodeEngine {
   // node's Abort or the drain timeout; a running request is removed and its blocks freed.
   // Idempotent for unknown ids.
   void Abort(const std::string& id);
+  // The prefill node that reserved `id` is gone: a reservation still awaiting its KV drains
+  // (writes already posted may land) and is freed; a running request is not affected.
+  void OnPrefillLost(const std::string& id);
 
   bool HasWork() const { return engine_.HasWork(); }
   // One decode step; returns whether a forward pass ran.

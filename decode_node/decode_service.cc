@@ -46,6 +46,9 @@ Status DecodeService::Start() {
     auto shared = std::make_shared<proto::Envelope>(std::move(env));
     Post([this, conn, shared] { OnMessage(conn, std::move(*shared)); });
   };
+  sc.on_peer_closed = [this](const rpc::Connection::Ptr& conn, const Status&) {
+    Post([this, conn] { OnPeerClosed(conn); });
+  };
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
   reporter_ = std::make_unique<LoadReporter>(options_.load_report_interval);
@@ -95,11 +98,35 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
     r->set_ok(true);
     for (int b : *blocks) r->add_block_ids(static_cast<uint32_t>(b));
     routers_[m.request_id()] = router;
+    prefills_[m.request_id()] = prefill;
   } else {
     r->set_ok(false);
     r->set_reason(blocks.status().ToString());
   }
   (void)prefill->Send(std::move(out));
+}
+
+void DecodeService::OnPeerClosed(const rpc::Connection::Ptr& conn) {
+  const bool router = conn->peer_hello().role() == proto::ROLE_ROUTER;
+  std::map<std::string, rpc::Connection::Ptr>& owners = router ? routers_ : prefills_;
+  std::vector<std::string> ids;
+  for (const auto& [id, c] : owners) {
+    if (c == conn) ids.push_back(id);
+  }
+  for (const std::string& id : ids) {
+    if (router) {
+      engine_->Abort(id);  // nobody would receive its tokens
+      routers_.erase(id);
+      prefills_.erase(id);
+    } else {
+      engine_->OnPrefillLost(id);
+      prefills_.erase(id);
+    }
+  }
+  if (!ids.empty()) {
+    GetLogger("decode")->warn("{} {} closed its connection: {} request(s) ended here",
+                              router ? "router" : "prefill node", conn->peer_hello().node_id(), ids.size());
+  }
 }
 
 void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
@@ -109,6 +136,7 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
     OnReserve(conn, env.reserve_kv());
   } else if (env.has_kv_ready() && from_prefill) {
     const proto::KvReady& m = env.kv_ready();
+    prefills_.erase(m.request_id());  // from now on the request needs nothing of the prefill node
     if (m.ok()) {
       Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events);
       if (!s.ok()) GetLogger("decode")->warn("{}", s.ToString());
@@ -128,6 +156,7 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
       engine_->Abort(id);  // a reservation drains (the prefill node may still write into it)
     }
     routers_.erase(id);
+    prefills_.erase(id);
   } else {
     GetLogger("decode")->debug("ignoring envelope with payload {} from {}", static_cast<int>(env.payload_case()),
                                conn->peer_hello().node_id());
@@ -141,6 +170,7 @@ void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
     if (it == routers_.end()) continue;
     if (ev.kind == DecodeEventKind::kError) {
       SendError(it->second, ev.request_id, ev.error);
+      prefills_.erase(ev.request_id);
       routers_.erase(it);
       continue;
     }

@@ -46,6 +46,10 @@ class DecodeService {
   bool Iterate();  // one round of the engine thread (NodeLoop); whether a step ran
   void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
   void OnReserve(const rpc::Connection::Ptr& prefill, const proto::ReserveKv& m);  // engine thread
+  // A router or prefill connection closed: what only it could finish or receive is ended
+  // (requests streaming to a router that is gone are aborted; reservations of a prefill node
+  // that is gone drain and are freed), so no block waits for a peer that will not come back.
+  void OnPeerClosed(const rpc::Connection::Ptr& conn);  // engine thread
   rpc::Connection::Ptr FindRouter(const std::string& router_id) const;
   void Dispatch(std::vector<DecodeEvent>& events);
   void SendError(const rpc::Connection::Ptr& conn, const std::string& id, const Status& s);
@@ -55,7 +59,8 @@ class DecodeService {
   std::unique_ptr<NodeRuntime> rt_;
   std::unique_ptr<DecodeEngine> engine_;
   std::unique_ptr<rpc::RpcServer> server_;
-  std::map<std::string, rpc::Connection::Ptr> routers_;  // request -> router; engine thread
+  std::map<std::string, rpc::Connection::Ptr> routers_;   // request -> router; engine thread
+  std::map<std::string, rpc::Connection::Ptr> prefills_;  // request -> the prefill node that reserved
 
   std::vector<DecodeEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;

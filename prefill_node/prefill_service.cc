@@ -55,6 +55,9 @@ Status PrefillService::Start() {
     auto shared = std::make_shared<proto::Envelope>(std::move(env));
     Post([this, conn, shared] { OnRouterMessage(conn, std::move(*shared)); });
   };
+  sc.on_peer_closed = [this](const rpc::Connection::Ptr& conn, const Status&) {
+    Post([this, conn] { OnRouterClosed(conn); });
+  };
   server_ = std::make_unique<rpc::RpcServer>(so, sc);
   RETURN_IF_ERROR(server_->Start());
   for (const DecodeNodeAddress& d : options_.decode_nodes) {
@@ -194,6 +197,23 @@ void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::En
     OnClusterView(env.cluster_view());
   }
   Dispatch(events);
+}
+
+void PrefillService::OnRouterClosed(const rpc::Connection::Ptr& conn) {
+  std::vector<std::string> ids;
+  for (const auto& [id, c] : routers_) {
+    if (c == conn) ids.push_back(id);
+  }
+  std::vector<PrefillEvent> events;
+  for (const std::string& id : ids) {
+    engine_->Abort(id, &events);  // nobody would receive its first token
+    routers_.erase(id);
+  }
+  Dispatch(events);
+  if (!ids.empty()) {
+    GetLogger("prefill")->warn("router {} closed its connection: {} request(s) ended here", conn->peer_hello().node_id(),
+                               ids.size());
+  }
 }
 
 void PrefillService::SendToDecode(const std::string& node_id, proto::Envelope env) {

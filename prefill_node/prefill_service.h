@@ -74,6 +74,8 @@ class PrefillService {
   void Dispatch(std::vector<PrefillEvent>& events);
   void OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
   void OnClusterView(const proto::ClusterView& view);                              // engine thread
+  // A router's connection closed: its requests are aborted here (nobody would receive them).
+  void OnRouterClosed(const rpc::Connection::Ptr& conn);                           // engine thread
   // Adds a client for a decode node and starts it (engine thread, or Start()).
   Status AddDecodeNode(const DecodeNodeAddress& address);
   void OnDecodeReady(size_t index, const proto::Hello& hello);     // engine thread

@@ -22,7 +22,7 @@ TEST(NodeLoopTest, AnIterationThatRanNothingWaitsInsteadOfSpinning) {
   });
   std::this_thread::sleep_for(200ms);
   loop.Stop();
-  EXPECT_GE(iterations.load(), 5);
+  EXPECT_GE(iterations.load(), 2);
   EXPECT_LE(iterations.load(), 40);  // ~20 at 10 ms; a spinning loop makes millions
 }
 

@@ -170,11 +170,11 @@ class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX
 
   // Starts serve and waits (bounded) until every node reported an idle pool.
   void StartCluster(ServeProcess& serve, int num_prefill, int num_decode, const std::string& name,
-                    std::vector<std::string>* ids, LoadView* start) {
+                    std::vector<std::string>* ids, LoadView* start, const std::vector<std::string>& extra = {}) {
     std::string error;
     const std::string tls = GetParam();
     ASSERT_TRUE(serve.Start(suite_->model(), num_prefill, num_decode, tls,
-                            suite_->dir() + "/" + name + "-" + tls.substr(0, tls.find(',')), &error))
+                            suite_->dir() + "/" + name + "-" + tls.substr(0, tls.find(',')), &error, extra))
         << error;
     for (int i = 0; i < num_prefill; ++i) ids->push_back("prefill-" + std::to_string(i));
     for (int i = 0; i < num_decode; ++i) ids->push_back("decode-" + std::to_string(i));
@@ -358,6 +358,44 @@ TEST_P(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
            l.FreeBlocks("prefill-1") == start.FreeBlocks("prefill-1");
   }, Clock::now() + seconds(20), &v);
   EXPECT_TRUE(freed) << Describe(v);
+  serve.Stop();
+}
+
+// A decode node that stops (SIGSTOP; a wedged step looks the same to the router) must not hold
+// its clients: with --inter-token-timeout-s 1 the stream ends with an error event after about a
+// second, before the connection's idle timeout (3 s) would notice anything. After SIGCONT the
+// node drops what it was decoding for the router that gave up on it, reconnects and serves.
+TEST_P(ClusterFaultsTest, AStoppedDecodeNodeEndsItsStreamByTheInterTokenTimeoutAndComesBack) {
+  ServeProcess serve;
+  std::vector<std::string> ids;
+  LoadView start;
+  ASSERT_NO_FATAL_FAILURE(StartCluster(serve, 1, 1, "stop-decode", &ids, &start, {"--inter-token-timeout-s", "1"}));
+  const pid_t victim = serve.NodePid("decode-0");
+  ASSERT_GT(victim, 0) << serve.stderr_text();
+  TestHttpClient admin(serve.port(), seconds(10));
+  LoadView v;
+
+  SseStream s;
+  ASSERT_TRUE(s.Open(serve.port(), "/v1/completions", CompletionBody(Prompt(24, 3), 2000, true, 3))) << s.error();
+  ASSERT_TRUE(s.ReadUntil([](const SseStream& x) { return x.NumTextEvents() >= 2; }, Clock::now() + seconds(60)))
+      << s.raw();
+  ASSERT_EQ(::kill(victim, SIGSTOP), 0);
+  const auto stopped = Clock::now();
+  const bool ended = s.ReadToEnd(stopped + seconds(30));
+  ::kill(victim, SIGCONT);
+  const int64_t ms = Ms(s.ended_at() - stopped);
+  std::printf("[ SIGSTOP decode-0 ] the stream ended %lld ms after the stop: %s\n", static_cast<long long>(ms),
+              s.ErrorEvent().c_str());
+  ASSERT_TRUE(ended || s.done_seen()) << "the stream never ended:\n" << s.raw();
+  EXPECT_NE(s.ErrorEvent().find("no token from decode node decode-0"), std::string::npos) << s.raw();
+  EXPECT_TRUE(s.done_seen()) << s.raw();
+  EXPECT_GE(ms, 900);
+  EXPECT_LE(ms, 2900);  // the inter-token timeout, not the 3 s idle timeout
+
+  // Back: ready again (a fresh connection), serving, and nothing left reserved anywhere.
+  ASSERT_TRUE(WaitLoad(admin, [&](const LoadView& l) { return Idle(l, ids); }, Clock::now() + seconds(30), &v))
+      << Describe(v);
+  ASSERT_NO_FATAL_FAILURE(ExpectServed(serve.port(), 2, 700));
   serve.Stop();
 }
 
