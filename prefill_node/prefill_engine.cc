@@ -277,7 +277,7 @@ void PrefillEngine::ExpireDeadlines(int64_t now, std::vector<PrefillEvent>* even
 
 void PrefillEngine::AskReservations(std::vector<PrefillEvent>* events) {
   const int64_t lookahead =
-      options_.reserve_lookahead_tokens > 0 ? options_.reserve_lookahead_tokens : 2LL * options_.max_num_batched_tokens;
+      options_.reserve_lookahead_tokens > 0 ? options_.reserve_lookahead_tokens : options_.max_num_batched_tokens;
   int64_t ahead = 0;
   for (Request* r : scheduler_.PendingPrompts()) {
     const int64_t until_last = ahead + r->remaining_prompt();
@@ -308,6 +308,7 @@ bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
     return false;
   }
   std::vector<Active*> sending = StartSessions(plan, events);
+  if (early_ && !events->empty()) early_(*events);  // the ReserveKv round trips run during the pass
   const Status run = executor_.Execute(plan, &result_, [&](int layer) {
     // A reservation that came during the forward pass starts its transfer now, with the layers
     // computed so far. Only grants: a refusal ends a request, which must wait for the step's end.

@@ -1,10 +1,10 @@
 // The prefill node's engine: the engine core (engine/scheduler.h) in its prefill role, plus the
 // KV hand-off to the decode node. A request:
 //
-//   Add ──▶ [queued in the Scheduler] ── within `reserve_lookahead_tokens` of running its last
-//           chunk ──▶ kReserve event: the service asks the decode node D to reserve prompt +
-//           max_tokens blocks (ReserveKv); the round trip overlaps the steps before, and the
-//           last one
+//   Add ──▶ [queued in the Scheduler] ── within `reserve_lookahead_tokens` (one budget: the step
+//           about to run) of its last chunk ──▶ kReserve event, sent before the forward pass:
+//           the service asks the decode node D to reserve prompt + max_tokens blocks (ReserveKv);
+//           the round trip overlaps the pass
 //   the step that completes the prompt: a KvSendSession per request, awaiting the reservation
 //           if it has not come yet; each layer's KV is posted as soon as both the layer is
 //           computed and the reservation is there (LayerDoneFn), so it moves while the next
@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,8 +93,9 @@ struct PrefillEvent {
 struct PrefillEngineOptions {
   int32_t max_num_batched_tokens = 2048;
   // Ask the decode node for a reservation once the prompt tokens ahead of a request plus its own
-  // remaining ones are at most this many: early enough that the round trip overlaps the steps
-  // before its last chunk, late enough that queueing holds no decode memory. 0: twice the budget.
+  // remaining ones are at most this many. The default, one budget, asks at the start of the step
+  // that completes the prompt (the round trip overlaps that step's forward pass) and holds decode
+  // memory for no request that is still waiting for a later step. 0: the budget.
   int32_t reserve_lookahead_tokens = 0;
   SessionOptions session;
 };
@@ -128,6 +130,11 @@ class PrefillEngine {
   void DrainReservations(std::vector<PrefillEvent>* events);
   // Drops a queued request, or cancels its transfer; idempotent for unknown ids.
   void Abort(const std::string& id, std::vector<PrefillEvent>* events);
+
+  // Where events go that must leave before a forward pass starts (the reservation requests, so
+  // that the decode node's round trip overlaps the pass): Step hands them over, and clears
+  // them, just before it executes. Unset, they stay in Step's output.
+  void SetEarlyDispatch(std::function<void(std::vector<PrefillEvent>&)> dispatch) { early_ = std::move(dispatch); }
 
   bool HasWork() const { return scheduler_.HasWork() || num_transferring_ > 0; }
   // Deadlines, reservations to ask for, and one forward pass over what may run. Returns whether
@@ -188,6 +195,7 @@ class PrefillEngine {
   int32_t num_transferring_ = 0;
   int64_t next_key_ = 1;
   StepResult result_;
+  std::function<void(std::vector<PrefillEvent>&)> early_;
   std::mutex mailbox_mu_;
   std::vector<PostedReservation> mailbox_;  // GUARDED_BY(mailbox_mu_)
 };

@@ -37,6 +37,7 @@ PrefillService::~PrefillService() { Stop(); }
 Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
+  engine_->SetEarlyDispatch([this](std::vector<PrefillEvent>& events) { Dispatch(events); });
 
   hello_.set_role(proto::ROLE_PREFILL);
   hello_.set_node_id(options_.node_id);

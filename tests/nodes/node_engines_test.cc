@@ -31,7 +31,7 @@ constexpr PeerId kDecodePeer = 1;
 class NodeEnginesTest : public ::testing::Test {
  protected:
   void Build(int32_t prefill_blocks, int32_t decode_blocks, int32_t budget,
-             std::chrono::milliseconds transfer_timeout = std::chrono::milliseconds(5000)) {
+             std::chrono::milliseconds transfer_timeout = std::chrono::milliseconds(5000), int32_t lookahead = 0) {
     ASSERT_FALSE(TinyModelDir().empty());
     backend_ = std::make_unique<testing::FaultInjectingBackend>(std::move(CreateBackend("cpu")).value(), fail_);
     auto w = LoadModelWeights(TinyModelDir(), *backend_);
@@ -49,6 +49,7 @@ class NodeEnginesTest : public ::testing::Test {
     ASSERT_TRUE(p_transport_->Connect(kDecodePeer, *ep).ok());
     PrefillEngineOptions po;
     po.max_num_batched_tokens = budget;
+    po.reserve_lookahead_tokens = lookahead;
     po.session.transfer_timeout = transfer_timeout;
     po.session.drain_timeout = std::chrono::milliseconds(100);
     prefill_ = std::make_unique<PrefillEngine>(*transformer_, *p_cache_, *p_transport_, po);
@@ -241,9 +242,11 @@ TEST_F(NodeEnginesTest, FirstTokenFinishReleasesTheReservation) {
 }
 
 TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
-  Build(16, 32, 24);  // a 24-token budget: the 40-token prompt takes two steps
+  // A 24-token budget (the 40-token prompt takes two steps) and a 48-token lookahead: after its
+  // first chunk it has asked D, which reserved; then it is aborted before its last chunk.
+  Build(16, 32, 24, std::chrono::milliseconds(5000), /*lookahead=*/48);
   ASSERT_TRUE(Submit("q", FivePrompts(true)[2]).ok());
-  ASSERT_TRUE(StepOnce());  // its first chunk; within the lookahead, so D has reserved
+  ASSERT_TRUE(StepOnce());
   EXPECT_EQ(reserves_["q"], 1);
   EXPECT_EQ(decode_->num_awaiting(), 1);
   std::vector<PrefillEvent> pe;
@@ -257,15 +260,15 @@ TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
 }
 
 TEST_F(NodeEnginesTest, AQueuedRequestHoldsNoDecodeMemory) {
-  // A budget of 24 tokens and a 70-token prompt ahead: the second request is more than twice
-  // the budget away from its last chunk, so it has not asked the decode node for anything yet.
+  // A budget of 24 tokens and a 70-token prompt ahead: neither request's last chunk is in the
+  // step about to run, so neither has asked the decode node for anything yet.
   Build(32, 32, 24);
   ASSERT_TRUE(Submit("long", FivePrompts(true)[4]).ok());  // 70 tokens
   ASSERT_TRUE(Submit("next", FivePrompts(true)[1]).ok());  // 17 tokens
   std::vector<PrefillEvent> pe;
   prefill_->Step(&pe);
   Route(pe);
-  EXPECT_EQ(reserves_["long"], 0);  // 70 > 2 x 24: not yet
+  EXPECT_EQ(reserves_["long"], 0);  // 70 > 24: not yet
   EXPECT_EQ(reserves_["next"], 0);
   EXPECT_EQ(d_cache_->pool().num_free(), d_cache_->num_blocks());
   RunUntilIdle();

@@ -45,7 +45,7 @@ using testing::TestHttpClient;
 constexpr int kPromptTokens = 200;   // 7 steps each at a 32-token budget
 constexpr int kBudget = 32;          // so the burst takes many steps
 constexpr int kKvTimeoutMs = 200;    // the decode node's reservation -> KV bound
-// Reservations are asked for within 2 budgets (64 tokens) of a request's last chunk: with
+// Reservations are asked for within one budget (32 tokens) of a request's last chunk: with
 // 200-token prompts that is the request at the head of the queue and perhaps the next; one more
 // may be between its reservation and its KV's arrival. Without the fix it is the whole queue.
 constexpr int kMostAwaiting = 3;
