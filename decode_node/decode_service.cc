@@ -8,6 +8,12 @@
 
 namespace tandem {
 
+namespace {
+// Longer than any request may wait for its first token (the router's deadline, 60 s by default),
+// so no ReserveKv for an aborted request can still be on its way.
+constexpr int64_t kTombstoneUs = 120'000'000;
+}  // namespace
+
 DecodeService::DecodeService(DecodeServiceOptions options) : options_(std::move(options)) {}
 
 DecodeService::~DecodeService() { Stop(); }
@@ -85,7 +91,10 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
   r->set_decode_node_id(options_.node_id);
   rpc::Connection::Ptr router = FindRouter(m.router_id());
   Result<std::vector<int>> blocks = UnavailableError("router '" + m.router_id() + "' is not connected here");
-  if (router) {
+  auto early = router ? aborted_early_.find(router) : aborted_early_.end();
+  if (early != aborted_early_.end() && early->second.ids.erase(m.request_id()) > 0) {
+    blocks = AbortedError("request " + m.request_id() + " was aborted by the router before this reservation");
+  } else if (router) {
     DecodeJob job;
     job.id = m.request_id();
     job.prompt.assign(m.prompt_token_ids().begin(), m.prompt_token_ids().end());
@@ -108,6 +117,7 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
 
 void DecodeService::OnPeerClosed(const rpc::Connection::Ptr& conn) {
   const bool router = conn->peer_hello().role() == proto::ROLE_ROUTER;
+  aborted_early_.erase(conn);
   std::map<std::string, rpc::Connection::Ptr>& owners = router ? routers_ : prefills_;
   std::vector<std::string> ids;
   for (const auto& [id, c] : owners) {
@@ -152,6 +162,15 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
     const std::string& id = env.abort().request_id();
     if (from_prefill) {
       engine_->OnPeerAborted(id);  // no write of the prefill node's is in flight: free at once
+    } else if (!routers_.count(id)) {
+      // Not reserved here (yet): its ReserveKv may still be on its way through the prefill node.
+      Tombstones& t = aborted_early_[conn];
+      const int64_t now = SteadyClock::Read();
+      while (!t.order.empty() && now - t.order.front().first > kTombstoneUs) {
+        t.ids.erase(t.order.front().second);
+        t.order.pop_front();
+      }
+      if (t.ids.insert(id).second) t.order.emplace_back(now, id);
     } else {
       engine_->Abort(id);  // a reservation drains (the prefill node may still write into it)
     }

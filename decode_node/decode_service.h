@@ -11,7 +11,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <deque>
 #include <string>
+#include <unordered_set>
+#include <utility>
 
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
@@ -61,6 +64,15 @@ class DecodeService {
   std::unique_ptr<rpc::RpcServer> server_;
   std::map<std::string, rpc::Connection::Ptr> routers_;   // request -> router; engine thread
   std::map<std::string, rpc::Connection::Ptr> prefills_;  // request -> the prefill node that reserved
+  // Requests a router aborted before their ReserveKv arrived (the Abort comes straight from the
+  // router, the ReserveKv through the prefill node, so the Abort can overtake it): the late
+  // ReserveKv is refused instead of reserving for, and decoding, a request nobody wants. Per
+  // router connection (a restarted router reuses ids), forgotten after kTombstoneUs. Engine thread.
+  struct Tombstones {
+    std::deque<std::pair<int64_t, std::string>> order;  // (when, id), oldest first
+    std::unordered_set<std::string> ids;
+  };
+  std::map<rpc::Connection::Ptr, Tombstones> aborted_early_;
 
   std::vector<DecodeEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;

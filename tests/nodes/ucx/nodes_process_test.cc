@@ -300,6 +300,31 @@ TEST_P(NodesProcessTest, DecodeNodeDeathLeavesPrefillTerminalAndServing) {
   EXPECT_EQ(Run("again", prompts[1]), expected[0]);
 }
 
+// The router's Abort reaches the decode node directly, the prefill node's ReserveKv goes through
+// the prefill node: the Abort can arrive first. The decode node remembers it and refuses the late
+// reservation, so it never reserves (or decodes) a request the router gave up.
+TEST_P(NodesProcessTest, AnAbortThatOvertakesTheReservationIsHonoured) {
+  ASSERT_TRUE(from_d_->WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
+  const uint32_t d_free = from_d_->last_load().free_blocks();
+  proto::Envelope abort;
+  abort.mutable_abort()->set_request_id("early");
+  abort.mutable_abort()->set_reason("client went away");
+  ASSERT_TRUE(to_d_->Send(abort).ok());
+  std::this_thread::sleep_for(100ms);  // the Abort is there first
+  ASSERT_TRUE(to_p_->Send(MakeRequest("early", FivePrompts(true)[3])).ok());
+  auto answer = from_p_.Take(For("early"), 20s);
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->has_kv_reservation()) << answer->DebugString();  // the refusal, relayed
+  EXPECT_FALSE(answer->kv_reservation().ok());
+  EXPECT_NE(answer->kv_reservation().reason().find("aborted by the router"), std::string::npos)
+      << answer->DebugString();
+  EXPECT_FALSE(from_d_->Take(For("early"), 500ms).has_value()) << "the decode node streamed it anyway";
+  EXPECT_TRUE(from_d_->WaitLoad([&](const proto::LoadReport& r) { return r.free_blocks() == d_free; }, 5s));
+  // Ids are not poisoned for good: another request is served normally.
+  const auto expected = ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[1]});
+  EXPECT_EQ(Run("after-early", FivePrompts(true)[1]), expected[0]);
+}
+
 INSTANTIATE_TEST_SUITE_P(Tls, NodesProcessTest, ::testing::Values("tcp,self", "sm,self"),
                          [](const auto& info) { return info.param == "tcp,self" ? "tcp" : "sm"; });
 
