@@ -212,6 +212,12 @@ ApiError StatusToApiError(const Status& status) {
       e.type = "server_error";
       e.code = "service_unavailable";
       break;
+    case StatusCode::kDeadlineExceeded:
+      // Waited past its deadline (queued, or a stuck node): the server timed out, not the client.
+      e.http_status = 504;
+      e.type = "server_error";
+      e.code = "timeout";
+      break;
     default:
       e.http_status = 500;
       e.type = "server_error";

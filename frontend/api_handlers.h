@@ -36,7 +36,7 @@ JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_jso
 
 // An InferenceClient error as the client sees it: 400 for requests the model cannot serve, 429
 // when every node is up but none has room (retry later), 503 when the backend is unavailable,
-// 500 otherwise.
+// 504 when the request waited past its deadline, 500 otherwise.
 ApiError StatusToApiError(const Status& status);
 
 }  // namespace tandem

@@ -43,8 +43,15 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
   f.record.arrival_us = f.request->arrival_us;
   f.record.queued_us = now;
   flights_.emplace(f.request->id, std::move(owned));
-  // FCFS: nobody overtakes a request that is already waiting for a placement.
+  // FCFS: nobody overtakes a request that is already waiting for a placement. But what can
+  // never be placed (no pool could hold it, no node of a role) is refused now, not at the head.
   if (!queue_.empty()) {
+    const PlacementDecision decision = policy_->Place(
+        PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens}, PlacementContext{nodes_, {}});
+    if (decision.kind == PlacementDecision::Kind::kReject) {
+      flights_.erase(f.record.id);
+      return decision.reason;
+    }
     if (static_cast<int32_t>(queue_.size()) >= options_.max_queued) {
       flights_.erase(f.record.id);
       return ResourceExhaustedError("the router's queue is full (" + std::to_string(options_.max_queued) +

@@ -160,7 +160,8 @@ class RouterCore {
   struct Flight;
   enum class Outcome { kPlaced, kQueued, kFailed };
 
-  // Asks the policy for `f` and acts on the answer. `may_queue`: a deferral joins the queue.
+  // Asks the policy for `f` and acts on the answer: sent, queued (a deferral while the queue has
+  // room), or failed with `refused` (the caller ends the request).
   Outcome TryPlace(Flight& f, int64_t now, RouterActions* out, Status* refused);
   void Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterActions* out);
   void DrainQueue(int64_t now, RouterActions* out);

@@ -254,6 +254,9 @@ TEST(StatusToApiErrorTest, FullIsRetryLaterUnavailableIsServiceMissing) {
   EXPECT_EQ(down.code, "service_unavailable");
   EXPECT_EQ(StatusToApiError(OutOfRangeError("needs 125 KV blocks")).http_status, 400);
   EXPECT_EQ(StatusToApiError(InternalError("bug")).http_status, 500);
+  const ApiError late = StatusToApiError(DeadlineExceededError("no first token after 60000 ms"));
+  EXPECT_EQ(late.http_status, 504);
+  EXPECT_EQ(late.code, "timeout");
 }
 
 }  // namespace

@@ -171,6 +171,7 @@ TEST_F(RouterCoreTest, AFullQueueRefusesAndNeverFittingIsOutOfRange) {
   EXPECT_EQ(Submit(1, 1000, 1000).code(), StatusCode::kOutOfRange);  // 125 blocks > 10
   ASSERT_TRUE(Submit(2, 150, 10).ok());
   for (int64_t id = 3; id < 7; ++id) ASSERT_TRUE(Submit(id, 150, 10).ok());  // 4 queued: the limit
+  EXPECT_EQ(Submit(8, 1000, 1000).code(), StatusCode::kOutOfRange);  // refused at once, queue or not
   const Status full = Submit(7, 150, 10);
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(last_.events().empty());  // a refused Submit has no events

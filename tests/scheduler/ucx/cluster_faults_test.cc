@@ -4,7 +4,7 @@
 // own reports (every 100 ms).
 //   - A client that hangs up mid-stream frees the request's blocks on the prefill AND the decode
 //     node within 1 s; so does one that hangs up right after sending (before its first token,
-//     while the decode node is still reserving).
+//     while the prefill node computes or the decode node reserves).
 //   - kill -9 of a decode node mid-stream: its streams end with an SSE error event within 5 s,
 //     the router reports the node down within 5 s, the other streams finish normally, new
 //     requests are served by the remaining decode node, and no block stays taken on the others.
@@ -249,8 +249,9 @@ TEST_P(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecon
   }
 
   // 2. Before the first token: the client hangs up right after sending, so the router sees the
-  //    hang-up while the decode node is still reserving (or P prefilling). P was never told
-  //    in the first case, so D must free the reservation without waiting out a drain.
+  //    hang-up while the prefill node computes or the decode node reserves. The router's Abort
+  //    may reach the decode node before the prefill node's ReserveKv: D must refuse that late
+  //    reservation rather than reserve and decode for nobody.
   {
     const std::string before = serve.stderr_text();
     SseStream s;
@@ -268,7 +269,9 @@ TEST_P(ClusterFaultsTest, ClientThatHangsUpFreesItsBlocksOnBothNodesWithinASecon
     EXPECT_EQ(v.FreeBlocks("decode-0"), d_free);
     EXPECT_LE(ms, kFreeBound.count());
     const std::string log = serve.stderr_text().substr(before.size());
-    EXPECT_NE(log.find("aborted (client connection closed): prompt_tokens=24 output_tokens=0"), std::string::npos)
+    // Usually before the first token; with a fast prefill the first token may win the race and
+    // the hang-up is then seen when writing it. Either way the request is aborted, not finished.
+    EXPECT_NE(log.find("aborted (client connection closed): prompt_tokens=24 output_tokens="), std::string::npos)
         << log;
   }
   serve.Stop();
