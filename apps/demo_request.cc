@@ -3,6 +3,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cstdint>
+#include <limits>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -75,7 +78,7 @@ Result<std::string> RunDemoRequest(const DemoRequest& request, std::ostream& out
 
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // not boost::none: Boost 1.74 rejects any Content-Length against it
     http::read_header(sock, buf, parser);
     const unsigned status = parser.get().result_int();
     std::string pending, finish, error_body;

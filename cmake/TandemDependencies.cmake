@@ -18,6 +18,7 @@ target_include_directories(tandem_openblas INTERFACE ${OPENBLAS_INCLUDE_DIR})
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx)
+pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)  # tandem bench plot
 
 if(TANDEM_BUILD_TESTS)
   find_package(GTest REQUIRED)

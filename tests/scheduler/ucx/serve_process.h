@@ -73,17 +73,24 @@ class ServeProcess {
   // `extra`: more serve flags.
   bool Start(const std::string& model, int num_prefill, int num_decode, const std::string& tls,
              const std::string& dir, std::string* error, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
+                                     std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
+                                     "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
+                                     "--log-dir", dir + "/logs"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return StartCommand(args, tls, dir, error);
+  }
+
+  // Any `tandem` server command that prints "listening on http://127.0.0.1:PORT" and answers
+  // /health (serve, worker, router), started the same way.
+  bool StartCommand(const std::vector<std::string>& args, const std::string& tls, const std::string& dir,
+                    std::string* error) {
     namespace fs = std::filesystem;
     using std::chrono::milliseconds;
     using std::chrono::seconds;
     fs::create_directories(dir);
     out_path_ = dir + "/serve.out";
     err_path_ = dir + "/serve.err";
-    std::vector<std::string> args = {Tandem(), "serve", "--model", model, "--num-prefill",
-                                     std::to_string(num_prefill), "--num-decode", std::to_string(num_decode),
-                                     "--port", "0", "--node-threads", "1", "--start-timeout-s", "60",
-                                     "--log-dir", dir + "/logs"};
-    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ < 0) {
       *error = "fork failed";
