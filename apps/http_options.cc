@@ -14,6 +14,15 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
          "Largest request body in KiB (413 above)")
       ->default_str(std::to_string(http.max_body_bytes / 1024))
       ->check(CLI::Range(1, 1 << 20));
+  sub.add_option_function<std::string>(
+      "--slo-config",
+      [&http](const std::string& path) {
+        auto config = SloConfig::FromFile(path);
+        if (!config.ok()) throw CLI::ValidationError("--slo-config", config.status().message());
+        http.slo_config = std::make_shared<const SloConfig>(std::move(*config));
+      },
+      "SLO classes (JSON: {\"classes\": [{\"name\", \"ttft_ms\", \"tpot_ms\", \"priority\", \"default\"}]}); "
+      "requests pick one with \"slo_class\" or the X-SLO-Class header");
 }
 
 void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags) {

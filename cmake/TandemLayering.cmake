@@ -21,7 +21,7 @@ set(_TANDEM_LAYERS
   "scheduler=common,proto,slo,engine/request_rules.h,model/model_config.h,model/sampling_params.h,model/kv_blocks.h"
   "frontend=common,slo,tokenizer,scheduler,model/model_config.h,model/sampling_params.h"
   "worker=common,slo,kernels,model,engine,scheduler"
-  "loadgen=common,tokenizer"
+  "loadgen=common,tokenizer,slo/slo_config.h"
 )
 
 function(tandem_check_layering)

@@ -72,11 +72,37 @@ std::optional<ApiError> EncodeText(const ServedModel& model, const std::string& 
 
 }  // namespace
 
+std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequest& request,
+                                   const std::string& header_slo_class, RequestSlo* out) {
+  *out = RequestSlo();
+  const std::string name = request.slo_class.empty() ? header_slo_class : request.slo_class;
+  const SloClass* cls = nullptr;
+  if (!name.empty()) {
+    cls = config ? config->Find(name) : nullptr;
+    if (cls == nullptr) {
+      const std::string known = config ? "known classes: " + config->Names() : "this server has no --slo-config";
+      return InvalidRequest("slo_class", "unknown SLO class '" + name + "' (" + known + ")");
+    }
+  } else if (config) {
+    cls = config->default_class();
+  }
+  if (cls) {
+    out->class_name = cls->name;
+    out->ttft_ms = cls->ttft_ms;
+    out->tpot_ms = cls->tpot_ms;
+    out->priority = cls->priority;
+  }
+  if (request.slo_ttft_ms > 0) out->ttft_ms = request.slo_ttft_ms;
+  if (request.slo_tpot_ms > 0) out->tpot_ms = request.slo_tpot_ms;
+  return std::nullopt;
+}
+
 std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json& body, ApiKind kind, int64_t arrival_us,
-                                          PreparedGeneration* out) {
+                                          PreparedGeneration* out, const std::string& header_slo_class) {
   const ServedModel& model = *ctx.model;
   if (auto e = ParseGenerationRequest(body, kind, model.limits, &out->request)) return e;
   if (auto e = CheckModel(ctx, body)) return e;
+  if (auto e = ResolveSlo(ctx.options.slo_config.get(), out->request, header_slo_class, &out->serving.slo)) return e;
   const GenerationRequest& req = out->request;
   std::vector<int32_t> ids;
   if (kind == ApiKind::kChat) {

@@ -22,8 +22,16 @@ struct PreparedGeneration {
 };
 
 // nullopt on success, with `out` filled (a fresh router id in out->serving.id).
+// `header_slo_class` is the X-SLO-Class header ("" when absent); the body's slo_class wins.
 std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const nlohmann::ordered_json& body, ApiKind kind,
-                                          int64_t arrival_us, PreparedGeneration* out);
+                                          int64_t arrival_us, PreparedGeneration* out,
+                                          const std::string& header_slo_class = "");
+
+// The SLO a request is held to: its class (body, else header, else the config's default), with
+// its own "slo" targets over the class's. 400 for a class the config does not define (or any
+// class when there is no config).
+std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequest& request,
+                                   const std::string& header_slo_class, RequestSlo* out);
 
 struct JsonReply {
   int http_status = 200;

@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "scheduler/inference_client.h"
 #include "frontend/served_model.h"
+#include "slo/slo_config.h"
 
 namespace tandem {
 
@@ -30,6 +31,7 @@ struct HttpServerOptions {
   std::string api_key;                  // empty: no authentication
   int idle_timeout_s = 60;              // a keep-alive connection with no request is closed
   int write_timeout_s = 30;             // a client that stops reading is dropped (and aborted)
+  std::shared_ptr<const SloConfig> slo_config;  // --slo-config: the SLO classes (null: none)
 };
 
 struct ServerContext;  // shared by the connections (scheduler/server_context.h)

@@ -11,7 +11,7 @@
 #include <boost/asio/write.hpp>
 
 #include "common/clock.h"
-#include "frontend/sse.h"
+#include "common/sse.h"
 
 namespace tandem {
 
@@ -166,7 +166,7 @@ void HttpSession::Handle(Request& req) {
   }
   const ApiKind kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
   PreparedGeneration prepared;
-  if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared)) {
+  if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared, std::string(req["X-SLO-Class"]))) {
     SendError(*error);
     return;
   }
@@ -372,6 +372,11 @@ void HttpSession::OnEvent(InferenceEvent event) {
     FailGeneration(event.status.ok() ? AbortedError("the request was aborted by the server") : event.status);
     return;
   }
+  if (!event.tokens.empty()) {
+    const int64_t at = event.emitted_us ? event.emitted_us : SteadyClock::Read();
+    if (g.first_token_us == 0) g.first_token_us = at;
+    g.last_token_us = at;
+  }
   const std::string text = g.processor->Add(event.tokens, event.finish_reason);
   if (g.processor->finished() && !g.engine_done) {
     g.engine_done = true;  // a stop string ended it: free its KV blocks now (a normal stop)
@@ -399,7 +404,17 @@ void HttpSession::CompleteGeneration() {
   Generation& g = *active_;
   g.complete = true;
   const std::string finish(FinishReasonName(g.processor->finish_reason()));
-  const Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens()};
+  Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens(), std::nullopt};
+  if (const RequestSlo& slo = g.prepared.serving.slo; !slo.empty()) {
+    // TTFT from arrival and TPOT over the tokens after the first, as RequestRecord defines them.
+    SloReport report;
+    report.slo_class = slo.class_name;
+    const int64_t n = usage.completion_tokens;
+    if (g.first_token_us) report.ttft_ms = (g.first_token_us - g.prepared.serving.arrival_us) / 1000.0;
+    if (n > 1) report.tpot_ms = (g.last_token_us - g.first_token_us) / 1000.0 / static_cast<double>(n - 1);
+    report.slo_met = slo.Met(report.ttft_ms, report.tpot_ms);
+    usage.slo = report;
+  }
   const GenerationRequest& req = g.prepared.request;
   if (!req.stream) {
     SendJson(200, BuildResponse(g.prepared.meta, g.text, finish, usage));

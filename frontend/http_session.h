@@ -52,6 +52,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool header_written = false;
     bool last_chunk_written = false;
     std::string pending;           // SSE bytes not yet handed to a write
+    // Client-visible token times (the router's clock), for the SLO report in usage.
+    int64_t first_token_us = 0;
+    int64_t last_token_us = 0;
   };
 
   // --- connection ---

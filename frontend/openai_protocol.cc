@@ -262,6 +262,34 @@ MaybeError ReadUnsupported(const ordered_json& body, ApiKind kind) {
   return std::nullopt;
 }
 
+// Tandem's extension: "slo_class": NAME and "slo": {"ttft_ms": X, "tpot_ms": Y}. Whether the
+// class exists is the caller's question (it has the --slo-config file).
+MaybeError ReadSlo(const ordered_json& body, GenerationRequest* out) {
+  if (const ordered_json* v = Field(body, "slo_class")) {
+    if (!v->is_string() || v->get<std::string>().empty()) return WrongType("slo_class", "a non-empty string", *v);
+    out->slo_class = v->get<std::string>();
+  }
+  const ordered_json* slo = Field(body, "slo");
+  if (!slo) return std::nullopt;
+  if (!slo->is_object()) return WrongType("slo", "an object with ttft_ms and/or tpot_ms", *slo);
+  for (const auto& item : slo->items()) {
+    if (item.key() != "ttft_ms" && item.key() != "tpot_ms") {
+      return InvalidRequest("slo." + item.key(), "unknown SLO target '" + item.key() + "' (known: ttft_ms, tpot_ms)");
+    }
+  }
+  const Range range{0.0, 86400000.0, true, "a positive number of milliseconds, at most a day"};
+  for (const auto& [name, target] : {std::pair{"ttft_ms", &out->slo_ttft_ms}, std::pair{"tpot_ms", &out->slo_tpot_ms}}) {
+    float value = 0;
+    if (auto e = ReadFloat(*slo, name, range, &value)) {
+      e->param = std::string("slo.") + name;
+      return e;
+    }
+    *target = value;
+  }
+  if (out->slo_ttft_ms <= 0 && out->slo_tpot_ms <= 0) return InvalidRequest("slo", "'slo' needs ttft_ms and/or tpot_ms");
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ApiError> ParseGenerationRequest(const ordered_json& body, ApiKind kind, const ProtocolLimits& limits,
@@ -283,6 +311,7 @@ std::optional<ApiError> ParseGenerationRequest(const ordered_json& body, ApiKind
   if (auto e = ReadStop(body, out)) return e;
   if (auto e = ReadStreaming(body, out)) return e;
   if (auto e = ReadUnsupported(body, kind)) return e;
+  if (auto e = ReadSlo(body, out)) return e;
   return std::nullopt;
 }
 

@@ -56,6 +56,10 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;
+  // Tandem's SLO extension: "slo_class" and/or "slo": {"ttft_ms", "tpot_ms"} (0: not given).
+  std::string slo_class;
+  double slo_ttft_ms = 0;
+  double slo_tpot_ms = 0;
 };
 
 // Parses a request body (already known to be a JSON object). nullopt on success.
@@ -77,9 +81,18 @@ struct ResponseMeta {
   std::string model;
 };
 
+// Measured against the request's SLO, reported in usage when it had one (Tandem's extension).
+struct SloReport {
+  std::string slo_class;  // "" when the targets came from the request alone
+  double ttft_ms = -1;
+  double tpot_ms = 0;
+  bool slo_met = false;
+};
+
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  std::optional<SloReport> slo;
 };
 
 nlohmann::ordered_json UsageJson(const Usage& usage);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "slo/slo_config.h"
 #include <sstream>
 
 namespace tandem::loadgen {
@@ -64,33 +66,19 @@ bool SloPolicy::empty() const {
 }
 
 Result<SloPolicy> SloPolicy::FromConfigFile(const std::string& path, SloTargets fallback) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("--slo-config " + path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-  const std::string who = "--slo-config " + path + ": ";
-  if (!j.is_object() || !j.contains("classes") || !j["classes"].is_array()) {
-    return InvalidArgumentError(who + "expected {\"classes\": [{\"name\": ..., \"ttft_ms\": ..., \"tpot_ms\": ...}]}");
-  }
+  auto config = SloConfig::FromFile(path);
+  if (!config.ok()) return config.status();
   SloPolicy policy;
   policy.fallback = fallback;
-  for (const auto& c : j["classes"]) {
-    if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || c["name"].get<std::string>().empty()) {
-      return InvalidArgumentError(who + "every class needs a non-empty \"name\"");
-    }
-    const std::string name = c["name"].get<std::string>();
+  for (const SloClass& c : config->classes()) {
     SloTargets t;
-    for (const auto& [field, target] :
-         {std::pair{"ttft_ms", &t.ttft_ms}, std::pair{"tpot_ms", &t.tpot_ms}, std::pair{"e2el_ms", &t.e2el_ms}}) {
-      if (!c.contains(field)) continue;
-      if (!c[field].is_number() || !(c[field].get<double>() > 0)) {
-        return InvalidArgumentError(who + "class " + name + ": " + field + " must be a positive number");
-      }
-      *target = c[field].get<double>();
-    }
-    policy.classes[name] = t;
+    if (c.ttft_ms > 0) t.ttft_ms = c.ttft_ms;
+    if (c.tpot_ms > 0) t.tpot_ms = c.tpot_ms;
+    policy.classes[c.name] = t;
   }
+  // A request without a class is held to the file's default class, as the router holds it,
+  // unless --goodput gave targets for it.
+  if (policy.fallback.empty() && config->default_class()) policy.fallback = policy.classes[config->default_class()->name];
   return policy;
 }
 

@@ -66,8 +66,9 @@ struct SloPolicy {
   std::map<std::string, SloTargets> classes;
   const SloTargets& For(const std::string& slo_class) const;
   bool empty() const;
-  // {"classes": [{"name", "ttft_ms", "tpot_ms", "e2el_ms"}...]} (the router's --slo-config
-  // format; other fields are ignored). InvalidArgument with the file and the field at fault.
+  // The router's --slo-config file (slo/slo_config.h): each class's TTFT and TPOT targets; its
+  // default class, if any, for requests without one when `fallback` is empty. InvalidArgument
+  // with the file and the field at fault.
   static Result<SloPolicy> FromConfigFile(const std::string& path, SloTargets fallback);
 };
 

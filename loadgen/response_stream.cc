@@ -5,9 +5,8 @@
 namespace tandem::loadgen {
 
 void ResponseStream::Feed(std::string_view bytes, double now_s) {
-  events_.clear();
-  sse_.Feed(bytes, &events_);
-  for (const std::string& e : events_) OnEvent(e, now_s);
+  sse_.Feed(bytes);
+  for (const std::string& e : sse_.TakeEvents()) OnEvent(e, now_s);
 }
 
 void ResponseStream::OnEvent(const std::string& data, double now_s) {

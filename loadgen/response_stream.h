@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/sse.h"
 #include "loadgen/metrics.h"
-#include "loadgen/sse_parser.h"
 
 namespace tandem::loadgen {
 
@@ -44,7 +44,6 @@ class ResponseStream {
 
   bool chat_;
   SseParser sse_;
-  std::vector<std::string> events_;
   std::vector<double> chunk_s_;
   double last_event_s_ = -1;
   double last_choice_s_ = -1;

@@ -42,6 +42,7 @@ struct ServingRequest {
   std::vector<int32_t> prompt;    // token ids, non-empty
   SamplingParams params;          // max_tokens already resolved against the context window
   int64_t arrival_us = 0;         // steady µs (common/clock.h) when the router received it; 0: now
+  RequestSlo slo;                 // its SLO class and targets (slo/slo_config.h); empty: none
 };
 
 struct InferenceEvent {

@@ -26,6 +26,9 @@ std::string RequestRecord::Summary() const {
   }
   if (kv_bytes >= 0) line += fmt::format(" kv_bytes={} kv_transfer_ms={:.2f}", kv_bytes, transfer_ms());
   if (decode_attempts > 1) line += fmt::format(" decode_attempts={}", decode_attempts);
+  if (!slo.empty()) {
+    line += fmt::format(" slo={} slo_met={}", slo.class_name.empty() ? "custom" : slo.class_name, slo_met());
+  }
   if (!status.ok()) line += " error=" + status.ToString();
   return line;
 }

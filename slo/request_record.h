@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "slo/slo_config.h"
 
 namespace tandem {
 
@@ -49,6 +50,7 @@ struct RequestRecord {
 
   FinishReason finish_reason = FinishReason::kNone;
   Status status;  // why it failed (kError); Ok otherwise
+  RequestSlo slo;  // the targets it is held to (empty: none)
 
   bool finished() const { return finish_reason != FinishReason::kNone; }
   // -1 when there was no first token.
@@ -69,6 +71,12 @@ struct RequestRecord {
     if (token_us.empty()) first_token_us = now_us;
     token_us.push_back(now_us);
     output_tokens = static_cast<int32_t>(token_us.size());
+  }
+
+  // Whether it met its targets: finished normally (stop or length) and within each one.
+  bool slo_met() const {
+    return (finish_reason == FinishReason::kStop || finish_reason == FinishReason::kLength) &&
+           slo.Met(ttft_ms(), tpot_ms());
   }
 
   // The one log line of a finished request.

@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "worker/local_engine_client.h"
-#include "frontend/sse.h"
+#include "common/sse.h"
 #include "tests/frontend/serving_test_util.h"
 
 namespace tandem {

@@ -44,6 +44,18 @@ TEST(OpenAiProtocolTest, ParsesEveryCompletionField) {
   EXPECT_TRUE(r.include_usage);
 }
 
+TEST(OpenAiProtocolTest, SloExtension) {
+  GenerationRequest r;
+  ASSERT_FALSE(Parse(R"({"prompt":"x","slo_class":"interactive","slo":{"ttft_ms":250,"tpot_ms":50.5}})", ApiKind::kCompletion, &r));
+  EXPECT_EQ(r.slo_class, "interactive");
+  EXPECT_EQ(r.slo_ttft_ms, 250);
+  EXPECT_EQ(r.slo_tpot_ms, 50.5);
+  ASSERT_FALSE(Parse(R"({"prompt":"x","slo":{"tpot_ms":20}})", ApiKind::kCompletion, &r));
+  EXPECT_TRUE(r.slo_class.empty());
+  EXPECT_EQ(r.slo_ttft_ms, 0);
+  EXPECT_EQ(r.slo_tpot_ms, 20);
+}
+
 TEST(OpenAiProtocolTest, PromptForms) {
   GenerationRequest r;
   ASSERT_FALSE(Parse(R"({"prompt":[1,2,3]})", ApiKind::kCompletion, &r));
@@ -160,7 +172,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"top_logprobs", kChat, R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})",
                 "top_logprobs", "unsupported_parameter"},
         BadCase{"echo", kC, R"({"prompt":"x","echo":true})", "echo", "unsupported_parameter"},
-        BadCase{"user", kC, R"({"prompt":"x","user":5})", "user", "invalid_type"}),
+        BadCase{"user", kC, R"({"prompt":"x","user":5})", "user", "invalid_type"},
+        BadCase{"slo_class_type", kC, R"({"prompt":"x","slo_class":3})", "slo_class", "invalid_type"},
+        BadCase{"slo_class_empty", kC, R"({"prompt":"x","slo_class":""})", "slo_class", "invalid_type"},
+        BadCase{"slo_type", kC, R"({"prompt":"x","slo":250})", "slo", "invalid_type"},
+        BadCase{"slo_empty", kChat, R"({"messages":[{"role":"user","content":"x"}],"slo":{}})", "slo", "invalid_value"},
+        BadCase{"slo_negative", kC, R"({"prompt":"x","slo":{"ttft_ms":-5}})", "slo.ttft_ms", "invalid_value"},
+        BadCase{"slo_zero", kC, R"({"prompt":"x","slo":{"tpot_ms":0}})", "slo.tpot_ms", "invalid_value"},
+        BadCase{"slo_not_number", kC, R"({"prompt":"x","slo":{"tpot_ms":"fast"}})", "slo.tpot_ms", "invalid_type"},
+        BadCase{"slo_unknown_target", kC, R"({"prompt":"x","slo":{"ttft":5}})", "slo.ttft", "invalid_value"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
 TEST(OpenAiProtocolTest, ResolveMaxTokens) {

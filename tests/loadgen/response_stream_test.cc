@@ -2,40 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "loadgen/sse_parser.h"
-
 namespace tandem::loadgen {
 namespace {
-
-std::vector<std::string> FeedInPieces(const std::string& bytes, size_t piece) {
-  SseParser p;
-  std::vector<std::string> events;
-  for (size_t i = 0; i < bytes.size(); i += piece) p.Feed(std::string_view(bytes).substr(i, piece), &events);
-  return events;
-}
-
-TEST(SseParserTest, EventsSurviveAnySplitAndBothLineEndings) {
-  const std::string stream =
-      "data: {\"a\":1}\n\n"
-      ": a comment\r\n"
-      "event: ping\r\n"
-      "data: {\"b\":2}\r\n\r\n"
-      "data: first\ndata: second\n\n"
-      "data: [DONE]\n\n";
-  const std::vector<std::string> expected = {"{\"a\":1}", "{\"b\":2}", "first\nsecond", "[DONE]"};
-  for (size_t piece = 1; piece <= stream.size(); ++piece) EXPECT_EQ(FeedInPieces(stream, piece), expected) << piece;
-}
-
-TEST(SseParserTest, AnUnfinishedEventIsNotDelivered) {
-  SseParser p;
-  std::vector<std::string> events;
-  p.Feed("data: {\"a\":1}\n", &events);
-  EXPECT_TRUE(events.empty());
-  EXPECT_TRUE(p.has_partial());
-  p.Feed("\n", &events);
-  EXPECT_EQ(events.size(), 1u);
-  EXPECT_FALSE(p.has_partial());
-}
 
 std::string Chunk(const std::string& text) {
   return "data: {\"id\":\"x\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"" + text +
@@ -64,6 +32,21 @@ TEST(ResponseStreamTest, CompletionsChunksUsageAndDone) {
   EXPECT_EQ(r.output_tokens, 3);
   EXPECT_EQ(r.prompt_len, 7);
   EXPECT_EQ(r.generated_text, "Hello");
+}
+
+TEST(ResponseStreamTest, AnySplitOfTheBytesGivesTheSameResult) {
+  const std::string stream = Chunk("a") + ": keep-alive\r\n\r\n" + Chunk("b") +
+                             "data: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\r\n\r\ndata: [DONE]\n\n";
+  for (size_t piece = 1; piece <= stream.size(); ++piece) {
+    ResponseStream s(false);
+    for (size_t i = 0; i < stream.size(); i += piece) s.Feed(std::string_view(stream).substr(i, piece), 0.1);
+    RequestResult r;
+    s.Finish(&r);
+    EXPECT_TRUE(r.success) << piece << " " << r.error;
+    EXPECT_EQ(r.generated_text, "ab") << piece;
+    EXPECT_EQ(r.chunk_s.size(), 2u) << piece;
+    EXPECT_EQ(r.output_tokens, 2) << piece;
+  }
 }
 
 TEST(ResponseStreamTest, ChatDeltasAndLatencyToTheLastEvent) {

@@ -1,6 +1,6 @@
 // Server-sent events (text/event-stream) as OpenAI streams them: every event is one
 // "data: <compact JSON>\n\n", and the stream ends with "data: [DONE]\n\n".
-// The parser is the client side (tests, the load generator), following the WHATWG rules that
+// The parser is the client side (tests, tandem bench in loadgen/), following the WHATWG rules that
 // matter here: "\n", "\r\n" or "\r" end a line; "data:" lines (one optional space after the
 // colon) accumulate, joined by "\n"; a blank line dispatches; ":" lines are comments; other
 // fields (event, id, retry) are ignored.

@@ -1,4 +1,4 @@
-#include "frontend/sse.h"
+#include "common/sse.h"
 
 namespace tandem {
 

@@ -1,0 +1,57 @@
+// Service-level objectives a request is held to. A request names a class (`"slo_class"` in the
+// body or the `X-SLO-Class` header) from the router's `--slo-config` file, or carries its own
+// targets (`"slo": {"ttft_ms": 250, "tpot_ms": 50}`, which override its class's), or neither
+// (the file's default class, if it marks one; otherwise no targets). Targets are checked against
+// the measured TTFT and TPOT of the RequestRecord, and reported back in the response's usage.
+//
+// The file (the format tandem bench's --slo-config reads too):
+//   {"classes": [{"name": "interactive", "ttft_ms": 250, "tpot_ms": 50, "priority": 0,
+//                 "default": true},
+//                {"name": "batch", "ttft_ms": 5000, "tpot_ms": 200, "priority": 1}]}
+// priority: smaller is more important (shed last). A class needs at least one target.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tandem {
+
+struct SloClass {
+  std::string name;
+  double ttft_ms = 0;  // 0: no target
+  double tpot_ms = 0;
+  int32_t priority = 0;
+};
+
+// What one request is held to; empty() when it has no target at all.
+struct RequestSlo {
+  std::string class_name;  // "" when the targets came only from the request itself
+  double ttft_ms = 0;      // 0: no target
+  double tpot_ms = 0;
+  int32_t priority = 0;
+
+  bool empty() const { return ttft_ms <= 0 && tpot_ms <= 0; }
+  // Whether the measured values meet every target (a missing TTFT, -1, misses).
+  bool Met(double ttft_ms_measured, double tpot_ms_measured) const;
+};
+
+class SloConfig {
+ public:
+  // InvalidArgument naming the file and the class or field at fault; NotFound for no file.
+  static Result<SloConfig> FromFile(const std::string& path);
+  static Result<SloConfig> FromJson(const std::string& text, const std::string& source);
+
+  const SloClass* Find(const std::string& name) const;
+  const SloClass* default_class() const { return default_ < 0 ? nullptr : &classes_[static_cast<size_t>(default_)]; }
+  const std::vector<SloClass>& classes() const { return classes_; }
+  std::string Names() const;  // "interactive, batch" for error messages
+
+ private:
+  std::vector<SloClass> classes_;
+  int default_ = -1;
+};
+
+}  // namespace tandem

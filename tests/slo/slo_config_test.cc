@@ -1,0 +1,63 @@
+#include "slo/slo_config.h"
+
+#include <gtest/gtest.h>
+
+#include "slo/request_record.h"
+
+namespace tandem {
+namespace {
+
+TEST(SloConfigTest, ReadsClassesPrioritiesAndTheDefault) {
+  auto c = SloConfig::FromJson(R"({"classes": [
+      {"name": "interactive", "ttft_ms": 250, "tpot_ms": 50, "priority": 0, "default": true},
+      {"name": "batch", "ttft_ms": 5000, "priority": 1}]})",
+                               "test");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_NE(c->Find("batch"), nullptr);
+  EXPECT_EQ(c->Find("batch")->ttft_ms, 5000);
+  EXPECT_EQ(c->Find("batch")->tpot_ms, 0);
+  EXPECT_EQ(c->Find("batch")->priority, 1);
+  ASSERT_NE(c->default_class(), nullptr);
+  EXPECT_EQ(c->default_class()->name, "interactive");
+  EXPECT_EQ(c->Find("nope"), nullptr);
+  EXPECT_EQ(c->Names(), "interactive, batch");
+}
+
+TEST(SloConfigTest, RefusesNonsenseNamingTheClass) {
+  for (const char* bad :
+       {"{", "[]", R"({"classes": []})", R"({"classes": [{"ttft_ms": 5}]})", R"({"classes": [{"name": "a"}]})",
+        R"({"classes": [{"name": "a", "ttft_ms": -1}]})", R"({"classes": [{"name": "a", "tpot_ms": "fast"}]})",
+        R"({"classes": [{"name": "a", "ttft_ms": 5}, {"name": "a", "ttft_ms": 6}]})",
+        R"({"classes": [{"name": "a", "ttft_ms": 5, "default": true}, {"name": "b", "ttft_ms": 6, "default": true}]})",
+        R"({"classes": [{"name": "a", "ttft_ms": 5, "priority": 0.5}]})"}) {
+    auto c = SloConfig::FromJson(bad, "slo.json");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(c.status().message().find("slo.json"), std::string::npos);
+  }
+  EXPECT_EQ(SloConfig::FromFile("/nonexistent/slo.json").status().code(), StatusCode::kNotFound);
+}
+
+TEST(SloConfigTest, MetChecksEveryTargetAndARecordNeedsANormalFinish) {
+  RequestSlo slo;
+  slo.ttft_ms = 100;
+  slo.tpot_ms = 20;
+  EXPECT_TRUE(slo.Met(100, 20));
+  EXPECT_FALSE(slo.Met(101, 20));
+  EXPECT_FALSE(slo.Met(50, 21));
+  EXPECT_FALSE(slo.Met(-1, 0));  // no first token
+  EXPECT_TRUE(RequestSlo{}.Met(-1, 1e9));
+  RequestRecord r;
+  r.slo = slo;
+  r.arrival_us = 0;
+  r.AddToken(50'000);
+  r.AddToken(60'000);
+  r.finish_reason = FinishReason::kLength;
+  EXPECT_TRUE(r.slo_met());
+  EXPECT_NE(r.Summary().find("slo=custom slo_met=true"), std::string::npos);
+  r.finish_reason = FinishReason::kError;
+  EXPECT_FALSE(r.slo_met());
+}
+
+}  // namespace
+}  // namespace tandem
