@@ -50,6 +50,7 @@ struct BenchArgs {
   double attainment = 90, resources = 0, sweep_tolerance = 0.05, temperature = 0;
   int sweep_max_points = 10;
   bool no_progress = false;
+  bool send_slo_class = false;
 };
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -160,6 +161,7 @@ Status RunBenchCommand(const BenchArgs& a) {
     if (const char* env = std::getenv("OPENAI_API_KEY")) c.run.api_key = env;
   }
   c.run.ignore_eos = a.ignore_eos;
+  c.run.send_slo_class = a.send_slo_class;
   c.run.temperature = a.temperature;
   c.run.max_concurrency = a.max_concurrency;
   c.run.request_timeout_s = a.request_timeout_s;
@@ -272,6 +274,8 @@ std::pair<CLI::App*, CommandRunner> SetupBench(CLI::App& app) {
   cmd->add_option("--seed", args->seed)->capture_default_str();
   cmd->add_option("--goodput", args->goodput, "SLO targets: ttft:MS tpot:MS e2el:MS");
   cmd->add_option("--slo-config", args->slo_config, "SLO classes (JSON, the router's format) for classed requests");
+  cmd->add_flag("--send-slo-class", args->send_slo_class,
+                "send each request's class as X-SLO-Class (the server must define the classes)");
   cmd->add_option("--percentile-metrics", args->percentile_metrics, "of ttft,tpot,itl,e2el")->capture_default_str();
   cmd->add_option("--metric-percentiles", args->metric_percentiles, "e.g. 50,90,99")->capture_default_str();
   cmd->add_flag("--save-result", args->save_result, "write the result JSON");

@@ -82,6 +82,7 @@ class Runner {
   }
 
   RunResult Run() {
+    if (requests_.empty()) return {};
     start_ = SteadyClock::now();
     Dispatch();
     if (options_.on_progress) Progress();
@@ -188,7 +189,7 @@ void Session::Start() {
   request_.set(http::field::content_type, "application/json");
   request_.set(http::field::accept, "text/event-stream");
   if (!o.api_key.empty()) request_.set(http::field::authorization, "Bearer " + o.api_key);
-  if (!req.slo_class.empty()) request_.set("X-SLO-Class", req.slo_class);
+  if (o.send_slo_class && !req.slo_class.empty()) request_.set("X-SLO-Class", req.slo_class);
   request_.set("X-Request-Id", "bench-" + std::to_string(index_));
   request_.body() = BuildRequestBody(req, o).dump();
   request_.prepare_payload();

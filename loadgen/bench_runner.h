@@ -33,6 +33,9 @@ struct RunOptions {
   std::string model;
   std::string api_key;  // "Authorization: Bearer", when set
   bool ignore_eos = false;
+  // Send each request's class as X-SLO-Class (a server without that class answers 400, so it
+  // is asked for: --send-slo-class).
+  bool send_slo_class = false;
   double temperature = 0;
   nlohmann::json extra_body = nlohmann::json::object();  // merged into every request body
   int64_t max_concurrency = 0;                           // 0: unlimited

@@ -492,7 +492,8 @@ void DrawAll(cairo_t* cr, const std::vector<Panel>& panels, int cols, int panel_
     return;
   }
 
-  // Colours by first appearance of a label anywhere, so a series looks the same in every panel.
+  // Colours by first appearance of a series (its label unless named) anywhere, so a series
+  // looks the same in every panel.
   std::map<std::string, size_t> by_label;
   size_t next = 0;
   for (size_t p = 0; p < panels.size(); ++p) {
@@ -502,7 +503,7 @@ void DrawAll(cairo_t* cr, const std::vector<Panel>& panels, int cols, int panel_
         colors.push_back(next++);
         continue;
       }
-      auto [it, inserted] = by_label.emplace(c.label, next);
+      auto [it, inserted] = by_label.emplace(c.series.empty() ? c.label : c.series, next);
       if (inserted) ++next;
       colors.push_back(it->second);
     }

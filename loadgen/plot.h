@@ -17,6 +17,7 @@ struct Curve {
   std::vector<std::pair<double, double>> points;  // (x, y), drawn in the given order
   bool markers = true;                            // a dot at each point
   bool step = false;                              // staircase (for CDFs and timelines)
+  std::string series;  // what the colour follows ("" = the label): "1P+1D @ 1 req/s" keeps 1P+1D's
 };
 
 struct Panel {
