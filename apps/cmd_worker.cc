@@ -39,6 +39,7 @@ Status RunWorker(WorkerArgs args) {
   args.engine.first_token_timeout = args.admission.first_token_timeout;
   args.engine.inter_token_timeout = args.admission.inter_token_timeout;
   args.engine.max_queued = args.admission.max_queued;
+  ASSIGN_OR_RETURN(args.engine.on_finished, RequestLogHook(args.admission));
   ASSIGN_OR_RETURN(std::unique_ptr<LocalEngineClient> client,
                    LocalEngineClient::Create(std::move(backend), args.model, args.engine));
   ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,

@@ -1,6 +1,9 @@
 #include "apps/http_options.h"
 
+#include <memory>
 #include <string>
+
+#include "slo/request_log.h"
 
 namespace tandem {
 
@@ -25,6 +28,12 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
       "requests pick one with \"slo_class\" or the X-SLO-Class header");
 }
 
+Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags) {
+  if (flags.request_log.empty()) return std::function<void(const RequestRecord&)>();
+  ASSIGN_OR_RETURN(std::shared_ptr<RequestLog> log, RequestLog::Open(flags.request_log));
+  return std::function<void(const RequestRecord&)>([log](const RequestRecord& r) { log->Write(r); });
+}
+
 void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags) {
   sub.add_option_function<double>(
          "--first-token-timeout-s",
@@ -39,6 +48,8 @@ void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags) {
          "A streaming request that gets no token for this long (a wedged decode node) fails (0: never)")
       ->default_str(std::to_string(flags.inter_token_timeout.count() / 1000))
       ->check(CLI::Range(0.0, 86400.0));
+  sub.add_option("--request-log", flags.request_log,
+                 "Append one JSON line per finished request (its record; also a trace tandem bench replays)");
   sub.add_option("--max-queued-requests", flags.max_queued,
                  "Requests that may wait for KV room before new ones get 429")
       ->capture_default_str()

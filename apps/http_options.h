@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "frontend/http_server.h"
 
@@ -20,8 +22,13 @@ struct AdmissionFlags {
   std::chrono::milliseconds first_token_timeout{60000};
   std::chrono::milliseconds inter_token_timeout{60000};
   int32_t max_queued = 1024;
+  std::string request_log;  // --request-log FILE ("" = none)
 };
-// --first-token-timeout-s, --inter-token-timeout-s, --max-queued-requests.
+// --first-token-timeout-s, --inter-token-timeout-s, --max-queued-requests, --request-log.
 void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags);
+
+// The router core's on_finished hook for --request-log (nullptr without one); the log stays
+// open as long as the hook lives. A Status naming the file when it cannot be opened.
+Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags);
 
 }  // namespace tandem

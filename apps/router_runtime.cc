@@ -19,6 +19,7 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   co.first_token_timeout = config.admission.first_token_timeout;
   co.inter_token_timeout = config.admission.inter_token_timeout;
   co.max_queued = config.admission.max_queued;
+  ASSIGN_OR_RETURN(co.on_finished, RequestLogHook(config.admission));
   ASSIGN_OR_RETURN(rt->client_, ClusterClient::Create(std::move(co), std::move(policy)));
   if (config.ready_timeout.count() > 0) {
     RETURN_IF_ERROR(rt->client_->WaitReady(config.ready_timeout));

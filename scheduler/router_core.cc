@@ -42,6 +42,7 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
   f.record.prompt_tokens = static_cast<int32_t>(f.request->prompt.size());
   f.record.arrival_us = f.request->arrival_us;
   f.record.slo = f.request->slo;
+  f.record.max_tokens = f.request->params.max_tokens;
   f.record.queued_us = now;
   flights_.emplace(f.request->id, std::move(owned));
   // FCFS: nobody overtakes a request that is already waiting for a placement. But what can

@@ -33,6 +33,7 @@ struct RequestRecord {
   std::string decode_node;
   int32_t prompt_tokens = 0;
   int32_t output_tokens = 0;
+  int32_t max_tokens = 0;       // what it asked for (resolved against the context window)
   int32_t decode_attempts = 0;  // decode nodes tried (a refused reservation moves to the next)
 
   int64_t arrival_us = 0;         // the router received it

@@ -10,6 +10,7 @@
 
 #include "loadgen/synthetic_presets.h"
 #include "loadgen/trace_formats.h"
+#include "slo/request_log.h"
 
 namespace tandem::loadgen {
 namespace {
@@ -196,6 +197,37 @@ TEST_F(WorkloadFiles, BadTracesNameTheLine) {
   EXPECT_FALSE(ReadTraceFile(Write("hdr.csv", "time,in,out\n1,2,3\n")).ok());
   EXPECT_FALSE(ReadTraceFile(Write("neg.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n0,-4,3\n")).ok());
   EXPECT_FALSE(ReadTraceFile(Write("short.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n0,4\n")).ok());
+}
+
+TEST_F(WorkloadFiles, ARouterRequestLogReplaysAsATrace) {
+  const std::string path = (dir_ / "requests.jsonl").string();
+  {
+    auto log = RequestLog::Open(path);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 3; ++i) {
+      RequestRecord r;
+      r.id = i;
+      r.prompt_tokens = 10 + i;
+      r.max_tokens = 20;
+      r.arrival_us = 1'000'000 + 250'000 * i;
+      r.slo.class_name = i == 1 ? "batch" : "";
+      r.AddToken(r.arrival_us + 1000);
+      r.finish_reason = i == 2 ? FinishReason::kError : FinishReason::kStop;
+      (*log)->Write(r);
+    }
+  }
+  WorkloadOptions o;
+  o.dataset_name = "trace";
+  o.dataset_path = path;
+  o.num_prompts = 0;
+  auto w = LoadWorkload(o);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_EQ(w->requests.size(), 3u);
+  EXPECT_EQ(w->requests[1].prompt_len, 11);
+  EXPECT_EQ(w->requests[1].slo_class, "batch");
+  EXPECT_EQ(w->requests[0].output_len, 1);   // produced one token, then stopped
+  EXPECT_EQ(w->requests[2].output_len, 20);  // failed: replayed with what it asked for
+  EXPECT_NEAR(w->requests[2].timestamp_ms - w->requests[0].timestamp_ms, 500, 0.01);
 }
 
 TEST(SyntheticWorkloadTest, PresetsFollowTheirPublishedMeans) {

@@ -78,25 +78,51 @@ TEST_F(BenchProcessTest, ColocatedWorker) {
   ASSERT_TRUE(dir_->status().ok()) << dir_->status().ToString();
   ServeProcess worker;
   std::string error;
-  ASSERT_TRUE(worker.StartCommand(
-      {Tandem(), "worker", "--model", dir_->model(), "--served-model-name", "tiny", "--port", "0", "--threads", "1"},
-      "tcp,self", dir_->dir() + "/worker", &error))
+  const std::string request_log = dir_->dir() + "/worker-requests.jsonl";
+  ASSERT_TRUE(worker.StartCommand({Tandem(), "worker", "--model", dir_->model(), "--served-model-name", "tiny",
+                                   "--port", "0", "--threads", "1", "--request-log", request_log},
+                                  "tcp,self", dir_->dir() + "/worker", &error))
       << error;
   std::string table;
   ExpectAllServed(Bench(worker.port(), "/v1/completions", &table), table);
   worker.Stop();
+  // The worker's request log is a trace of what it served: 12 requests of 24 + 6 tokens.
+  WorkloadOptions replay;
+  replay.dataset_name = "trace";
+  replay.dataset_path = request_log;
+  replay.num_prompts = 0;
+  auto trace = LoadWorkload(replay);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  ASSERT_EQ(trace->requests.size(), 12u);
+  for (const BenchRequest& r : trace->requests) {
+    EXPECT_EQ(r.prompt_len, 24);
+    EXPECT_EQ(r.output_len, 6);
+  }
 }
 
 TEST_F(BenchProcessTest, DisaggregatedCluster) {
   ASSERT_TRUE(dir_->status().ok());
   ServeProcess serve;
   std::string error;
-  ASSERT_TRUE(
-      serve.Start(dir_->model(), 1, 1, "tcp,self", dir_->dir() + "/serve", &error, {"--served-model-name", "tiny"}))
+  const std::string request_log = dir_->dir() + "/serve-requests.jsonl";
+  ASSERT_TRUE(serve.Start(dir_->model(), 1, 1, "tcp,self", dir_->dir() + "/serve", &error,
+                          {"--served-model-name", "tiny", "--request-log", request_log}))
       << error;
   std::string table;
   ExpectAllServed(Bench(serve.port(), "/v1/completions", &table), table);
   serve.Stop();
+  // The router's request log: one line per request, with its nodes and the KV it moved.
+  std::istringstream lines(tandem::testing::ReadFile(request_log));
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["finish_reason"], "length");
+    EXPECT_EQ(j["prefill_node"], "prefill-0");
+    EXPECT_EQ(j["decode_node"], "decode-0");
+    EXPECT_GT(j["kv_bytes"].get<int64_t>(), 0);
+    EXPECT_FALSE(j["stamps_ms"]["transfer_end"].is_null());
+  }
+  EXPECT_EQ(n, 12);
 }
 
 // The command as a user runs it: chat endpoint with a tokenizer, a synthetic preset clipped to
