@@ -109,18 +109,17 @@ Status RunBenchCommand(const BenchArgs& a) {
     }
   }
   c.info.percentile_metrics = SplitComma(a.percentile_metrics);
-  c.metric_percentiles.clear();
+  c.info.metric_percentiles.clear();
   for (const std::string& p : SplitComma(a.metric_percentiles)) {
     try {
       size_t used = 0;
       const double v = std::stod(p, &used);
       if (used != p.size() || !(v >= 0 && v <= 100)) throw std::invalid_argument(p);
-      c.metric_percentiles.push_back(v);
+      c.info.metric_percentiles.push_back(v);
     } catch (const std::exception&) {
       return InvalidArgumentError("--metric-percentiles '" + p + "': numbers in [0, 100]");
     }
   }
-  c.info.metric_percentiles = c.metric_percentiles;
 
   std::unique_ptr<Tokenizer> tokenizer;
   if (!a.tokenizer.empty()) {
@@ -174,8 +173,9 @@ Status RunBenchCommand(const BenchArgs& a) {
     ASSIGN_OR_RETURN(c.run.model, FetchFirstModel(c.run.endpoint, c.run.api_key, 10));
   } else {
     // Fail early and clearly when nothing listens there (a run would count every request failed).
+    // A server that answers but lists no model is fine: the given name is used.
     auto reachable = FetchFirstModel(c.run.endpoint, c.run.api_key, 10);
-    if (!reachable.ok() && reachable.status().message().find("HTTP") == std::string::npos) return reachable.status();
+    if (!reachable.ok() && reachable.status().code() == StatusCode::kUnavailable) return reachable.status();
   }
 
   c.info.label = a.label;

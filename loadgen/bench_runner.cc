@@ -266,13 +266,11 @@ void Session::End(const std::string& error) {
   socket_.close(ignored);
   RequestResult& r = runner_.result(index_);
   r.done_s = runner_.Now();
-  if (!error.empty()) {
-    stream_.Finish(&r);
+  stream_.Finish(&r);
+  if (!error.empty()) {  // the connection's failure overrides what the stream had to say
     r.success = false;
     r.error = error;
     r.latency_s = -1;
-  } else {
-    stream_.Finish(&r);
   }
   runner_.OnEnded(index_);
 }
@@ -401,12 +399,13 @@ Result<std::string> FetchFirstModel(const HttpEndpoint& endpoint, const std::str
   io.run();
   if (!failure.empty()) return UnavailableError(where + ": " + failure);
   if (res.result_int() != 200) {
-    return UnavailableError(where + ": HTTP " + std::to_string(res.result_int()) + ": " + ErrorBodyMessage(res.body()));
+    return FailedPreconditionError(where + ": HTTP " + std::to_string(res.result_int()) + ": " +
+                                   ErrorBodyMessage(res.body()));
   }
   const nlohmann::json j = nlohmann::json::parse(res.body(), nullptr, false);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
       !j["data"][0].is_object() || !j["data"][0].contains("id") || !j["data"][0]["id"].is_string()) {
-    return UnavailableError(where + ": no model listed; give --model");
+    return FailedPreconditionError(where + ": no model listed; give --model");
   }
   return j["data"][0]["id"].get<std::string>();
 }

@@ -61,6 +61,8 @@ Result<RunResult> RunBenchmark(const std::vector<BenchRequest>& requests, const 
                                const RunOptions& options);
 
 // GET /v1/models: the first model's id (what vLLM's client asks when --model is not given).
+// Unavailable when nothing answers (resolve, connect, read); FailedPrecondition when the server
+// answers but lists no model (an error status, or a body without one).
 Result<std::string> FetchFirstModel(const HttpEndpoint& endpoint, const std::string& api_key, double timeout_s);
 
 }  // namespace tandem::loadgen

@@ -49,7 +49,7 @@ Result<OneRun> RunAt(const Workload& w, const BenchConfig& c, double rate) {
   if (!run.ok()) return run.status();
   OneRun one;
   one.rate = rate;
-  one.summary = Summarize(run->results, run->duration_s, c.metric_percentiles, c.slo);
+  one.summary = Summarize(run->results, run->duration_s, c.info.metric_percentiles, c.slo);
   one.run = std::move(*run);
   return one;
 }
@@ -193,7 +193,7 @@ Result<BenchOutcome> RunBench(const Workload& w, const BenchConfig& c, std::ostr
   if (!one.ok()) return one.status();
   auto measure = [&](double scale) -> Result<double> {
     const Summary s =
-        Summarize(one->run.results, one->run.duration_s, c.metric_percentiles, ScaledPolicy(c.slo, scale));
+        Summarize(one->run.results, one->run.duration_s, c.info.metric_percentiles, ScaledPolicy(c.slo, scale));
     PointLine(out, "slo scale", scale, s);
     return s.attainment ? s.attainment->joint : 0.0;
   };

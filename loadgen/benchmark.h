@@ -18,11 +18,10 @@
 namespace tandem::loadgen {
 
 struct BenchConfig {
-  RunInfo info;  // echoed in the outputs; request_rate is the (first) rate
+  RunInfo info;  // echoed in the outputs (request_rate: the first rate); chooses the reported percentiles
   RunOptions run;
   ArrivalOptions arrivals;  // rate and burstiness come from here
   SloPolicy slo;
-  std::vector<double> metric_percentiles = {99};
   int64_t warmup_requests = 0;
   std::string sweep;  // "", "rate" or "slo-scale"
   SweepOptions sweep_options;

@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "slo/slo_config.h"
-#include <sstream>
 
 namespace tandem::loadgen {
 

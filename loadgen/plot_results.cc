@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
+
+#include "loadgen/report.h"
 
 namespace tandem::loadgen {
 
@@ -154,13 +155,9 @@ Status PlotResultFiles(const std::vector<std::string>& paths, const std::string&
   std::vector<nlohmann::json> results;
   std::vector<std::string> names;
   for (const std::string& path : paths) {
-    std::ifstream in(path);
-    if (!in) return NotFoundError("result " + path + ": cannot open");
-    std::stringstream text;
-    text << in.rdbuf();
-    nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("result " + path + ": not a JSON object");
-    results.push_back(std::move(j));
+    auto j = ReadResultFile(path);
+    if (!j.ok()) return j.status();
+    results.push_back(std::move(*j));
     names.push_back(std::filesystem::path(path).stem().string());
   }
   auto panels = PanelsFromResults(results, names, goal);

@@ -7,6 +7,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "common/file_io.h"
+
 namespace tandem::loadgen {
 
 namespace {
@@ -135,6 +137,8 @@ nlohmann::ordered_json ResultJson(const RunInfo& info, const Summary& s, const s
   j["burstiness"] = info.burstiness;
   j["max_concurrency"] = info.max_concurrency > 0 ? nlohmann::ordered_json(info.max_concurrency) : nullptr;
   j["goodput"] = info.goodput;
+  j["percentile_metrics"] = info.percentile_metrics;
+  j["metric_percentiles"] = info.metric_percentiles;
   j["duration"] = s.duration_s;
   j["completed"] = s.completed;
   j["failed"] = s.failed;
@@ -236,6 +240,14 @@ void WriteCsv(std::ostream& out, const std::vector<RequestResult>& results) {
         << ',' << r.expected_output_len << ',' << r.http_status << ',' << (r.success ? 1 : 0) << ",\"" << error
         << "\"\n";
   }
+}
+
+Result<nlohmann::json> ReadResultFile(const std::string& path) {
+  auto text = ReadTextFile(path);
+  if (!text.ok()) return text.status().WithContext("result");
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("result " + path + ": not a JSON object");
+  return j;
 }
 
 Status WriteTextFile(const std::string& path, const std::string& text) {

@@ -1,9 +1,6 @@
 #include "loadgen/rescore.h"
 
-#include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace tandem::loadgen {
 
@@ -38,6 +35,19 @@ Result<SavedRun> ReadSavedRun(const nlohmann::json& j, const std::string& name) 
   run.info.max_concurrency = static_cast<int64_t>(Num(j, "max_concurrency", 0));
   run.info.resources = Num(j, "resources", 0);
   run.duration_s = Num(j, "duration", 0);
+  // The metrics and percentiles the run reported, so the rescored result reports the same.
+  if (j.contains("percentile_metrics") && j["percentile_metrics"].is_array()) {
+    run.info.percentile_metrics.clear();
+    for (const nlohmann::json& m : j["percentile_metrics"]) {
+      if (m.is_string()) run.info.percentile_metrics.push_back(m.get<std::string>());
+    }
+  }
+  if (j.contains("metric_percentiles") && j["metric_percentiles"].is_array()) {
+    run.info.metric_percentiles.clear();
+    for (const nlohmann::json& p : j["metric_percentiles"]) {
+      if (p.is_number()) run.info.metric_percentiles.push_back(p.get<double>());
+    }
+  }
   for (const nlohmann::json& rec : j["requests"]) {
     if (!rec.is_object()) return InvalidArgumentError(name + ": a request record that is not an object");
     RequestResult r;
@@ -67,30 +77,13 @@ Result<SavedRun> ReadSavedRun(const nlohmann::json& j, const std::string& name) 
 
 Result<Summary> RescoreFile(const std::string& in_path, const SloPolicy& slo, const std::vector<std::string>& goodput,
                             const std::string& label, const std::string& out_path) {
-  std::ifstream in(in_path);
-  if (!in) return NotFoundError("result " + in_path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-  if (j.is_discarded()) return InvalidArgumentError("result " + in_path + ": not JSON");
-  auto run = ReadSavedRun(j, in_path);
+  auto j = ReadResultFile(in_path);
+  if (!j.ok()) return j.status();
+  auto run = ReadSavedRun(*j, in_path);
   if (!run.ok()) return run.status();
-  std::vector<double> percentiles;
-  for (const auto& [key, value] : j.items()) {
-    // Keep the percentiles the run printed: keys "p<N>_ttft_ms".
-    if (key.size() > 9 && key[0] == 'p' && key.substr(key.size() - 8) == "_ttft_ms") {
-      try {
-        percentiles.push_back(std::stod(key.substr(1, key.size() - 9)));
-      } catch (const std::exception&) {
-      }
-    }
-  }
-  if (percentiles.empty()) percentiles = {99};
-  std::sort(percentiles.begin(), percentiles.end());
-  run->info.metric_percentiles = percentiles;
   run->info.goodput = goodput;
   if (!label.empty()) run->info.label = label;
-  const Summary s = Summarize(run->results, run->duration_s, percentiles, slo);
+  const Summary s = Summarize(run->results, run->duration_s, run->info.metric_percentiles, slo);
   if (auto st = WriteTextFile(out_path, ResultJson(run->info, s, run->results, false).dump(2) + "\n"); !st.ok()) {
     return st;
   }

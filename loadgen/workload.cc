@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/file_io.h"
 
 #include "loadgen/synthetic_presets.h"
 #include "loadgen/trace_formats.h"
@@ -23,14 +25,6 @@ uint64_t SplitMix(uint64_t* state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
-}
-
-Result<std::string> ReadFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError(what + " " + path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Tokens of `text` as vLLM counts them (tokenizer(text).input_ids: special tokens included).
@@ -120,8 +114,8 @@ Result<Workload> LoadShareGpt(const std::string& path, const WorkloadOptions& o)
   if (o.tokenizer == nullptr) {
     return InvalidArgumentError("--dataset-name sharegpt needs --tokenizer (a model folder) to count tokens");
   }
-  auto text = ReadFile(path, "ShareGPT file");
-  if (!text.ok()) return text.status();
+  auto text = ReadTextFile(path);
+  if (!text.ok()) return text.status().WithContext("ShareGPT file");
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_array()) {
     return InvalidArgumentError("ShareGPT file " + path + ": expected a JSON array of {\"conversations\": [...]}");

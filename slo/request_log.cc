@@ -40,11 +40,8 @@ nlohmann::ordered_json RequestLogLine(const RequestRecord& r, int64_t steady_to_
   if (r.slo.empty()) {
     j["ttft_met"] = j["tpot_met"] = j["slo_met"] = nullptr;
   } else {
-    RequestSlo ttft_only = r.slo, tpot_only = r.slo;
-    ttft_only.tpot_ms = 0;
-    tpot_only.ttft_ms = 0;
-    j["ttft_met"] = normal && ttft_only.Met(r.ttft_ms(), r.tpot_ms());
-    j["tpot_met"] = normal && tpot_only.Met(r.ttft_ms(), r.tpot_ms());
+    j["ttft_met"] = normal && r.slo.TtftMet(r.ttft_ms());
+    j["tpot_met"] = normal && r.slo.TpotMet(r.tpot_ms());
     j["slo_met"] = r.slo_met();
   }
   j["kv_bytes"] = r.kv_bytes >= 0 ? nlohmann::ordered_json(r.kv_bytes) : nullptr;

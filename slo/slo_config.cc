@@ -1,24 +1,17 @@
 #include "slo/slo_config.h"
 
 #include <cmath>
-#include <fstream>
+
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "common/file_io.h"
 
 namespace tandem {
 
-bool RequestSlo::Met(double ttft_ms_measured, double tpot_ms_measured) const {
-  if (ttft_ms > 0 && !(ttft_ms_measured >= 0 && ttft_ms_measured <= ttft_ms)) return false;
-  if (tpot_ms > 0 && !(tpot_ms_measured <= tpot_ms)) return false;
-  return true;
-}
-
 Result<SloConfig> SloConfig::FromFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("--slo-config " + path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return FromJson(text.str(), "--slo-config " + path);
+  auto text = ReadTextFile(path);
+  if (!text.ok()) return text.status().WithContext("--slo-config");
+  return FromJson(*text, "--slo-config " + path);
 }
 
 Result<SloConfig> SloConfig::FromJson(const std::string& text, const std::string& source) {

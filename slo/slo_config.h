@@ -34,8 +34,15 @@ struct RequestSlo {
   int32_t priority = 0;
 
   bool empty() const { return ttft_ms <= 0 && tpot_ms <= 0; }
-  // Whether the measured values meet every target (a missing TTFT, -1, misses).
-  bool Met(double ttft_ms_measured, double tpot_ms_measured) const;
+  // Whether the measured values meet each target, and every target (a missing TTFT, -1,
+  // misses; an unset target is met).
+  bool TtftMet(double ttft_ms_measured) const {
+    return ttft_ms <= 0 || (ttft_ms_measured >= 0 && ttft_ms_measured <= ttft_ms);
+  }
+  bool TpotMet(double tpot_ms_measured) const { return tpot_ms <= 0 || tpot_ms_measured <= tpot_ms; }
+  bool Met(double ttft_ms_measured, double tpot_ms_measured) const {
+    return TtftMet(ttft_ms_measured) && TpotMet(tpot_ms_measured);
+  }
 };
 
 class SloConfig {

@@ -1,4 +1,4 @@
-#include "model/file_io.h"
+#include "common/file_io.h"
 
 #include <cerrno>
 #include <cstring>

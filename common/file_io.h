@@ -1,6 +1,6 @@
-// Small whole-file helpers for the JSON side files of a checkpoint (config.json,
-// generation_config.json, model.safetensors.index.json). Tensor data is memory-mapped instead
-// (model/mapped_file.h).
+// Small whole-file helpers: the JSON side files of a checkpoint (config.json,
+// generation_config.json, model.safetensors.index.json; tensor data is memory-mapped instead,
+// model/mapped_file.h), SLO class files, benchmark data sets and results.
 #pragma once
 
 #include <string>
