@@ -48,7 +48,7 @@ std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
                   "JSON {\"prefill\": [{\"id\", \"address\"}], \"decode\": [...]}; flags add to it")
       ->check(CLI::ExistingFile);
   sub->add_option("--served-model-name", args->config.served_model_name, "Model name clients use");
-  sub->add_option("--policy", args->config.policy, "Placement policy")->capture_default_str();
+  AddPlacementOptions(*sub, args->config.placement);
   sub->add_option("--ready-timeout-s", args->ready_timeout_s,
                   "Wait this long for every node before listening (0: listen at once; /health is 503 until ready)")
       ->capture_default_str()

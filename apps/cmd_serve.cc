@@ -303,7 +303,7 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   AddHttpOptions(*sub, args->router.http);
   AddAdmissionOptions(*sub, args->router.admission);
   sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
-  sub->add_option("--policy", args->router.policy, "Placement policy")->capture_default_str();
+  AddPlacementOptions(*sub, args->router.placement);
   sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));

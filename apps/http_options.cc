@@ -3,6 +3,9 @@
 #include <memory>
 #include <string>
 
+#include "common/logging.h"
+#include "scheduler/slo_placement_policy.h"
+#include "slo/latency_model.h"
 #include "slo/request_log.h"
 
 namespace tandem {
@@ -32,6 +35,36 @@ Result<std::function<void(const RequestRecord&)>> RequestLogHook(const Admission
   if (flags.request_log.empty()) return std::function<void(const RequestRecord&)>();
   ASSIGN_OR_RETURN(std::shared_ptr<RequestLog> log, RequestLog::Open(flags.request_log));
   return std::function<void(const RequestRecord&)>([log](const RequestRecord& r) { log->Write(r); });
+}
+
+void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags) {
+  sub.add_option("--policy", flags.policy, "Placement policy: least-loaded, or slo (predicted TTFT/TPOT; needs --latency-profile)")
+      ->capture_default_str();
+  sub.add_option("--latency-profile", flags.latency_profile, "Latency model of the nodes (tandem profile --out)")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--admission", flags.admission,
+                 "queue: a request no node can serve within its SLO still waits (as vLLM); slo: it gets 429 "
+                 "slo_unattainable at once")
+      ->capture_default_str();
+}
+
+Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const PlacementFlags& flags) {
+  ASSIGN_OR_RETURN(AdmissionMode admission, ParseAdmissionMode(flags.admission));
+  if (flags.policy != "slo") {
+    if (admission == AdmissionMode::kSlo) return InvalidArgumentError("--admission slo needs --policy slo");
+    return CreatePlacementPolicy(flags.policy);
+  }
+  if (flags.latency_profile.empty()) {
+    if (admission == AdmissionMode::kSlo) {
+      return InvalidArgumentError("--admission slo needs --latency-profile (make one with tandem profile)");
+    }
+    GetLogger("router")->warn("--policy slo without --latency-profile: placing least-loaded");
+    return CreatePlacementPolicy("least-loaded");
+  }
+  ASSIGN_OR_RETURN(LatencyProfile profile, LoadLatencyProfile(flags.latency_profile));
+  GetLogger("router")->info("placement: slo policy on profile {} ({} on {}), admission {}", flags.latency_profile,
+                            profile.model, profile.device, flags.admission);
+  return std::unique_ptr<PlacementPolicy>(std::make_unique<SloPlacementPolicy>(std::move(profile), admission));
 }
 
 void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "frontend/http_server.h"
+#include "scheduler/placement_policy.h"
 
 namespace tandem {
 
@@ -30,5 +31,18 @@ void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags);
 // The router core's on_finished hook for --request-log (nullptr without one); the log stays
 // open as long as the hook lives. A Status naming the file when it cannot be opened.
 Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags);
+
+// Where the router places requests: --policy least-loaded|slo, --latency-profile (the slo
+// policy's model, from `tandem profile`), --admission queue|slo.
+struct PlacementFlags {
+  std::string policy = "least-loaded";
+  std::string latency_profile;
+  std::string admission = "queue";
+};
+void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags);
+// The policy the flags name. "slo" without a profile falls back to least-loaded (logged), as a
+// cluster that was never profiled must still serve; --admission slo needs the slo policy and a
+// profile. InvalidArgument for unknown names and a profile that does not load.
+Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const PlacementFlags& flags);
 
 }  // namespace tandem

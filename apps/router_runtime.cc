@@ -11,7 +11,7 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   ASSIGN_OR_RETURN(ModelConfig model_config, LoadModelConfig(config.model_dir));
   std::unique_ptr<RouterRuntime> rt(new RouterRuntime());
   ASSIGN_OR_RETURN(rt->model_, LoadServedModel(config.model_dir, config.served_model_name, model_config));
-  ASSIGN_OR_RETURN(std::unique_ptr<PlacementPolicy> policy, CreatePlacementPolicy(config.policy));
+  ASSIGN_OR_RETURN(std::unique_ptr<PlacementPolicy> policy, MakePlacementPolicy(config.placement));
   ClusterClientOptions co;
   co.cluster = config.cluster;
   co.model_name = rt->model_->name;

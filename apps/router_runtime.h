@@ -19,7 +19,7 @@ struct RouterConfig {
   std::string model_dir;
   std::string served_model_name;  // empty: the directory's name
   ClusterSpec cluster;
-  std::string policy = "least-loaded";
+  PlacementFlags placement;
   HttpServerOptions http;
   AdmissionFlags admission;
   // How long Start waits for every node to connect and report before serving anyway

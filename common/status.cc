@@ -36,7 +36,15 @@ Status Status::WithContext(std::string_view context) const {
   std::string msg(context);
   msg += ": ";
   msg += message_;
-  return Status(code_, std::move(msg));
+  Status s(code_, std::move(msg));
+  s.reason_ = reason_;
+  return s;
+}
+
+Status Status::WithReason(std::string_view reason) const {
+  Status s = *this;
+  if (!ok()) s.reason_ = reason;
+  return s;
 }
 
 #define TANDEM_DEFINE_ERROR(Name, Code) \

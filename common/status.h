@@ -46,12 +46,19 @@ class [[nodiscard]] Status {
   // Prepends context, outermost first: "loading model dir: reading x.safetensors: ...".
   Status WithContext(std::string_view context) const;
 
+  // A short machine-readable cause, for callers that answer one cause of a code differently
+  // (e.g. "slo_unattainable" among ResourceExhausted answers 429 with its own error code); ""
+  // for most statuses. WithContext keeps it.
+  const std::string& reason() const { return reason_; }
+  Status WithReason(std::string_view reason) const;
+
   // Explicitly drops a status where failure is harmless; greppable on purpose.
   void IgnoreError() const {}
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string reason_;
 };
 
 Status InvalidArgumentError(std::string message);

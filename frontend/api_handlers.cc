@@ -231,7 +231,10 @@ ApiError StatusToApiError(const Status& status) {
       // "overloaded" answer), unlike 503 where the service itself is missing.
       e.http_status = 429;
       e.type = "server_error";
-      e.code = "engine_overloaded";
+      // A refusal with a reason (e.g. slo_unattainable: no node is predicted to meet the
+      // request's TTFT target) says so in the error code.
+      e.code = status.reason().empty() ? "engine_overloaded" : status.reason();
+      e.retry_after_s = 1;
       break;
     case StatusCode::kUnavailable:
       e.http_status = 503;

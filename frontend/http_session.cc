@@ -198,9 +198,11 @@ ordered_json HttpSession::LoadJson(const LoadInfo& load) {
   return body;
 }
 
-void HttpSession::SendJson(int status, const ordered_json& body, bool close, const std::string& allow) {
+void HttpSession::SendJson(int status, const ordered_json& body, bool close, const std::string& allow,
+                           int retry_after_s) {
   response_ = {};
   if (!allow.empty()) response_.set(http::field::allow, allow);
+  if (retry_after_s > 0) response_.set(http::field::retry_after, std::to_string(retry_after_s));
   response_.version(11);
   response_.result(static_cast<http::status>(status));
   response_.set(http::field::server, kServerName);
@@ -223,7 +225,7 @@ void HttpSession::SendError(const ApiError& error, bool close) {
   } else {
     ctx_->log->debug("answering {}: {}", error.http_status, error.message);
   }
-  SendJson(error.http_status, error.ToJson(), close);
+  SendJson(error.http_status, error.ToJson(), close, "", error.retry_after_s);
 }
 
 void HttpSession::Send(bool close) {

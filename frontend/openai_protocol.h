@@ -28,6 +28,7 @@ struct ApiError {
   std::string type = "invalid_request_error";
   std::string param;  // "" is written as null
   std::string code;   // "" is written as null
+  int retry_after_s = 0;  // > 0: a Retry-After header (429: when to try again)
 
   nlohmann::ordered_json ToJson() const;
 };

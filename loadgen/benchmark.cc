@@ -5,6 +5,8 @@
 #include <ostream>
 #include <sstream>
 
+#include "common/file_io.h"
+
 namespace tandem::loadgen {
 
 namespace {

@@ -250,16 +250,4 @@ Result<nlohmann::json> ReadResultFile(const std::string& path) {
   return j;
 }
 
-Status WriteTextFile(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return InvalidArgumentError("cannot write " + path);
-  out << text;
-  out.close();
-  if (!out) return InternalError("writing " + path + " failed");
-  return Status::Ok();
-}
-
 }  // namespace tandem::loadgen

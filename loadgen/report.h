@@ -46,9 +46,6 @@ nlohmann::ordered_json ResultJson(const RunInfo& info, const Summary& s, const s
 // The per-request records as CSV, one row per request.
 void WriteCsv(std::ostream& out, const std::vector<RequestResult>& results);
 
-// Writes `text` to `path` (creating its folder); a Status naming the path on failure.
-Status WriteTextFile(const std::string& path, const std::string& text);
-
 // A result file (single run or sweep) parsed: NotFound / InvalidArgument naming the path when it
 // cannot be read or is not a JSON object.
 Result<nlohmann::json> ReadResultFile(const std::string& path);

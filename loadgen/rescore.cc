@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/file_io.h"
+
 namespace tandem::loadgen {
 
 namespace {

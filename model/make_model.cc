@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "kernels/dtype.h"
 #include "model/builtin_assets.h"
@@ -121,15 +122,6 @@ std::vector<TensorSpec> TensorSpecs(const ModelPreset& p) {
   specs.push_back(norm("model.norm.weight"));
   specs.push_back(matrix("lm_head.weight", p.vocab_size, h, kLmHeadGain));
   return specs;
-}
-
-Status WriteTextFile(const fs::path& path, std::string_view text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return InvalidArgumentError(path.string() + ": cannot create");
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  f.close();
-  if (!f) return InvalidArgumentError(path.string() + ": write failed");
-  return Status::Ok();
 }
 
 // Makes `dir` ready to receive a model: created when missing, refused when non-empty without
@@ -296,10 +288,10 @@ Status MakeModel(const MakeModelOptions& options) {
       {"tandem.seed", std::to_string(options.seed)},
   };
   RETURN_IF_ERROR(WriteSafetensors((dir / "model.safetensors").string(), tensors, metadata));
-  RETURN_IF_ERROR(WriteTextFile(dir / "config.json", MakeConfigJson(preset, torch_dtype)));
-  RETURN_IF_ERROR(WriteTextFile(dir / "generation_config.json", MakeGenerationConfigJson()));
-  RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer.json", BuiltinTokenizerJson()));
-  RETURN_IF_ERROR(WriteTextFile(dir / "tokenizer_config.json", BuiltinTokenizerConfigJson()));
+  RETURN_IF_ERROR(WriteTextFile((dir / "config.json").string(), MakeConfigJson(preset, torch_dtype)));
+  RETURN_IF_ERROR(WriteTextFile((dir / "generation_config.json").string(), MakeGenerationConfigJson()));
+  RETURN_IF_ERROR(WriteTextFile((dir / "tokenizer.json").string(), BuiltinTokenizerJson()));
+  RETURN_IF_ERROR(WriteTextFile((dir / "tokenizer_config.json").string(), BuiltinTokenizerConfigJson()));
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,22 @@ struct NodeLoadReport {
   std::vector<std::string> connected_decode_nodes;
 };
 
+// What the router itself placed on a node and has not yet seen leave it: the SLO policy's picture
+// of the node, exact for this router and never stale (reports are). Maintained by the router core.
+struct PlacedWork {
+  // Prefill-capable nodes: prompts placed here whose first token has not come back.
+  int32_t prefill_requests = 0;
+  int64_t prefill_tokens = 0;
+  double prefill_quadratic = 0;  // Σl² of those prompts (the latency model's attention term)
+  // Decode-capable nodes: requests placed here (still prefilling elsewhere, or decoding) that have
+  // not finished, the tokens their sequences hold, and their TPOT targets.
+  int32_t decode_requests = 0;
+  int64_t decode_context_tokens = 0;
+  std::multiset<double> tpot_targets_ms;  // one entry per member with a TPOT target
+
+  double tightest_tpot_ms() const { return tpot_targets_ms.empty() ? 0 : *tpot_targets_ms.begin(); }
+};
+
 struct NodeView {
   std::string id;
   NodeRole role = NodeRole::kDecode;
@@ -48,6 +65,7 @@ struct NodeView {
   uint64_t charged_tokens = 0;  // prefill: prompt tokens placed since the last report
   uint32_t charged_blocks = 0;  // decode: blocks of requests placed here that its last report may
                                 // not count yet (until a report that follows their first token)
+  PlacedWork placed;
   std::string last_error;
 
   bool healthy() const { return state == NodeState::kReady && reported; }

@@ -18,50 +18,69 @@ bool PlacementContext::Reaches(NodeIndex p, NodeIndex d) const {
   return static_cast<size_t>(d) < pv.reaches.size() && pv.reaches[static_cast<size_t>(d)];
 }
 
-PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, const PlacementContext& ctx) const {
-  std::vector<NodeIndex> prefill, decode;
+uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d) {
+  // A pool whose block size is unknown cannot be judged: it holds nothing (the router refuses
+  // such a decode node at Hello, so this is a guard, not a rule).
+  if (d.block_size_tokens == 0) return UINT32_MAX;
+  return static_cast<uint32_t>(
+      KvBlocksForRequest(request.prompt_tokens, request.max_tokens, static_cast<int32_t>(d.block_size_tokens)));
+}
+
+std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& request, const PlacementContext& ctx,
+                                                  PlacementCandidates* out) {
   for (NodeIndex i = 0; i < static_cast<NodeIndex>(ctx.nodes.size()); ++i) {
     const NodeView& n = ctx.nodes[static_cast<size_t>(i)];
     if (!n.healthy()) continue;
-    if (n.can_prefill()) prefill.push_back(i);
-    if (n.can_decode() && !ctx.Excluded(i)) decode.push_back(i);
+    if (n.can_prefill()) out->prefill.push_back(i);
+    if (n.can_decode() && !ctx.Excluded(i)) out->decode.push_back(i);
   }
-  if (prefill.empty()) return PlacementDecision::Reject(UnavailableError("no healthy prefill node"));
-  if (decode.empty()) return PlacementDecision::Reject(UnavailableError("no healthy decode node"));
-
-  const auto node = [&](NodeIndex i) -> const NodeView& { return ctx.nodes[static_cast<size_t>(i)]; };
-  // A pool whose block size is unknown cannot be judged: it holds nothing (the router refuses
-  // such a decode node at Hello, so this is a guard, not a rule).
-  const auto need = [&](NodeIndex d) -> uint32_t {
-    if (node(d).block_size_tokens == 0) return UINT32_MAX;
-    return static_cast<uint32_t>(
-        KvBlocksForRequest(request.prompt_tokens, request.max_tokens, static_cast<int32_t>(node(d).block_size_tokens)));
-  };
-  uint32_t most_needed = 0, largest_pool = 0;
+  if (out->prefill.empty()) return PlacementDecision::Reject(UnavailableError("no healthy prefill node"));
+  if (out->decode.empty()) return PlacementDecision::Reject(UnavailableError("no healthy decode node"));
+  uint32_t largest_pool = 0;
   bool fits_some_pool = false;
-  for (NodeIndex d : decode) {
-    if (need(d) != UINT32_MAX) most_needed = std::max(most_needed, need(d));
-    largest_pool = std::max(largest_pool, node(d).load.total_blocks);
-    fits_some_pool = fits_some_pool || need(d) <= node(d).load.total_blocks;
+  for (NodeIndex d : out->decode) {
+    const NodeView& n = ctx.nodes[static_cast<size_t>(d)];
+    const uint32_t need = BlocksNeeded(request, n);
+    if (need != UINT32_MAX) out->most_needed = std::max(out->most_needed, need);
+    largest_pool = std::max(largest_pool, n.load.total_blocks);
+    fits_some_pool = fits_some_pool || need <= n.load.total_blocks;
   }
   if (!fits_some_pool) {  // waiting would not help: say so instead of "try again later"
     return PlacementDecision::Reject(OutOfRangeError(
         std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
-        " output tokens need " + std::to_string(most_needed) + " KV blocks, more than the largest decode node holds (" +
-        std::to_string(largest_pool) + "); lower max_tokens or shorten the prompt"));
+        " output tokens need " + std::to_string(out->most_needed) +
+        " KV blocks, more than the largest decode node holds (" + std::to_string(largest_pool) +
+        "); lower max_tokens or shorten the prompt"));
   }
+  return std::nullopt;
+}
 
-  std::sort(prefill.begin(), prefill.end(), [&](NodeIndex a, NodeIndex b) {
+PlacementDecision NoRoomDecision(const PlacementRequest& request, const PlacementCandidates& candidates, bool any_pair) {
+  if (!any_pair) {
+    return PlacementDecision::Reject(
+        UnavailableError("no healthy prefill node is connected to a healthy decode node (see GET /v1/load)"));
+  }
+  return PlacementDecision::Defer(ResourceExhaustedError(
+      "no decode node has room for " + std::to_string(request.prompt_tokens) + " prompt + " +
+      std::to_string(request.max_tokens) + " output tokens (up to " + std::to_string(candidates.most_needed) +
+      " KV blocks needed)"));
+}
+
+PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, const PlacementContext& ctx) const {
+  PlacementCandidates c;
+  if (auto end = GatherCandidates(request, ctx, &c)) return *end;
+  const auto node = [&](NodeIndex i) -> const NodeView& { return ctx.nodes[static_cast<size_t>(i)]; };
+  std::sort(c.prefill.begin(), c.prefill.end(), [&](NodeIndex a, NodeIndex b) {
     if (node(a).queued_tokens() != node(b).queued_tokens()) return node(a).queued_tokens() < node(b).queued_tokens();
     return node(a).id < node(b).id;
   });
   bool any_pair = false;
-  for (NodeIndex p : prefill) {
+  for (NodeIndex p : c.prefill) {
     NodeIndex best = -1;
-    for (NodeIndex d : decode) {
+    for (NodeIndex d : c.decode) {
       if (!ctx.Reaches(p, d)) continue;
       any_pair = true;
-      if (need(d) > node(d).free_blocks()) continue;
+      if (BlocksNeeded(request, node(d)) > node(d).free_blocks()) continue;
       if (best < 0 || node(d).free_blocks() > node(best).free_blocks() ||
           (node(d).free_blocks() == node(best).free_blocks() && node(d).id < node(best).id)) {
         best = d;
@@ -69,14 +88,7 @@ PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, cons
     }
     if (best >= 0) return PlacementDecision::Place(p, best);
   }
-  if (!any_pair) {
-    return PlacementDecision::Reject(
-        UnavailableError("no healthy prefill node is connected to a healthy decode node (see GET /v1/load)"));
-  }
-  return PlacementDecision::Defer(ResourceExhaustedError(
-      "no decode node has room for " + std::to_string(request.prompt_tokens) + " prompt + " +
-      std::to_string(request.max_tokens) + " output tokens (up to " + std::to_string(most_needed) +
-      " KV blocks needed)"));
+  return NoRoomDecision(request, c, any_pair);
 }
 
 Result<std::unique_ptr<PlacementPolicy>> CreatePlacementPolicy(std::string_view name) {

@@ -14,18 +14,22 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
 #include "scheduler/node_view.h"
+#include "slo/slo_config.h"
 
 namespace tandem {
 
 struct PlacementRequest {
   int32_t prompt_tokens = 0;
   int32_t max_tokens = 0;
+  RequestSlo slo;          // its targets (empty: none)
+  int64_t waited_us = 0;   // since arrival: a TTFT target counts from there
 };
 
 struct PlacementDecision {
@@ -70,7 +74,24 @@ class LeastLoadedPolicy final : public PlacementPolicy {
   std::string_view name() const override { return "least-loaded"; }
 };
 
-// "least-loaded" -> LeastLoadedPolicy; InvalidArgument listing the known names otherwise.
+// The checks every policy starts with, shared: the healthy candidates of each role (decode nodes
+// not excluded), or the Reject that ends the search (no node of a role; no pool could ever hold
+// the request).
+struct PlacementCandidates {
+  std::vector<NodeIndex> prefill;
+  std::vector<NodeIndex> decode;
+  uint32_t most_needed = 0;  // blocks the request needs on the hungriest candidate pool
+};
+std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& request, const PlacementContext& context,
+                                                  PlacementCandidates* out);
+// KV blocks the request needs in d's pool (UINT32_MAX when d's block size is unknown).
+uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d);
+// The answer when candidates exist but no pair has room now: Reject when no prefill node reaches
+// a candidate decode node (`any_pair` false), Defer otherwise.
+PlacementDecision NoRoomDecision(const PlacementRequest& request, const PlacementCandidates& candidates, bool any_pair);
+
+// "least-loaded" -> LeastLoadedPolicy; InvalidArgument listing the known names otherwise. For
+// "slo" see scheduler/slo_placement_policy.h (it needs a latency profile).
 Result<std::unique_ptr<PlacementPolicy>> CreatePlacementPolicy(std::string_view name);
 
 }  // namespace tandem

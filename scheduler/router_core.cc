@@ -48,8 +48,7 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
   // FCFS: nobody overtakes a request that is already waiting for a placement. But what can
   // never be placed (no pool could hold it, no node of a role) is refused now, not at the head.
   if (!queue_.empty()) {
-    const PlacementDecision decision = policy_->Place(
-        PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens}, PlacementContext{nodes_, {}});
+    const PlacementDecision decision = policy_->Place(PlacementFor(f, now), PlacementContext{nodes_, {}});
     if (decision.kind == PlacementDecision::Kind::kReject) {
       flights_.erase(f.record.id);
       return decision.reason;
@@ -71,8 +70,7 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
 }
 
 RouterCore::Outcome RouterCore::TryPlace(Flight& f, int64_t now, RouterActions* out, Status* refused) {
-  const PlacementRequest want{static_cast<int32_t>(f.request->prompt.size()), f.request->params.max_tokens};
-  const PlacementDecision decision = policy_->Place(want, PlacementContext{nodes_, f.refused});
+  const PlacementDecision decision = policy_->Place(PlacementFor(f, now), PlacementContext{nodes_, f.refused});
   switch (decision.kind) {
     case PlacementDecision::Kind::kPlace:
       if (decision.prefill < 0 || decision.decode < 0 || decision.prefill >= static_cast<NodeIndex>(nodes_.size()) ||
@@ -104,6 +102,7 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   f.record.prefill_node = nodes_[p].id;
   f.record.decode_node = nodes_[d].id;
   f.record.placed_us = now;
+  AddPlacedWork(f);
   nodes_[p].charged_tokens += f.request->prompt.size();
   if (nodes_[d].block_size_tokens > 0) {
     f.charged_blocks = static_cast<uint32_t>(KvBlocksForRequest(static_cast<int64_t>(f.request->prompt.size()),
@@ -115,7 +114,51 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   out->push_back(SendPrefill{p, d, f.request, deadline});
 }
 
+PlacementRequest RouterCore::PlacementFor(const Flight& f, int64_t now) const {
+  return PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo,
+                          now - f.record.arrival_us};
+}
+
+void RouterCore::AddPlacedWork(Flight& f) {
+  const int64_t l = f.record.prompt_tokens;
+  PlacedWork& p = nodes_[f.p].placed;
+  ++p.prefill_requests;
+  p.prefill_tokens += l;
+  p.prefill_quadratic += static_cast<double>(l) * static_cast<double>(l);
+  f.placed_prefill = true;
+  PlacedWork& d = nodes_[f.d].placed;
+  ++d.decode_requests;
+  d.decode_context_tokens += l;
+  if (f.request->slo.tpot_ms > 0) d.tpot_targets_ms.insert(f.request->slo.tpot_ms);
+  f.placed_context = l;
+  f.placed_decode = true;
+}
+
+void RouterCore::ReleasePlacedWork(Flight& f, bool decode_too) {
+  if (f.placed_prefill && f.p >= 0) {
+    const int64_t l = f.record.prompt_tokens;
+    PlacedWork& p = nodes_[f.p].placed;
+    --p.prefill_requests;
+    p.prefill_tokens -= l;
+    p.prefill_quadratic = p.prefill_requests == 0 ? 0 : p.prefill_quadratic - static_cast<double>(l) * l;
+  }
+  f.placed_prefill = false;
+  if (!decode_too) return;
+  if (f.placed_decode && f.d >= 0) {
+    PlacedWork& d = nodes_[f.d].placed;
+    --d.decode_requests;
+    d.decode_context_tokens -= f.placed_context;
+    if (f.request->slo.tpot_ms > 0) {
+      auto it = d.tpot_targets_ms.find(f.request->slo.tpot_ms);
+      if (it != d.tpot_targets_ms.end()) d.tpot_targets_ms.erase(it);
+    }
+  }
+  f.placed_decode = false;
+  f.placed_context = 0;
+}
+
 void RouterCore::Enqueue(Flight& f, int64_t now) {
+  ReleasePlacedWork(f, /*decode_too=*/true);
   f.phase = Flight::Phase::kQueued;
   f.p = f.d = -1;
   // In arrival order: a request sent back by a refusal keeps its place.
@@ -146,6 +189,10 @@ void RouterCore::Uncharge(Flight& f) {
 }
 
 void RouterCore::Emit(Flight& f, std::vector<int32_t> tokens, int64_t now, RouterActions* out) {
+  if (f.placed_decode) {
+    nodes_[f.d].placed.decode_context_tokens += static_cast<int64_t>(tokens.size());
+    f.placed_context += static_cast<int64_t>(tokens.size());
+  }
   for (size_t i = 0; i < tokens.size(); ++i) f.record.AddToken(now);
   f.last_token_us = now;
   InferenceEvent ev;
@@ -163,6 +210,7 @@ void RouterCore::Finish(int64_t request_id, FinishReason reason, Status status, 
   flights_.erase(it);
   if (f->phase == Flight::Phase::kQueued) queue_.erase(std::find(queue_.begin(), queue_.end(), request_id));
   Uncharge(*f);
+  ReleasePlacedWork(*f, /*decode_too=*/true);
   // The one abort-target rule: every node the request was placed on may hold something of it (a
   // queued prompt, a reservation, a transfer, a running sequence), and Abort is idempotent
   // there; but not the node that ended it, and none when nothing can be held (`except` ==
@@ -252,6 +300,7 @@ void RouterCore::OnFirstToken(NodeIndex node, int64_t request_id, const FirstTok
   Flight& f = *it->second;
   if (f.p != node || f.phase != Flight::Phase::kPrefilling) return;
   f.phase = Flight::Phase::kDecoding;  // D's blocks stay charged until its next report counts them
+  ReleasePlacedWork(f, /*decode_too=*/false);  // P is done with it
   f.record.prefill_start_us = report.prefill_start_us;
   f.record.prefill_end_us = report.prefill_end_us;
   if (report.finished) {
@@ -313,6 +362,7 @@ void RouterCore::OnReservationRefused(NodeIndex node, int64_t request_id, const 
   if (f.p != node || f.phase != Flight::Phase::kPrefilling) return;
   const NodeIndex d = FindNode(decode_node);
   Uncharge(f);
+  ReleasePlacedWork(f, /*decode_too=*/true);
   f.refused.push_back(d >= 0 ? d : f.d);
   f.last_refusal = decode_node + ": " + reason;
   bool others = false;

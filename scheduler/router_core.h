@@ -164,6 +164,11 @@ class RouterCore {
   // room), or failed with `refused` (the caller ends the request).
   Outcome TryPlace(Flight& f, int64_t now, RouterActions* out, Status* refused);
   void Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterActions* out);
+  PlacementRequest PlacementFor(const Flight& f, int64_t now) const;
+  // NodeView::placed bookkeeping: a placement adds its prompt to P and its sequence to D; the
+  // first token takes it off P; its end (or a move elsewhere) takes it off both.
+  void AddPlacedWork(Flight& f);
+  void ReleasePlacedWork(Flight& f, bool decode_too);
   void DrainQueue(int64_t now, RouterActions* out);
   void Enqueue(Flight& f, int64_t now);
   void Uncharge(Flight& f);

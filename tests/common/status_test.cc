@@ -51,5 +51,15 @@ TEST(StatusTest, WithContextPrepends) {
   EXPECT_EQ(Status::Ok().WithContext("x").ok(), true);
 }
 
+TEST(StatusTest, AReasonTravelsWithContextAndNeverMakesOkAnError) {
+  Status s = ResourceExhaustedError("no node meets it").WithReason("slo_unattainable").WithContext("placing");
+  EXPECT_EQ(s.reason(), "slo_unattainable");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "placing: no node meets it");
+  EXPECT_TRUE(Status::Ok().WithReason("x").ok());
+  EXPECT_EQ(Status::Ok().WithReason("x").reason(), "");
+  EXPECT_EQ(InternalError("y").reason(), "");
+}
+
 }  // namespace
 }  // namespace tandem

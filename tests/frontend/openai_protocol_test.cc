@@ -268,6 +268,11 @@ TEST(StatusToApiErrorTest, FullIsRetryLaterUnavailableIsServiceMissing) {
   const ApiError full = StatusToApiError(ResourceExhaustedError("no decode node has room"));
   EXPECT_EQ(full.http_status, 429);
   EXPECT_EQ(full.code, "engine_overloaded");
+  EXPECT_EQ(full.retry_after_s, 1);
+  const ApiError slo = StatusToApiError(ResourceExhaustedError("no node meets 100 ms").WithReason("slo_unattainable"));
+  EXPECT_EQ(slo.http_status, 429);
+  EXPECT_EQ(slo.code, "slo_unattainable");
+  EXPECT_EQ(slo.retry_after_s, 1);
   EXPECT_EQ(full.message, "no decode node has room");
   const ApiError down = StatusToApiError(UnavailableError("no healthy decode node"));
   EXPECT_EQ(down.http_status, 503);

@@ -150,6 +150,53 @@ TEST_F(RouterCoreTest, ARequestFromPlacementToItsRecord) {
   EXPECT_EQ(core_->num_in_flight(), 0);
 }
 
+// The SLO policy's picture of each node (NodeView::placed) follows a request: its prompt counts
+// on P until the first token, its sequence on D (growing with every token) until it ends or
+// moves to another decode node.
+TEST_F(RouterCoreTest, PlacedWorkFollowsARequestThroughItsLife) {
+  auto r = std::make_shared<ServingRequest>();
+  r->id = 1;
+  r->prompt.assign(20, 7);
+  r->params.temperature = 0;
+  r->params.max_tokens = 12;
+  r->arrival_us = now_;
+  r->slo.tpot_ms = 40;
+  ASSERT_TRUE(core_->Submit(r, now_, &last_.all).ok());
+  const PlacedWork& p = core_->nodes()[kP].placed;
+  const PlacedWork& d0 = core_->nodes()[kD0].placed;
+  EXPECT_EQ(p.prefill_requests, 1);
+  EXPECT_EQ(p.prefill_tokens, 20);
+  EXPECT_EQ(p.prefill_quadratic, 400);
+  EXPECT_EQ(d0.decode_requests, 1);
+  EXPECT_EQ(d0.decode_context_tokens, 20);
+  EXPECT_EQ(d0.tightest_tpot_ms(), 40);
+  FirstToken(1, 5);
+  EXPECT_EQ(p.prefill_requests, 0);
+  EXPECT_EQ(p.prefill_tokens, 0);
+  EXPECT_EQ(d0.decode_context_tokens, 21);
+  Tokens(kD0, 1, {6, 7});
+  EXPECT_EQ(d0.decode_context_tokens, 23);
+  Tokens(kD0, 1, {8}, true);
+  EXPECT_EQ(d0.decode_requests, 0);
+  EXPECT_EQ(d0.decode_context_tokens, 0);
+  EXPECT_TRUE(d0.tpot_targets_ms.empty());
+
+  // Refused by d0: it moves to d1, and d0 forgets it.
+  ASSERT_TRUE(Submit(2, 20, 12).ok());
+  ASSERT_EQ(last_.prefills().at(0).decode, kD0);
+  Actions moved;
+  core_->OnReservationRefused(kP, 2, "d0", "no room", now_, &moved.all);
+  ASSERT_EQ(moved.prefills().size(), 1u);
+  EXPECT_EQ(moved.prefills()[0].decode, kD1);
+  EXPECT_EQ(d0.decode_requests, 0);
+  EXPECT_EQ(core_->nodes()[kD1].placed.decode_requests, 1);
+  EXPECT_EQ(p.prefill_requests, 1);
+  Actions aborted;
+  core_->Abort(2, FinishReason::kAbort, now_, &aborted.all);
+  EXPECT_EQ(core_->nodes()[kD1].placed.decode_requests, 0);
+  EXPECT_EQ(p.prefill_requests, 0);
+}
+
 TEST_F(RouterCoreTest, WhenNoDecodeNodeHasRoomRequestsQueueInOrder) {
   ASSERT_TRUE(Submit(1, 150, 10).ok());  // 10 blocks: only d0 holds it
   ASSERT_EQ(last_.prefills().size(), 1u);
