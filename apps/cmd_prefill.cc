@@ -14,6 +14,7 @@ struct PrefillArgs {
   NodeArgs node;
   std::vector<std::string> decode_nodes;
   int32_t max_num_batched_tokens = 2048;
+  std::string queue = "edf";
 };
 
 int RunPrefill(const PrefillArgs& args) {
@@ -24,6 +25,7 @@ int RunPrefill(const PrefillArgs& args) {
   o.port = static_cast<uint16_t>(args.node.port);
   o.node_id = args.node.node_id;
   o.engine.max_num_batched_tokens = args.max_num_batched_tokens;
+  o.engine.queue_order = args.queue == "fcfs" ? QueueOrder::kArrival : QueueOrder::kDeadline;
   for (const std::string& d : args.decode_nodes) {
     auto a = ParseDecodeNodeAddress(d);
     if (!a.ok()) return ReportError(a.status());
@@ -41,6 +43,11 @@ std::pair<CLI::App*, CommandRunner> SetupPrefill(CLI::App& app) {
                   "ID=HOST:PORT of a decode node (repeatable; optional: the router tells us where its decode nodes are)");
   sub->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Token budget per step")
       ->capture_default_str();
+  sub->add_option("--prefill-queue", args->queue,
+                  "edf: earliest TTFT deadline first (arrival + the request's target; 10 s without one); fcfs: "
+                  "arrival order")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"edf", "fcfs"}));
   return {sub, [args] { return RunPrefill(*args); }};
 }
 

@@ -48,6 +48,7 @@ struct ServeArgs {
   int num_decode = 1;
   int node_threads = 0;
   int max_num_batched_tokens = 0;  // 0: the node's default
+  std::string prefill_queue;       // "": the node's default
   int max_num_seqs = 0;
   double kv_cache_gib = 0;
   int kv_timeout_ms = 0;
@@ -193,6 +194,10 @@ class LocalCluster {
     };
     pass("--kv-cache-gib", args.kv_cache_gib);
     if (role == "prefill") pass("--max-num-batched-tokens", args.max_num_batched_tokens);
+    if (role == "prefill" && !args.prefill_queue.empty()) {
+      argv.push_back("--prefill-queue");
+      argv.push_back(args.prefill_queue);
+    }
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
     if (role == "decode") pass("--kv-timeout-ms", args.kv_timeout_ms);
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
@@ -293,6 +298,8 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   sub->add_option("--max-num-batched-tokens", args->max_num_batched_tokens,
                   "Prefill nodes' token budget per step (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--prefill-queue", args->prefill_queue, "Prefill nodes' queue order: edf (default) or fcfs")
+      ->check(CLI::IsMember({"edf", "fcfs"}));
   sub->add_option("--max-num-seqs", args->max_num_seqs, "Decode nodes' sequences per step (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")

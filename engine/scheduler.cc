@@ -59,8 +59,20 @@ Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Req
   r.record.queued_us = now;
   auto owned = std::make_unique<Request>(std::move(r));
   index_[owned->id] = owned.get();
-  queue.push_back(std::move(owned));
+  if (options_.queue_order == QueueOrder::kDeadline && &queue == &waiting_) {
+    const int64_t key = QueueKey(*owned);
+    auto at = std::find_if(queue.begin(), queue.end(), [&](const auto& q) { return QueueKey(*q) > key; });
+    queue.insert(at, std::move(owned));
+  } else {
+    queue.push_back(std::move(owned));
+  }
   return Status::Ok();
+}
+
+int64_t Scheduler::QueueKey(const Request& r) const {
+  const double ttft_ms = r.record.slo.ttft_ms;
+  if (ttft_ms <= 0) return r.record.arrival_us + options_.untargeted_ttft_us;
+  return TtftDeadlineUs(r.record.arrival_us, ttft_ms);
 }
 
 Status Scheduler::AddPrefilled(Request r, int64_t now) {

@@ -5,8 +5,9 @@
 // decisions replay under a virtual clock (tests, the simulator).
 //
 // Queues (a request is in exactly one):
-//   waiting    no blocks yet; admitted FCFS while its blocks are free and a sequence slot is
-//              (the head waits for blocks: nobody overtakes it)
+//   waiting    no blocks yet; admitted in queue order (FCFS, or EDF: see QueueOrder) while
+//              its blocks are free and a sequence slot is (the head waits for blocks: nobody
+//              overtakes it)
 //   prefilled  decode role: KV computed elsewhere, blocks held, waiting for a sequence slot
 //   running    blocks held; its prompt chunks, then one decode token per step
 //   finished / handed_off   its end, kept until the owner takes it
@@ -47,10 +48,19 @@ namespace tandem {
 
 enum class EngineRole { kColocated, kPrefill, kDecode };
 
+// The order of the waiting queue. kDeadline: earliest TTFT deadline first (EDF), the deadline
+// being arrival + the request's TTFT target, or arrival + untargeted_ttft_us for a request without
+// one. Deadlines count from arrival, so waiting ages a request: a loose one that has waited long
+// enough goes before a tight one that just came, and nothing starves. Equal deadlines keep
+// arrival order; without targets it is FCFS.
+enum class QueueOrder { kArrival, kDeadline };
+
 struct SchedulerOptions {
   EngineRole role = EngineRole::kColocated;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
+  QueueOrder queue_order = QueueOrder::kArrival;
+  int64_t untargeted_ttft_us = kUntargetedTtftBudgetUs;
 };
 
 // A run of one request's tokens in a step: a prompt chunk, or one decode token.
@@ -130,6 +140,8 @@ class Scheduler {
 
  private:
   int32_t AdmissionBlocks(const Request& r) const;
+  // Where a request goes in waiting_ (kDeadline): its TTFT deadline.
+  int64_t QueueKey(const Request& r) const;
   // The part of Add and AddPrefilled after their checks: history, record, index, queue.
   Status Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Request>>& queue);
   bool IsStopToken(const Request& r, int32_t token) const;

@@ -54,7 +54,10 @@ PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport
       clock_(clock),
       scheduler_(cache.pool(), cache.block_size(), PrefillLimits(transformer.config()),
                  transformer.config().eos_token_ids,
-                 SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens}),
+                 // Earliest TTFT deadline first: an interactive request does not wait behind a
+                 // queue of batch prompts (FCFS when no request carries a target).
+                 SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens,
+                                  options.queue_order}),
       layout_(LayoutOf(cache, transformer.config())) {}
 
 PrefillEngine::~PrefillEngine() {
@@ -122,6 +125,7 @@ Status PrefillEngine::Add(PrefillJob job) {
   r.prompt = job.prompt;
   r.params = job.params;
   r.record.arrival_us = job.arrival_us != 0 ? job.arrival_us : now;
+  r.record.slo = job.slo;
   if (job.arrival_us == 0) job.arrival_us = now;
   a->job = std::move(job);
   RETURN_IF_ERROR(scheduler_.Add(std::move(r), now).WithContext(who));

@@ -60,6 +60,7 @@ struct PrefillJob {
   std::string router_id;     // the router that gets the tokens (the decode node needs it)
   int64_t arrival_us = 0;    // this process's steady clock; 0: now
   int64_t deadline_us = 0;   // this process's steady clock; 0: none
+  RequestSlo slo;            // orders the queue (earliest TTFT deadline first)
 };
 
 enum class PrefillEventKind {
@@ -92,6 +93,8 @@ struct PrefillEvent {
 
 struct PrefillEngineOptions {
   int32_t max_num_batched_tokens = 2048;
+  // Earliest TTFT deadline first (default), or arrival order (--prefill-queue fcfs).
+  QueueOrder queue_order = QueueOrder::kDeadline;
   // Ask the decode node for a reservation once the prompt tokens ahead of a request plus its own
   // remaining ones are at most this many. The default, one budget, asks at the start of the step
   // that completes the prompt (the round trip overlaps that step's forward pass) and holds decode

@@ -186,6 +186,9 @@ void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::En
     job.router_id = conn->peer_hello().node_id();
     job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
     job.deadline_us = UnixToSteadyMicros(m.deadline_unix_us());
+    job.slo.ttft_ms = std::max(0.0, m.ttft_target_ms());
+    job.slo.tpot_ms = std::max(0.0, m.tpot_target_ms());
+    job.slo.priority = m.slo_priority();
     Status s = engine_->Add(job);
     if (!s.ok()) {
       (void)conn->Send(rpc::MakeErrorEnvelope(s, job.id));

@@ -153,6 +153,9 @@ void ClusterClient::SendPrefill(const tandem::SendPrefill& order) {
   pr->set_decode_node_id(addresses_[order.decode].id);
   pr->set_arrival_unix_us(SteadyToUnixMicros(r.arrival_us));
   pr->set_deadline_unix_us(SteadyToUnixMicros(order.deadline_us));
+  pr->set_ttft_target_ms(r.slo.ttft_ms);
+  pr->set_tpot_target_ms(r.slo.tpot_ms);
+  pr->set_slo_priority(r.slo.priority);
   const Status sent = rpcs_[order.prefill]->Send(std::move(env));
   if (sent.ok()) return;
   // The connection went away between the node view and the send: its loss is on its way as a

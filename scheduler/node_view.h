@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -38,7 +39,9 @@ struct NodeLoadReport {
 // What the router itself placed on a node and has not yet seen leave it: the SLO policy's picture
 // of the node, exact for this router and never stale (reports are). Maintained by the router core.
 struct PlacedWork {
-  // Prefill-capable nodes: prompts placed here whose first token has not come back.
+  // Prefill-capable nodes: prompts placed here whose first token has not come back, by TTFT
+  // deadline (router clock), the order the prefill node runs them in.
+  std::multimap<int64_t, int64_t> prefill_queue;  // deadline -> prompt tokens
   int32_t prefill_requests = 0;
   int64_t prefill_tokens = 0;
   double prefill_quadratic = 0;  // Σl² of those prompts (the latency model's attention term)

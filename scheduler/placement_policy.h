@@ -29,6 +29,7 @@ struct PlacementRequest {
   int32_t prompt_tokens = 0;
   int32_t max_tokens = 0;
   RequestSlo slo;          // its targets (empty: none)
+  int64_t arrival_us = 0;  // router clock; with slo.ttft_ms, its place in a prefill node's queue
   int64_t waited_us = 0;   // since arrival: a TTFT target counts from there
 };
 

@@ -115,13 +115,14 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
 }
 
 PlacementRequest RouterCore::PlacementFor(const Flight& f, int64_t now) const {
-  return PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo,
+  return PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo, f.record.arrival_us,
                           now - f.record.arrival_us};
 }
 
 void RouterCore::AddPlacedWork(Flight& f) {
   const int64_t l = f.record.prompt_tokens;
   PlacedWork& p = nodes_[f.p].placed;
+  f.placed_prefill_entry = p.prefill_queue.emplace(TtftDeadlineUs(f.record.arrival_us, f.request->slo.ttft_ms), l);
   ++p.prefill_requests;
   p.prefill_tokens += l;
   p.prefill_quadratic += static_cast<double>(l) * static_cast<double>(l);
@@ -138,6 +139,7 @@ void RouterCore::ReleasePlacedWork(Flight& f, bool decode_too) {
   if (f.placed_prefill && f.p >= 0) {
     const int64_t l = f.record.prompt_tokens;
     PlacedWork& p = nodes_[f.p].placed;
+    p.prefill_queue.erase(f.placed_prefill_entry);
     --p.prefill_requests;
     p.prefill_tokens -= l;
     p.prefill_quadratic = p.prefill_requests == 0 ? 0 : p.prefill_quadratic - static_cast<double>(l) * l;

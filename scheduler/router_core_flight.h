@@ -2,6 +2,7 @@
 // router_core_nodes.cc: node events). Not for other users.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@ struct RouterCore::Flight {
   NodeIndex d = -1;
   uint32_t charged_blocks = 0;     // charged to d until D's first report after the first token
   bool placed_prefill = false;     // counted in nodes_[p].placed (until its first token)
+  std::multimap<int64_t, int64_t>::iterator placed_prefill_entry;  // its entry in prefill_queue
   bool placed_decode = false;      // counted in nodes_[d].placed (until it ends or moves)
   int64_t placed_context = 0;      // the tokens it counts for in nodes_[d].placed
   std::vector<NodeIndex> refused;  // decode nodes that refused its reservation

@@ -36,9 +36,12 @@ SloPlacementPolicy::SloPlacementPolicy(LatencyProfile profile, AdmissionMode adm
 SloPrediction SloPlacementPolicy::Predict(const PlacementRequest& request, const NodeView& p, const NodeView& d) const {
   SloPrediction out;
   const int64_t l = request.prompt_tokens;
+  // P runs its queue by TTFT deadline: only prompts due no later than this one are ahead of it.
   PrefillWork work;
-  work.tokens = p.placed.prefill_tokens;
-  work.quadratic = p.placed.prefill_quadratic;
+  const int64_t deadline = TtftDeadlineUs(request.arrival_us, request.slo.ttft_ms);
+  for (auto it = p.placed.prefill_queue.begin(); it != p.placed.prefill_queue.end() && it->first <= deadline; ++it) {
+    work.AddChunk(0, it->second);
+  }
   work.AddChunk(0, l);
   double ttft_us = static_cast<double>(std::max<int64_t>(0, request.waited_us)) + profile_.QueuedPrefillUs(work);
   const bool colocated = &p == &d;

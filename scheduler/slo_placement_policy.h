@@ -1,6 +1,7 @@
 // Placement by predicted SLO attainment (the goodput-aware policy). For every (P, D) a request
 // may use, the latency model predicts
-//   TTFT = time it already waited + P's placed prompts ahead of it and its own prompt, worked
+//   TTFT = time it already waited + P's placed prompts ahead of it (P runs its queue by TTFT
+//          deadline: those due no later than this one) and its own prompt, worked
 //          off in steps of the profile's token budget + the part of its KV transfer that is not
 //          hidden behind compute (the last layer's share) + D's next decode step (the first
 //          token reaches the client with D's first tokens)

@@ -19,6 +19,15 @@
 
 namespace tandem {
 
+// The TTFT budget a queue ordered by deadline (the prefill node's, and the router's model of it)
+// gives a request without a TTFT target: its deadline is arrival + this.
+inline constexpr int64_t kUntargetedTtftBudgetUs = 10'000'000;
+
+// A request's place in a deadline-ordered queue: arrival + its TTFT target (or the budget above).
+inline int64_t TtftDeadlineUs(int64_t arrival_us, double ttft_target_ms) {
+  return arrival_us + (ttft_target_ms > 0 ? static_cast<int64_t>(ttft_target_ms * 1000.0) : kUntargetedTtftBudgetUs);
+}
+
 struct SloClass {
   std::string name;
   double ttft_ms = 0;  // 0: no target

@@ -99,6 +99,47 @@ TEST_F(SchedulerTest, TheHeadWaitsForBlocksAndNobodyOvertakesIt) {
   EXPECT_EQ(pool_->num_free(), 2);
 }
 
+// EDF: the waiting queue runs by TTFT deadline (arrival + target, or arrival + the untargeted
+// budget); deadlines age, so a loose request that waited long goes before a tight newcomer.
+TEST_F(SchedulerTest, DeadlineOrderRunsTheEarliestTtftDeadlineFirstAndAgesTheRest) {
+  pool_ = std::make_unique<BlockPool>(100);
+  SchedulerOptions o{EngineRole::kPrefill, 8, 8};  // one 8-token prompt per step
+  o.queue_order = QueueOrder::kDeadline;
+  o.untargeted_ttft_us = 5'000'000;
+  sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos}, o);
+  auto add = [&](int64_t id, int64_t arrival_us, double ttft_ms) {
+    Request r = tandem::Make(id, 8, 4);
+    r.record.arrival_us = arrival_us;
+    r.record.slo.ttft_ms = ttft_ms;
+    ASSERT_TRUE(sched_->Add(std::move(r), arrival_us).ok());
+  };
+  add(1, 0, 0);              // batch, no target: deadline 5 s
+  add(2, 1'000, 2000);       // deadline 2.001 s
+  add(3, 2'000, 100);        // interactive: 0.102 s
+  add(4, 4'000'000, 100);    // interactive, but 4 s later: 4.1 s, before 1 (5 s), after 2
+  add(5, 5'000, 2000);       // same deadline class as 2, later: after 2
+  std::vector<int64_t> order;
+  for (int64_t now = 4'000'001; sched_->HasWork(); now += 10) {
+    StepPlan p = sched_->Schedule(now);
+    ASSERT_EQ(p.chunks.size(), 1u);
+    order.push_back(p.chunks[0].request->id);
+    sched_->Postprocess(now, p, Tokens(p));
+    for (auto& r : sched_->TakeHandedOff()) (void)pool_->Free(r->block_table);
+  }
+  EXPECT_EQ(order, (std::vector<int64_t>{3, 2, 5, 4, 1}));
+}
+
+TEST_F(SchedulerTest, ArrivalOrderIgnoresTargets) {
+  Make(EngineRole::kPrefill, 100, 8);
+  Request loose = tandem::Make(1, 8, 4);
+  loose.record.slo.ttft_ms = 10000;
+  Request tight = tandem::Make(2, 8, 4);
+  tight.record.slo.ttft_ms = 10;
+  ASSERT_TRUE(sched_->Add(std::move(loose), 0).ok());
+  ASSERT_TRUE(sched_->Add(std::move(tight), 0).ok());
+  EXPECT_EQ(sched_->Schedule(1).chunks.at(0).request->id, 1);
+}
+
 TEST_F(SchedulerTest, StopTokensAndEosEndARequestUnlessIgnored) {
   Make(EngineRole::kColocated, 16, 100);
   Request a = tandem::Make(1, 3, 10);

@@ -167,10 +167,13 @@ TEST_F(RouterCoreTest, PlacedWorkFollowsARequestThroughItsLife) {
   EXPECT_EQ(p.prefill_requests, 1);
   EXPECT_EQ(p.prefill_tokens, 20);
   EXPECT_EQ(p.prefill_quadratic, 400);
+  ASSERT_EQ(p.prefill_queue.size(), 1u);
+  EXPECT_EQ(p.prefill_queue.begin()->first, now_ + kUntargetedTtftBudgetUs);  // no TTFT target
   EXPECT_EQ(d0.decode_requests, 1);
   EXPECT_EQ(d0.decode_context_tokens, 20);
   EXPECT_EQ(d0.tightest_tpot_ms(), 40);
   FirstToken(1, 5);
+  EXPECT_TRUE(p.prefill_queue.empty());
   EXPECT_EQ(p.prefill_requests, 0);
   EXPECT_EQ(p.prefill_tokens, 0);
   EXPECT_EQ(d0.decode_context_tokens, 21);

@@ -35,7 +35,9 @@ PlacementRequest Want(int32_t prompt, int32_t max_tokens, double ttft_ms, double
   return r;
 }
 
-void PlacePrompt(NodeView& p, int64_t tokens) {
+// A prompt placed on p, due at `deadline_us` (by default before anything a test asks about).
+void PlacePrompt(NodeView& p, int64_t tokens, int64_t deadline_us = 0) {
+  p.placed.prefill_queue.emplace(deadline_us, tokens);
   ++p.placed.prefill_requests;
   p.placed.prefill_tokens += tokens;
   p.placed.prefill_quadratic += static_cast<double>(tokens) * tokens;
@@ -80,6 +82,22 @@ TEST(SloPlacementPolicyTest, AnInteractiveRequestAvoidsAPrefillNodeBusyWithALong
   EXPECT_EQ(n.Id(slo.prefill), "p1");
   // Least-loaded trusts the (equal) reports and takes the lower id.
   EXPECT_EQ(n.Id(n.Place({100, 16}).prefill), "p0");
+}
+
+TEST(SloPlacementPolicyTest, PromptsDueLaterDoNotDelayATighterRequest) {
+  // P runs its queue by TTFT deadline: 5000 batch tokens due in 10 s are behind an interactive
+  // request due in 100 ms, so p0 can still meet it; under FCFS it could not.
+  Nodes n;
+  const NodeIndex p = n.P("p0", 0);
+  n.D("d0", 100);
+  n.ConnectAll();
+  PlacePrompt(n[p], 5000, 10'000'000);
+  const SloPlacementPolicy policy(HandProfile(), AdmissionMode::kSlo);
+  const PlacementDecision r = n.Place(policy, Want(100, 16, 100, 0));
+  EXPECT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_LT(policy.Predict(Want(100, 16, 100, 0), n[p], n[1]).ttft_ms, 100);
+  // A request without a target is due in 10 s too, after the earlier batch prompt: it waits.
+  EXPECT_GT(policy.Predict(Want(100, 16, 0, 0), n[p], n[1]).ttft_ms, 500);
 }
 
 TEST(SloPlacementPolicyTest, ATightTpotGoesToTheSmallerBatchAndMembersTargetsAreKept) {
