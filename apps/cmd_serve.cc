@@ -194,6 +194,10 @@ class LocalCluster {
     };
     pass("--kv-cache-gib", args.kv_cache_gib);
     if (role == "prefill") pass("--max-num-batched-tokens", args.max_num_batched_tokens);
+    if (!args.router.placement.latency_profile.empty()) {
+      argv.push_back("--latency-profile");
+      argv.push_back(args.router.placement.latency_profile);
+    }
     if (role == "prefill" && !args.prefill_queue.empty()) {
       argv.push_back("--prefill-queue");
       argv.push_back(args.prefill_queue);

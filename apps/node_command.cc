@@ -16,6 +16,9 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
   sub.add_option("--node-id", args.node_id, "Unique node id")->capture_default_str();
   sub.add_option("--threads", args.threads, "CPU threads (0: all cores)")->capture_default_str();
   sub.add_option("--kv-cache-gib", args.kv_cache_gib, "KV pool size in GiB")->capture_default_str();
+  sub.add_option("--latency-profile", args.latency_profile,
+                 "Latency model (tandem profile): the node reports its measured / predicted step time with its load")
+      ->check(CLI::ExistingFile);
 }
 
 void WaitForTerminationSignal() {

@@ -19,17 +19,20 @@ struct NodeArgs {
   std::string node_id;
   int threads = 0;
   double kv_cache_gib = 1.0;
+  std::string latency_profile;
 
   NodeRuntimeOptions Runtime() const {
     NodeRuntimeOptions o;
     o.model_dir = model;
     o.threads = threads;
     o.kv_cache_gib = kv_cache_gib;
+    o.latency_profile = latency_profile;
     return o;
   }
 };
 
-// --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib.
+// --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib,
+// --latency-profile.
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
 
 // Blocks the calling thread until SIGINT or SIGTERM.

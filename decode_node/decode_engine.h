@@ -90,6 +90,8 @@ class DecodeEngine {
   bool HasWork() const { return engine_.HasWork(); }
   // One decode step; returns whether a forward pass ran.
   bool Step(std::vector<DecodeEvent>* events);
+  // The shape of the last step that ran (the latency model's online correction).
+  const StepShape& last_step_shape() const { return engine_.last_step_shape(); }
   void Poll(std::vector<DecodeEvent>* events);
 
   int32_t num_awaiting() const { return static_cast<int32_t>(awaiting_.size()); }

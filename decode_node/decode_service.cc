@@ -217,6 +217,7 @@ void DecodeService::SendLoadReport() {
   r->set_running_requests(static_cast<uint32_t>(engine_->num_running()));
   r->set_free_blocks(static_cast<uint32_t>(engine_->free_blocks()));
   r->set_total_blocks(static_cast<uint32_t>(engine_->total_blocks()));
+  r->set_latency_factor(rt_->latency_factor());
   reporter_->Broadcast(env, *server_);
 }
 
@@ -225,7 +226,11 @@ bool DecodeService::Iterate() {
   engine_->Poll(&events_);
   const int64_t t0 = SteadyClock::Read();
   const bool ran = engine_->Step(&events_);
-  if (ran) reporter_->AddBusy(SteadyClock::Read() - t0);
+  if (ran) {
+    const int64_t us = SteadyClock::Read() - t0;
+    reporter_->AddBusy(us);
+    rt_->ObserveStep(engine_->last_step_shape(), us);
+  }
   Dispatch(events_);
   if (reporter_->Due()) SendLoadReport();
   return ran;

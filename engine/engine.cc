@@ -31,6 +31,7 @@ Result<std::vector<StepOutput>> Engine::Step() {
   const StepPlan plan = scheduler_.Schedule(clock_.NowMicros());
   last_step_ran_ = !plan.empty();
   if (plan.empty()) return std::vector<StepOutput>{};
+  last_step_shape_ = ShapeOf(plan);
   const Status run = executor_.Execute(plan, &result_);
   if (!run.ok()) return scheduler_.FailStep(clock_.NowMicros(), plan, run.WithContext("engine step failed"));
   return scheduler_.Postprocess(clock_.NowMicros(), plan, result_);

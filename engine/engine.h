@@ -47,6 +47,7 @@ class Engine {
   Result<std::vector<StepOutput>> Step();
   // Whether the last Step() ran a forward pass (an empty plan means nothing could run now).
   bool last_step_ran() const { return last_step_ran_; }
+  const StepShape& last_step_shape() const { return last_step_shape_; }
 
   // The finished request (record, output), kept until taken.
   std::unique_ptr<Request> TakeFinished(int64_t request_id) { return scheduler_.TakeFinished(request_id); }
@@ -60,6 +61,7 @@ class Engine {
   Scheduler scheduler_;
   StepResult result_;
   bool last_step_ran_ = false;
+  StepShape last_step_shape_;
 };
 
 // The limits an engine over `cache` checks requests against: the model's, and the pool's size.

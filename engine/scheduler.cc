@@ -69,6 +69,19 @@ Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Req
   return Status::Ok();
 }
 
+StepShape ShapeOf(const StepPlan& plan) {
+  StepShape shape;
+  for (const ScheduledChunk& c : plan.chunks) {
+    if (c.start >= static_cast<int32_t>(c.request->prompt.size())) {  // a decode token
+      ++shape.decode_batch;
+      shape.decode_context += c.start + 1;
+    } else {
+      shape.prefill.AddChunk(c.start, c.num_tokens);
+    }
+  }
+  return shape;
+}
+
 int64_t Scheduler::QueueKey(const Request& r) const {
   const double ttft_ms = r.record.slo.ttft_ms;
   if (ttft_ms <= 0) return r.record.arrival_us + options_.untargeted_ttft_us;
@@ -173,12 +186,12 @@ StepPlan Scheduler::Schedule(int64_t now) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
-  for (auto& r : running_) {
-    if (r->prefill_done() || budget <= 0) continue;
+  for (Request* r : RunningPromptsInOrder()) {
+    if (budget <= 0) break;
     const int32_t remaining = r->remaining_prompt();
     const int32_t take = std::min(remaining, budget);
     if (r->record.prefill_start_us == 0) r->record.prefill_start_us = now;
-    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, take, take == remaining});
+    plan.chunks.push_back(ScheduledChunk{r, r->num_computed, take, take == remaining});
     budget -= take;
   }
   return plan;
@@ -248,11 +261,21 @@ void Scheduler::Retire() {
   }
 }
 
-std::vector<Request*> Scheduler::PendingPrompts() {
+std::vector<Request*> Scheduler::RunningPromptsInOrder() {
   std::vector<Request*> out;
   for (auto& r : running_) {
     if (!r->prefill_done()) out.push_back(r.get());
   }
+  // Deadline order holds for prompts already admitted too: a prefill node admits every prompt
+  // its pool holds at once, so the order of the budget among running prompts is the queue order.
+  if (options_.queue_order == QueueOrder::kDeadline) {
+    std::stable_sort(out.begin(), out.end(), [&](Request* a, Request* b) { return QueueKey(*a) < QueueKey(*b); });
+  }
+  return out;
+}
+
+std::vector<Request*> Scheduler::PendingPrompts() {
+  std::vector<Request*> out = RunningPromptsInOrder();
   for (auto& r : waiting_) out.push_back(r.get());
   return out;
 }

@@ -43,6 +43,7 @@
 #include "engine/request.h"
 #include "engine/request_rules.h"
 #include "model/block_pool.h"
+#include "slo/latency_model.h"
 
 namespace tandem {
 
@@ -80,6 +81,16 @@ struct StepPlan {
   int32_t num_tokens() const;
   int32_t num_samples() const;  // chunks that want logits
 };
+
+// What a plan asks of the model, in the latency model's terms: its prompt chunks, and its decode
+// tokens (one per sequence) with the context they attend to. For the online correction of the
+// latency model (the nodes compare their measured step times with its predictions).
+struct StepShape {
+  PrefillWork prefill;
+  int32_t decode_batch = 0;
+  int64_t decode_context = 0;
+};
+StepShape ShapeOf(const StepPlan& plan);
 
 // What executing a plan produced: one sampled token per chunk that wants logits, in plan order.
 struct StepResult {
@@ -142,6 +153,8 @@ class Scheduler {
   int32_t AdmissionBlocks(const Request& r) const;
   // Where a request goes in waiting_ (kDeadline): its TTFT deadline.
   int64_t QueueKey(const Request& r) const;
+  // Running requests whose prompt is not complete, in the order they get the token budget.
+  std::vector<Request*> RunningPromptsInOrder();
   // The part of Add and AddPrefilled after their checks: history, record, index, queue.
   Status Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Request>>& queue);
   bool IsStopToken(const Request& r, int32_t token) const;

@@ -190,6 +190,14 @@ ordered_json HttpSession::LoadJson(const LoadInfo& load) {
                       {"free_kv_blocks", n.free_blocks()},
                       {"total_kv_blocks", n.load.total_blocks},
                       {"busy_fraction", n.load.busy_fraction},
+                      // measured / predicted step time (null: the node runs without a profile)
+                      {"latency_factor", n.load.latency_factor > 0 ? ordered_json(n.load.latency_factor) : nullptr},
+                      // what this router placed there and has not seen leave (the SLO policy's view)
+                      {"placed",
+                       {{"prefill_requests", n.placed.prefill_requests},
+                        {"prefill_tokens", n.placed.prefill_tokens},
+                        {"decode_requests", n.placed.decode_requests},
+                        {"decode_context_tokens", n.placed.decode_context_tokens}}},
                       {"last_error", n.last_error}};
     if (n.role == NodeRole::kPrefill) node["connected_decode_nodes"] = n.load.connected_decode_nodes;
     nodes.push_back(std::move(node));

@@ -37,6 +37,15 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   bo.num_threads = options.threads;
   ASSIGN_OR_RETURN(rt->backend, CreateBackend("cpu", bo));
   ASSIGN_OR_RETURN(rt->weights, LoadModelWeights(options.model_dir, *rt->backend));
+  if (!options.latency_profile.empty()) {
+    ASSIGN_OR_RETURN(LatencyProfile profile, LoadLatencyProfile(options.latency_profile));
+    if (profile.num_layers != rt->weights->config.num_layers) {
+      return InvalidArgumentError("--latency-profile " + options.latency_profile + " was measured for a model of " +
+                                  std::to_string(profile.num_layers) + " layers, not this one's " +
+                                  std::to_string(rt->weights->config.num_layers));
+    }
+    rt->profile = std::move(profile);
+  }
   const ModelConfig& c = rt->weights->config;
   const DType dtype = rt->backend->kv_cache_dtype();
   const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * options.block_size * c.head_dim * DTypeSize(dtype);
@@ -60,6 +69,14 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   GetLogger("node")->info("model {}: {} KV blocks of {} tokens ({:.1f} MiB, UCX-registered)", options.model_dir,
                           num_blocks, options.block_size, num_blocks * per_block / 1048576.0);
   return rt;
+}
+
+void NodeRuntime::ObserveStep(const StepShape& shape, int64_t measured_us) {
+  if (!profile) return;
+  // A node's step is one phase: a prefill node's prompt chunks, or a decode node's batch.
+  const double predicted = shape.prefill.tokens > 0 ? profile->PrefillUs(shape.prefill)
+                                                    : profile->DecodeStepUs(shape.decode_batch, shape.decode_context);
+  correction.Observe(predicted, static_cast<double>(measured_us));
 }
 
 void LoadReporter::Broadcast(proto::Envelope& env, rpc::RpcServer& server) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -14,7 +15,9 @@
 #include "kernels/backend.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transport.h"
+#include "engine/scheduler.h"
 #include "model/kv_cache.h"
+#include "slo/latency_model.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"
 #include "common/rpc/rpc_server.h"
@@ -28,6 +31,7 @@ struct NodeRuntimeOptions {
   int threads = 0;             // CPU backend threads; 0 = all cores
   double kv_cache_gib = 1.0;   // KV pool size
   int32_t block_size = 16;
+  std::string latency_profile;  // --latency-profile: "" for none
 };
 
 // Declaration order is destruction order reversed: the cache (a view) goes before the
@@ -40,6 +44,13 @@ struct NodeRuntime {
   std::unique_ptr<Transformer> transformer;
   KvLayout layout;
   PeerEndpoint endpoint;  // what peers need to write our pool
+  // The latency model of this node (from --latency-profile) and its online correction: each step
+  // the node runs is compared with the model's prediction; the factor goes out with the load.
+  std::optional<LatencyProfile> profile;
+  LatencyCorrection correction;
+  // Observes a step (engine thread); a no-op without a profile.
+  void ObserveStep(const StepShape& shape, int64_t measured_us);
+  float latency_factor() const { return profile ? static_cast<float>(correction.factor()) : 0.0f; }
 
   ~NodeRuntime();
 };

@@ -311,6 +311,7 @@ bool PrefillEngine::Step(std::vector<PrefillEvent>* events) {
     Poll(events);
     return false;
   }
+  last_step_shape_ = ShapeOf(plan);
   std::vector<Active*> sending = StartSessions(plan, events);
   if (early_ && !events->empty()) early_(*events);  // the ReserveKv round trips run during the pass
   const Status run = executor_.Execute(plan, &result_, [&](int layer) {

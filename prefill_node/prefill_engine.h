@@ -143,6 +143,8 @@ class PrefillEngine {
   // Deadlines, reservations to ask for, and one forward pass over what may run. Returns whether
   // a forward pass ran (nothing may be runnable while reservations are on their way).
   bool Step(std::vector<PrefillEvent>* events);
+  // The shape of the last step that ran (the latency model's online correction).
+  const StepShape& last_step_shape() const { return last_step_shape_; }
   // Advances transfers and timeouts; call every loop iteration.
   void Poll(std::vector<PrefillEvent>* events);
 
@@ -198,6 +200,7 @@ class PrefillEngine {
   int32_t num_transferring_ = 0;
   int64_t next_key_ = 1;
   StepResult result_;
+  StepShape last_step_shape_;
   std::function<void(std::vector<PrefillEvent>&)> early_;
   std::mutex mailbox_mu_;
   std::vector<PostedReservation> mailbox_;  // GUARDED_BY(mailbox_mu_)

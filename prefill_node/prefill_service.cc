@@ -318,6 +318,7 @@ void PrefillService::SendLoadReport() {
   for (const auto& d : decodes_) {
     if (d->connected) r->add_connected_decode_nodes(d->address.node_id);
   }
+  r->set_latency_factor(rt_->latency_factor());
   reporter_->Broadcast(env, *server_);
 }
 
@@ -326,7 +327,11 @@ bool PrefillService::Iterate() {
   engine_->Poll(&events_);
   const int64_t t0 = SteadyClock::Read();
   const bool ran = engine_->Step(&events_);
-  if (ran) reporter_->AddBusy(SteadyClock::Read() - t0);
+  if (ran) {
+    const int64_t us = SteadyClock::Read() - t0;
+    reporter_->AddBusy(us);
+    rt_->ObserveStep(engine_->last_step_shape(), us);
+  }
   Dispatch(events_);
   if (reporter_->Due()) SendLoadReport();
   return ran;

@@ -204,6 +204,7 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.free_blocks = m.free_blocks();
       r.total_blocks = m.total_blocks();
       r.busy_fraction = m.busy_fraction();
+      r.latency_factor = m.latency_factor();
       r.connected_decode_nodes.assign(m.connected_decode_nodes().begin(), m.connected_decode_nodes().end());
       shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
         core.OnLoadReport(node, std::move(r), now, out);

@@ -32,6 +32,7 @@ struct NodeLoadReport {
   uint32_t free_blocks = 0;        // KV blocks neither reserved nor running
   uint32_t total_blocks = 0;
   float busy_fraction = 0.0f;      // share of the last interval spent computing
+  float latency_factor = 0.0f;     // measured / predicted step time (0: the node has no profile)
   // Prefill nodes: the decode nodes (ids) their KV can reach now.
   std::vector<std::string> connected_decode_nodes;
 };

@@ -12,6 +12,10 @@ namespace {
 // window, and the model of its context only needs its mid-life size.
 constexpr int32_t kExpectedOutputCap = 512;
 
+// A node's own correction of the profile (measured / predicted, from its load reports); 1 when it
+// runs without one.
+double Correction(const NodeView& n) { return n.load.latency_factor > 0 ? n.load.latency_factor : 1.0; }
+
 double Headroom(double target_ms, double predicted_ms) { return (target_ms - predicted_ms) / target_ms; }
 
 std::string Ms(double ms) {
@@ -43,14 +47,15 @@ SloPrediction SloPlacementPolicy::Predict(const PlacementRequest& request, const
     work.AddChunk(0, it->second);
   }
   work.AddChunk(0, l);
-  double ttft_us = static_cast<double>(std::max<int64_t>(0, request.waited_us)) + profile_.QueuedPrefillUs(work);
+  double ttft_us =
+      static_cast<double>(std::max<int64_t>(0, request.waited_us)) + profile_.QueuedPrefillUs(work) * Correction(p);
   const bool colocated = &p == &d;
   if (!colocated && profile_.num_layers > 0) ttft_us += profile_.TransferUs(l) / profile_.num_layers;
 
   const int32_t batch = d.placed.decode_requests + 1;
   const int64_t expected_output = std::min(std::max(request.max_tokens, 1), kExpectedOutputCap);
   const int64_t context = d.placed.decode_context_tokens + l + expected_output / 2;
-  const double step_us = profile_.DecodeStepUs(batch, context);
+  const double step_us = profile_.DecodeStepUs(batch, context) * Correction(d);
   if (!colocated) ttft_us += step_us;  // the first token goes out with D's first step
   out.ttft_ms = ttft_us / 1000.0;
   out.tpot_ms = step_us / 1000.0;

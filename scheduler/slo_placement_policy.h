@@ -7,7 +7,8 @@
 //          token reaches the client with D's first tokens)
 //   TPOT = D's decode step with it admitted: one more sequence, and its context at mid-life
 //          (prompt + half its expected output), for it and every member already there
-// from the router's own record of what it placed (NodeView::placed, exact and never stale). A
+// from the router's own record of what it placed (NodeView::placed, exact and never stale), each
+// node's part scaled by the correction it reports (measured / predicted step time). A
 // pair meets the request when its TTFT and TPOT targets hold and no member of D's batch is pushed
 // past its own TPOT target. Among the pairs that do, it takes the one with the most headroom
 // (the smallest slack left, as a fraction of its target, is largest), so tight classes keep room.

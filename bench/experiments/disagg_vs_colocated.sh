@@ -82,31 +82,8 @@ echo "measured on 1 thread: prefill of $PROMPT_LEN tokens ${PREFILL_MS} ms, deco
 echo "SLO A (DistServe chatbot, scaled): TTFT ${SLO_TTFT} ms, TPOT ${SLO_TPOT_A} ms"
 echo "SLO B (tight TPOT):                TTFT ${SLO_TTFT} ms, TPOT ${SLO_TPOT_B} ms"
 
-start_server() {  # $1: log name, rest: the command; sets SERVER_PID and PORT
-  local log=$WORK/$1.out
-  shift
-  "$@" > "$log" 2> "$WORK/server.err" &
-  SERVER_PID=$!
-  PORT=""
-  for _ in $(seq 1 600); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { echo "server did not start:" >&2; tail -20 "$WORK/server.err" >&2; exit 1; }
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && return 0
-    sleep 0.1
-  done
-  echo "server never healthy" >&2
-  exit 1
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
+# shellcheck source=bench/experiments/server_control.sh
+source bench/experiments/server_control.sh
 
 # 3. The runs.
 run_setup() {  # $1: label

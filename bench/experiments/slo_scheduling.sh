@@ -67,38 +67,15 @@ for i in range(n):
                       "slo_class": "interactive" if interactive else "batch"}))
 PY
 
-start_server() {  # $1: label, rest: extra serve flags; sets SERVER_PID and PORT
-  local log=$WORK/$1.out
-  shift
-  "$TANDEM" serve --model "$MODEL" --num-prefill 1 --num-decode 1 --node-threads 1 --port 0 \
-    --max-num-batched-tokens "$BUDGET" --slo-config "$CLASSES" --log-dir "$WORK/logs" "$@" > "$log" 2> "$WORK/server.err" &
-  SERVER_PID=$!
-  PORT=""
-  for _ in $(seq 1 900); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { echo "server did not start:" >&2; tail -20 "$WORK/server.err" >&2; exit 1; }
-  for _ in $(seq 1 900); do
-    curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && return 0
-    sleep 0.1
-  done
-  echo "server never healthy" >&2
-  exit 1
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
+# shellcheck source=bench/experiments/server_control.sh
+source bench/experiments/server_control.sh
 
 # 3. The runs: each setup serves every rate, a fresh bench run per rate.
 run_setup() {  # $1: label, rest: serve flags
   local label=$1
   shift
-  start_server "$label" "$@"
+  start_server "$label" "$TANDEM" serve --model "$MODEL" --num-prefill 1 --num-decode 1 --node-threads 1 --port 0 \
+    --max-num-batched-tokens "$BUDGET" --slo-config "$CLASSES" --log-dir "$WORK/logs" "$@"
   "$TANDEM" bench --port "$PORT" --dataset-name random --random-input-len 16 --random-output-len 8 \
     --num-prompts 4 --ignore-eos --no-progress > /dev/null  # warm-up, not recorded
   for rate in $RATES; do
@@ -135,3 +112,23 @@ for setup in ["fcfs", "slo", "slo-admit"]:
               f"{100 * b.get('slo_attainment', 0):.0f}% | {good(b):.3f} | {good(i) + good(b):.3f} | "
               f"{refused['interactive']}/{refused['batch']} |")
 PY
+
+# 5. Plots: attainment vs rate per class (each run's file with that class's attainment as its
+#    attainment, labelled "setup class").
+mkdir -p "$WORK/plot"
+python3 - "$OUT/runs" "$WORK/plot" "$RATES" <<'PY'
+import json, sys
+runs, out, rates = sys.argv[1], sys.argv[2], sys.argv[3].split()
+for setup in ["fcfs", "slo", "slo-admit"]:
+    for rate in rates:
+        j = json.load(open(f"{runs}/slo_{setup}_{rate}.json"))
+        for cls in ["interactive", "batch"]:
+            k = dict(j)
+            k["slo_attainment"] = j["attainment_by_class"][cls]["slo_attainment"]
+            k["label"] = f"{setup} {cls}"
+            k["requests"] = [r for r in j["requests"] if r["slo_class"] == cls]
+            json.dump(k, open(f"{out}/{cls}_{setup}_{rate}.json", "w"))
+PY
+for cls in interactive batch; do
+  "$TANDEM" bench plot "$WORK"/plot/"$cls"_*.json --attainment 90 --out "$OUT/slo_scheduling_$cls.png" > /dev/null
+done

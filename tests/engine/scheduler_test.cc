@@ -129,6 +129,29 @@ TEST_F(SchedulerTest, DeadlineOrderRunsTheEarliestTtftDeadlineFirstAndAgesTheRes
   EXPECT_EQ(order, (std::vector<int64_t>{3, 2, 5, 4, 1}));
 }
 
+TEST_F(SchedulerTest, AnUrgentPromptTakesTheBudgetFromARunningLooseOne) {
+  // A prefill node admits every prompt at once, so deadline order must also decide which
+  // admitted prompt gets the budget: a tight newcomer runs before the rest of a long loose prompt.
+  pool_ = std::make_unique<BlockPool>(100);
+  SchedulerOptions o{EngineRole::kPrefill, 64, 8};
+  o.queue_order = QueueOrder::kDeadline;
+  sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos}, o);
+  Request loose = tandem::Make(1, 40, 4);  // five steps of 8
+  loose.record.arrival_us = 0;
+  ASSERT_TRUE(sched_->Add(std::move(loose), 0).ok());
+  StepPlan p = sched_->Schedule(1);
+  ASSERT_EQ(p.chunks.at(0).request->id, 1);
+  sched_->Postprocess(1, p, Tokens(p));
+  Request tight = tandem::Make(2, 8, 4);
+  tight.record.arrival_us = 2;
+  tight.record.slo.ttft_ms = 50;
+  ASSERT_TRUE(sched_->Add(std::move(tight), 2).ok());
+  p = sched_->Schedule(3);
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].request->id, 2);
+  EXPECT_EQ(sched_->PendingPrompts().front()->id, 2);
+}
+
 TEST_F(SchedulerTest, ArrivalOrderIgnoresTargets) {
   Make(EngineRole::kPrefill, 100, 8);
   Request loose = tandem::Make(1, 8, 4);
@@ -138,6 +161,24 @@ TEST_F(SchedulerTest, ArrivalOrderIgnoresTargets) {
   ASSERT_TRUE(sched_->Add(std::move(loose), 0).ok());
   ASSERT_TRUE(sched_->Add(std::move(tight), 0).ok());
   EXPECT_EQ(sched_->Schedule(1).chunks.at(0).request->id, 1);
+}
+
+TEST_F(SchedulerTest, AStepsShapeSeparatesPromptChunksFromDecodeTokens) {
+  Make(EngineRole::kColocated, 100, 10);
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 6, 4), 0).ok());
+  StepPlan p = sched_->Schedule(1);  // request 1's whole prompt
+  StepShape shape = ShapeOf(p);
+  EXPECT_EQ(shape.prefill.tokens, 6);
+  EXPECT_EQ(shape.prefill.quadratic, 36);
+  EXPECT_EQ(shape.decode_batch, 0);
+  sched_->Postprocess(1, p, Tokens(p));
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 12, 4), 1).ok());
+  p = sched_->Schedule(2);  // request 1 decodes its second token (at position 6); 2 gets 9 tokens
+  shape = ShapeOf(p);
+  EXPECT_EQ(shape.decode_batch, 1);
+  EXPECT_EQ(shape.decode_context, 7);
+  EXPECT_EQ(shape.prefill.tokens, 9);
+  EXPECT_EQ(shape.prefill.quadratic, 81);
 }
 
 TEST_F(SchedulerTest, StopTokensAndEosEndARequestUnlessIgnored) {

@@ -69,6 +69,20 @@ TEST(SloPlacementPolicyTest, PredictionsAddUpAsDocumented) {
   EXPECT_EQ(x.headroom, 1.0);  // no targets
 }
 
+TEST(SloPlacementPolicyTest, EachNodesReportedCorrectionScalesItsPart) {
+  Nodes n;
+  const NodeIndex p = n.P("p0", 0);
+  const NodeIndex d = n.D("d0", 100);
+  n.ConnectAll();
+  const SloPlacementPolicy policy(HandProfile(), AdmissionMode::kQueue);
+  const SloPrediction base = policy.Predict(Want(100, 64, 0, 0), n[p], n[d]);
+  n[p].load.latency_factor = 2.0f;  // P runs twice as slow as profiled: its 11 ms prefill takes 22
+  n[d].load.latency_factor = 0.5f;  // D twice as fast
+  const SloPrediction corrected = policy.Predict(Want(100, 64, 0, 0), n[p], n[d]);
+  EXPECT_NEAR(corrected.tpot_ms, base.tpot_ms / 2, 1e-9);
+  EXPECT_NEAR(corrected.ttft_ms, base.ttft_ms + 11 - base.tpot_ms / 2, 1e-9);
+}
+
 TEST(SloPlacementPolicyTest, AnInteractiveRequestAvoidsAPrefillNodeBusyWithALongPrompt) {
   Nodes n;
   const NodeIndex busy = n.P("p0", 0);  // its report is stale: it says nothing is queued

@@ -1,0 +1,33 @@
+#include "node/node_runtime.h"
+
+#include <gtest/gtest.h>
+
+namespace tandem {
+namespace {
+
+// A node with a profile compares each step it runs with the model's prediction; the factor it
+// reports follows measured / predicted, per the step's phase.
+TEST(NodeRuntimeTest, ObservedStepsCorrectTheProfile) {
+  NodeRuntime rt;
+  EXPECT_EQ(rt.latency_factor(), 0.0f);  // no profile: nothing to report
+  StepShape decode;
+  decode.decode_batch = 4;
+  decode.decode_context = 1000;
+  rt.ObserveStep(decode, 12345);
+  EXPECT_EQ(rt.latency_factor(), 0.0f);
+
+  LatencyProfile p;
+  p.prefill = {{0, 1000, 10, 0}};
+  p.decode = {{0, 2000, 1, 0}};
+  rt.profile = p;
+  EXPECT_EQ(rt.latency_factor(), 1.0f);                        // until a step says otherwise
+  for (int i = 0; i < 200; ++i) rt.ObserveStep(decode, 6000);  // predicted 3000 us
+  EXPECT_NEAR(rt.latency_factor(), 2.0f, 1e-3);
+  StepShape prefill;
+  prefill.prefill.AddChunk(0, 100);  // predicted 2000 us
+  for (int i = 0; i < 200; ++i) rt.ObserveStep(prefill, 1000);
+  EXPECT_NEAR(rt.latency_factor(), 0.5f, 1e-3);
+}
+
+}  // namespace
+}  // namespace tandem
