@@ -1,7 +1,9 @@
 // `tandem serve`: a whole disaggregated cluster on this machine. Spawns M `tandem decode` and
 // N `tandem prefill` children (this same binary) on ephemeral ports, reads each one's
 // "listening on 127.0.0.1:PORT" line, then runs the router in-process. SIGINT/SIGTERM stops the
-// router and then the children (SIGTERM, SIGKILL after a grace period, always reaped).
+// router and then the children (SIGTERM, SIGKILL after a grace period, always reaped). A node
+// that dies while serving is restarted on its port (LocalCluster::Supervise); meanwhile the
+// router serves on the others and GET /health answers 200 "degraded".
 //
 // --demo uses the built-in tiny model (made on first use next to the binary, in
 // <build>/models/tiny, or under ~/.cache/tandem when that is not writable); --demo-request sends
@@ -9,9 +11,11 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -138,8 +142,56 @@ class LocalCluster {
       ASSIGN_OR_RETURN(uint16_t port, c.WaitListening(timeout));
       if (stop.raised()) return AbortedError("interrupted during start-up");
       (static_cast<int>(i) < args.num_decode ? spec.decode : spec.prefill).push_back({c.name(), "127.0.0.1", port});
+      supervised_[i].argv[supervised_[i].port_arg] = std::to_string(port);  // a restart reuses it
     }
     return Status::Ok();
+  }
+
+  // Restarts nodes that died, on their own port, so the router's reconnection finds them: the
+  // first try a second after the death, doubling to 30 s while restarts keep failing, and at
+  // most kMaxRestartsPerMinute per node per minute (a node that cannot stay up is left down,
+  // and the router keeps serving on the others). Each death is logged once, with its log's tail.
+  void Supervise() {
+    constexpr int kMaxRestartsPerMinute = 5;
+    const auto now = std::chrono::steady_clock::now();
+    auto log = GetLogger("serve");
+    for (size_t i = 0; i < children_.size(); ++i) {
+      Supervised& s = supervised_[i];
+      NodeProcess& c = *children_[i];
+      if (c.Alive()) {
+        if (now - s.started > std::chrono::seconds(60)) s.backoff = std::chrono::seconds(1);  // it stayed up
+        continue;
+      }
+      if (!s.death_logged) {
+        log->error("{} exited ({}); its log {} ends with:\n{}", c.name(), c.ExitDescription(), c.log_path(),
+                   c.LogTail());
+        s.death_logged = true;
+        s.next_try = now + s.backoff;
+      }
+      if (now < s.next_try) continue;
+      while (!s.restarts.empty() && now - s.restarts.front() > std::chrono::minutes(1)) s.restarts.pop_front();
+      if (static_cast<int>(s.restarts.size()) >= kMaxRestartsPerMinute) {
+        log->error("{} was restarted {} times in a minute; leaving it down for a minute", c.name(),
+                   kMaxRestartsPerMinute);
+        s.next_try = now + std::chrono::minutes(1);
+        continue;
+      }
+      log->warn("restarting {} on port {}", c.name(), s.argv[s.port_arg]);
+      s.restarts.push_back(now);
+      s.backoff = std::min<std::chrono::milliseconds>(s.backoff * 2, std::chrono::seconds(30));
+      s.next_try = now + s.backoff;
+      std::error_code ec;  // the dead node's log stays, as <log>.prev
+      fs::rename(c.log_path(), c.log_path() + ".prev", ec);
+      auto child = NodeProcess::Spawn(c.name(), s.argv, c.log_path());
+      if (!child.ok()) {
+        log->error("restarting {}: {}", c.name(), child.status().ToString());
+        continue;
+      }
+      log->info("started {} (pid {}), log {}", c.name(), (*child)->pid(), (*child)->log_path());
+      children_[i] = std::move(*child);
+      s.death_logged = false;
+      s.started = now;
+    }
   }
 
   // The first child found dead, as an error naming it; OK while all run.
@@ -165,6 +217,7 @@ class LocalCluster {
       log->info("{} (pid {}) stopped: {}", c->name(), c->pid(), how);
     }
     children_.clear();
+    supervised_.clear();
   }
 
   ClusterSpec spec;
@@ -207,10 +260,27 @@ class LocalCluster {
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
     children_.push_back(std::move(child));
+    Supervised s;
+    s.argv = std::move(argv);
+    s.port_arg = 5;  // {exe, role, --model, model, --port, 0, ...}
+    s.started = std::chrono::steady_clock::now();
+    supervised_.push_back(std::move(s));
     return Status::Ok();
   }
 
+  // How each child is restarted (same index as children_).
+  struct Supervised {
+    std::vector<std::string> argv;
+    size_t port_arg = 0;  // argv[port_arg] is its port once known
+    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point next_try;
+    std::chrono::milliseconds backoff{1000};
+    std::deque<std::chrono::steady_clock::time_point> restarts;  // within the last minute
+    bool death_logged = false;
+  };
+
   std::vector<std::unique_ptr<NodeProcess>> children_;
+  std::vector<Supervised> supervised_;
 };
 
 Status RunServe(ServeArgs args) {
@@ -268,14 +338,8 @@ Status RunServe(ServeArgs args) {
       result = finish.status();
     }
   } else {
-    bool warned = false;
-    while (!stop.Wait(milliseconds(500))) {
-      const Status alive = cluster.CheckAlive();
-      if (!alive.ok() && !warned) {
-        log->error("{}", alive.ToString());  // the router routes around it; keep serving
-        warned = true;
-      }
-    }
+    // A node that dies is restarted; meanwhile the router serves on the others.
+    while (!stop.Wait(milliseconds(500))) cluster.Supervise();
     log->info("shutting down");
   }
   router->Stop();

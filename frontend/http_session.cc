@@ -122,10 +122,15 @@ void HttpSession::Handle(Request& req) {
     return;
   }
   if (path == "/health") {
-    if (ctx_->client.Ready()) {
+    const InferenceClient::Health health = ctx_->client.GetHealth();
+    if (!health.serving) {
+      SendError(HttpError(503, "the inference backend is not ready", "service_unavailable"));
+    } else if (health.degraded.empty()) {
       SendEmpty(200);
     } else {
-      SendError(HttpError(503, "the inference backend is not ready", "service_unavailable"));
+      // Serving on the nodes that are left: still healthy for a load balancer, but say what is
+      // missing.
+      SendJson(200, ordered_json{{"status", "degraded"}, {"unavailable", health.degraded}});
     }
     return;
   }

@@ -127,6 +127,8 @@ void ClusterClient::Abort(int64_t request_id, FinishReason as) { shell_->Abort(r
 
 bool ClusterClient::Ready() const { return shell_->Ready(); }
 
+InferenceClient::Health ClusterClient::GetHealth() const { return shell_->GetHealth(); }
+
 Status ClusterClient::WaitReady(std::chrono::milliseconds timeout) const { return shell_->WaitReady(timeout); }
 
 LoadInfo ClusterClient::Load() const {

@@ -70,6 +70,7 @@ class ClusterClient final : public InferenceClient, private NodeLink {
   Status Submit(ServingRequest request, EventCallback callback) override;
   void Abort(int64_t request_id, FinishReason as = FinishReason::kAbort) override;
   bool Ready() const override;
+  Health GetHealth() const override;
   LoadInfo Load() const override;
   int64_t MaxSequenceTokens() const override;
 

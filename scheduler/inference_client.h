@@ -86,6 +86,13 @@ class InferenceClient {
 
   // True while the client accepts requests (model loaded, workers connected).
   virtual bool Ready() const = 0;
+  // What GET /health says: whether requests can be served now, and, while they can but some
+  // node is missing (a cluster that lost a node and routes around it), what is missing.
+  struct Health {
+    bool serving = false;
+    std::string degraded;  // "" when everything is up
+  };
+  virtual Health GetHealth() const { return {Ready(), ""}; }
   virtual LoadInfo Load() const = 0;
   // The most tokens (prompt + output) one request's KV can ever occupy: the largest (decode)
   // pool. The router caps the context window by it, per request, so it must be cheap. -1 when

@@ -146,6 +146,9 @@ class RouterCore {
   // --- views ---
   // Every node healthy, and every prefill node reaching every decode node.
   bool Ready() const;
+  // Requests can be placed: some healthy prefill-capable node reaches some healthy decode node.
+  // A cluster that lost a node is Serving but not Ready (degraded).
+  bool Serving() const;
   // Why not Ready(): the nodes that are not, with their state and last error.
   std::string NotReadyReason() const;
   bool shutting_down() const { return shutting_down_; }

@@ -86,6 +86,22 @@ bool RouterCore::Ready() const {
   return true;
 }
 
+bool RouterCore::Serving() const {
+  if (shutting_down_) return false;
+  for (NodeIndex p = 0; p < static_cast<NodeIndex>(nodes_.size()); ++p) {
+    if (!nodes_[p].healthy() || !nodes_[p].can_prefill()) continue;
+    for (NodeIndex d = 0; d < static_cast<NodeIndex>(nodes_.size()); ++d) {
+      if (!nodes_[d].healthy() || !nodes_[d].can_decode()) continue;
+      if (nodes_[p].role == NodeRole::kColocated ? p == d
+                                                 : static_cast<size_t>(d) < nodes_[p].reaches.size() &&
+                                                       nodes_[p].reaches[static_cast<size_t>(d)]) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::string RouterCore::NotReadyReason() const {
   if (shutting_down_) return "the router is shutting down";
   std::string why;

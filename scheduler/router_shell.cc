@@ -80,6 +80,11 @@ bool RouterShell::Ready() const {
   return core_->Ready();
 }
 
+InferenceClient::Health RouterShell::GetHealth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {core_->Serving(), core_->Ready() ? "" : core_->NotReadyReason()};
+}
+
 Status RouterShell::WaitReady(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
   const bool ok = cv_.wait_for(lock, timeout, [this] { return core_->shutting_down() || core_->Ready(); });

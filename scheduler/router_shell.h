@@ -67,6 +67,7 @@ class RouterShell {
   }
 
   bool Ready() const;
+  InferenceClient::Health GetHealth() const;
   // Blocks until Ready() or the timeout (DeadlineExceeded naming what is not ready).
   Status WaitReady(std::chrono::milliseconds timeout) const;
 

@@ -333,6 +333,20 @@ TEST_F(RouterCoreTest, OnlyConnectedPairsAndReadyNeedsThemAll) {
   EXPECT_EQ(Submit(2, 10, 3).code(), StatusCode::kUnavailable);
 }
 
+TEST_F(RouterCoreTest, LosingOneDecodeNodeDegradesLosingAllStopsServing) {
+  EXPECT_TRUE(core_->Ready());
+  EXPECT_TRUE(core_->Serving());
+  Actions a;
+  core_->OnNodeDisconnected(kD0, UnavailableError("connection lost"), now_, &a.all);
+  EXPECT_FALSE(core_->Ready());    // degraded: not every node is there
+  EXPECT_TRUE(core_->Serving());   // but P still reaches d1
+  EXPECT_NE(core_->NotReadyReason().find("d0"), std::string::npos);
+  ASSERT_TRUE(Submit(1, 20, 4).ok());
+  EXPECT_EQ(last_.prefills().at(0).decode, kD1);
+  core_->OnNodeDisconnected(kD1, UnavailableError("connection lost"), now_, &a.all);
+  EXPECT_FALSE(core_->Serving());
+}
+
 TEST_F(RouterCoreTest, ShutdownFailsEverythingAndRefusesNewRequests) {
   ASSERT_TRUE(Submit(1, 10, 3).ok());
   ASSERT_TRUE(Submit(2, 150, 10).ok());

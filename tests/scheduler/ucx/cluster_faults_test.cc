@@ -328,6 +328,13 @@ TEST_P(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
   ASSERT_TRUE(down) << Describe(v);
   EXPECT_LE(down_ms, kFaultBound.count());
   EXPECT_EQ(v.State("decode-1"), "ready");
+  // Degraded, not down: the cluster still serves on decode-1, and says what it misses.
+  const HttpReply health = admin.Get("/health");
+  EXPECT_EQ(health.status, 200) << health.body;
+  if (v.State("decode-0") == "down") {
+    EXPECT_EQ(health.json()["status"], "degraded") << health.body;
+    EXPECT_NE(health.body.find("decode-0"), std::string::npos) << health.body;
+  }
 
   for (auto& r : runs) r->Join();
   int failed = 0;
@@ -361,6 +368,21 @@ TEST_P(ClusterFaultsTest, KilledDecodeNodeEndsItsStreamsAndTheOtherServes) {
            l.FreeBlocks("prefill-1") == start.FreeBlocks("prefill-1");
   }, Clock::now() + seconds(20), &v);
   EXPECT_TRUE(freed) << Describe(v);
+
+  // serve restarts the dead node on its port (after a backoff); it rejoins and takes traffic.
+  const bool back = WaitLoad(admin, [](const LoadView& l) { return l.State("decode-0") == "ready"; },
+                             Clock::now() + seconds(60), &v);
+  ASSERT_TRUE(back) << Describe(v) << serve.stderr_text();
+  EXPECT_NE(serve.stderr_text().find("restarting decode-0"), std::string::npos) << serve.stderr_text();
+  // Whole again once both prefill nodes reach it too.
+  HttpReply whole;
+  for (const auto until = Clock::now() + seconds(30); Clock::now() < until; std::this_thread::sleep_for(milliseconds(50))) {
+    whole = admin.Get("/health");
+    if (whole.status == 200 && whole.body.empty()) break;
+  }
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body, "");
+  ASSERT_NO_FATAL_FAILURE(ExpectServed(serve.port(), 8, 501));
   serve.Stop();
 }
 
