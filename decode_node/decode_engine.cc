@@ -13,7 +13,8 @@ DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngin
       options_(options),
       clock_(clock),
       layout_(LayoutOf(cache, transformer.config())),
-      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs}, EngineRole::kDecode,
+      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs, options.step_time_us},
+              EngineRole::kDecode,
               clock) {}
 
 DecodeEngine::~DecodeEngine() = default;  // receive sessions release their blocks
@@ -94,6 +95,7 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
   r.output = {first_token};
   r.block_table.assign(b.begin(), b.end());
   r.record.arrival_us = a.job.arrival_us;
+  r.record.slo.tpot_ms = a.job.tpot_target_ms;
   Status s = engine_.AddPrefilled(std::move(r));
   if (!s.ok()) {
     std::vector<int32_t> blocks(b.begin(), b.end());

@@ -38,6 +38,7 @@ struct DecodeJob {
   std::vector<int32_t> prompt;
   SamplingParams params;  // seed set unless greedy (the router draws it)
   int64_t arrival_us = 0;  // this process's steady clock; 0: now
+  double tpot_target_ms = 0;  // 0: none (see DecodeEngineOptions::step_time_us)
 };
 
 enum class DecodeEventKind {
@@ -58,6 +59,10 @@ struct DecodeEvent {
 
 struct DecodeEngineOptions {
   int32_t max_num_seqs = 64;
+  // The latency model's decode step time (batch, context tokens) -> us, corrected online; with
+  // it, a request whose KV has landed joins the batch only while the predicted step stays within
+  // every member's TPOT target (otherwise its KV waits). Null: admit up to max_num_seqs.
+  std::function<double(int32_t, int64_t)> step_time_us;
   SessionOptions session;  // transfer_timeout bounds reservation -> KvReady
 };
 

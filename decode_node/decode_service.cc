@@ -20,7 +20,15 @@ DecodeService::~DecodeService() { Stop(); }
 
 Status DecodeService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
-  engine_ = std::make_unique<DecodeEngine>(*rt_->transformer, *rt_->cache, options_.engine);
+  DecodeEngineOptions engine_options = options_.engine;
+  if (rt_->profile && !engine_options.step_time_us) {
+    // TPOT-aware admission on the profile, as this node corrects it (engine thread only).
+    NodeRuntime* rt = rt_.get();
+    engine_options.step_time_us = [rt](int32_t batch, int64_t context) {
+      return rt->profile->DecodeStepUs(batch, context) * rt->correction.factor();
+    };
+  }
+  engine_ = std::make_unique<DecodeEngine>(*rt_->transformer, *rt_->cache, std::move(engine_options));
   const uint64_t hash = rt_->layout.compatibility_hash();
   proto::Hello hello;
   hello.set_role(proto::ROLE_DECODE);
@@ -100,6 +108,7 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
     job.prompt.assign(m.prompt_token_ids().begin(), m.prompt_token_ids().end());
     job.params = SamplingFromProto(m.sampling());
     job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
+    job.tpot_target_ms = std::max(0.0, m.tpot_target_ms());
     blocks = engine_->Reserve(std::move(job));
   }
   r->set_reserved_unix_us(UnixNowMicros());

@@ -11,12 +11,22 @@ RequestLimits EngineLimits(const ModelConfig& config, const KvCache& cache) {
   return l;
 }
 
+namespace {
+
+SchedulerOptions MakeSchedulerOptions(EngineRole role, const EngineOptions& options) {
+  SchedulerOptions s{role, options.max_num_seqs, options.max_num_batched_tokens};
+  s.step_time_us = options.step_time_us;
+  return s;
+}
+
+}  // namespace
+
 Engine::Engine(Transformer& transformer, KvCache& cache, EngineOptions options, EngineRole role, const Clock& clock)
     : executor_(transformer, cache),
       clock_(clock),
       scheduler_(cache.pool(), cache.block_size(), EngineLimits(transformer.config(), cache),
                  transformer.config().eos_token_ids,
-                 SchedulerOptions{role, options.max_num_seqs, options.max_num_batched_tokens}) {}
+                 MakeSchedulerOptions(role, options)) {}
 
 Status Engine::Add(Request r) {
   if (!r.params.seed.has_value()) r.params.seed = std::random_device{}() * 0x100000001ull + std::random_device{}();

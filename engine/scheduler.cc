@@ -69,6 +69,19 @@ Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Req
   return Status::Ok();
 }
 
+bool Scheduler::BatchKeepsTpot(const Request& r) const {
+  if (!options_.step_time_us) return true;
+  double tightest = r.record.slo.tpot_ms;
+  int64_t context = r.total_tokens();
+  for (const auto& m : running_) {
+    context += m->total_tokens();
+    const double t = m->record.slo.tpot_ms;
+    if (t > 0 && (tightest <= 0 || t < tightest)) tightest = t;
+  }
+  if (tightest <= 0) return true;
+  return options_.step_time_us(static_cast<int32_t>(running_.size()) + 1, context) / 1000.0 <= tightest;
+}
+
 StepShape ShapeOf(const StepPlan& plan) {
   StepShape shape;
   for (const ScheduledChunk& c : plan.chunks) {
@@ -165,6 +178,7 @@ StepPlan Scheduler::Schedule(int64_t now) {
   StepPlan plan;
   while (!prefilled_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs) {
     Request& r = *prefilled_.front();
+    if (!running_.empty() && !BatchKeepsTpot(r)) break;  // its KV waits for the batch to shrink
     if (r.record.decode_admitted_us == 0) r.record.decode_admitted_us = now;
     running_.push_back(std::move(prefilled_.front()));
     prefilled_.pop_front();

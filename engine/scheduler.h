@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -62,6 +63,12 @@ struct SchedulerOptions {
   int32_t max_num_batched_tokens = 2048;
   QueueOrder queue_order = QueueOrder::kArrival;
   int64_t untargeted_ttft_us = kUntargetedTtftBudgetUs;
+  // Decode role: predicted decode step time (batch, context tokens) -> us. With it, a prefilled
+  // request joins the running batch only while the step predicted with it stays within every
+  // member's TPOT target (its own included); otherwise it waits, its KV held (pull-based
+  // admission, as DistServe's decode instances). An empty batch always takes the head. Null:
+  // admit up to max_num_seqs.
+  std::function<double(int32_t, int64_t)> step_time_us;
 };
 
 // A run of one request's tokens in a step: a prompt chunk, or one decode token.
@@ -151,6 +158,8 @@ class Scheduler {
 
  private:
   int32_t AdmissionBlocks(const Request& r) const;
+  // Whether `r` may join the running batch without a predicted TPOT miss (see step_time_us).
+  bool BatchKeepsTpot(const Request& r) const;
   // Where a request goes in waiting_ (kDeadline): its TTFT deadline.
   int64_t QueueKey(const Request& r) const;
   // Running requests whose prompt is not complete, in the order they get the token budget.

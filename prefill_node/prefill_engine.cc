@@ -297,6 +297,7 @@ void PrefillEngine::Ask(Active& a, std::vector<PrefillEvent>* events) {
   PrefillEvent e = MakeEvent(a, PrefillEventKind::kReserve);
   e.prompt = a.job.prompt;
   e.params = a.job.params;
+  e.tpot_target_ms = a.job.slo.tpot_ms;
   e.router_id = a.job.router_id;
   events->push_back(std::move(e));
 }

@@ -81,6 +81,7 @@ struct PrefillEvent {
   FinishReason finish_reason = FinishReason::kNone;
   std::vector<int32_t> prompt;       // kReserve
   SamplingParams params;             // kReserve
+  double tpot_target_ms = 0;         // kReserve
   std::string router_id;             // kReserve
   uint64_t bytes = 0;                // kKvReady
   uint32_t num_prompt_tokens = 0;

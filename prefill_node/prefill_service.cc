@@ -242,6 +242,7 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         *m->mutable_sampling() = SamplingToProto(ev.params);
         m->set_router_id(ev.router_id);
         m->set_arrival_unix_us(SteadyToUnixMicros(ev.arrival_us));
+        m->set_tpot_target_ms(ev.tpot_target_ms);
         DecodeLink* d = FindDecode(ev.decode_node);
         const Status sent = d ? d->client->Send(std::move(out)) : UnavailableError("unknown decode node");
         if (!sent.ok()) {  // as if it refused: the router places the request elsewhere

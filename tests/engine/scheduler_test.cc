@@ -152,6 +152,36 @@ TEST_F(SchedulerTest, AnUrgentPromptTakesTheBudgetFromARunningLooseOne) {
   EXPECT_EQ(sched_->PendingPrompts().front()->id, 2);
 }
 
+// Decode role with a step-time model: a prefilled request joins only while the predicted step
+// keeps every member's TPOT target; otherwise its KV waits, and it joins when the batch shrinks.
+TEST_F(SchedulerTest, APrefilledRequestWaitsWhileJoiningWouldBreakATpotTarget) {
+  pool_ = std::make_unique<BlockPool>(100);
+  SchedulerOptions o{EngineRole::kDecode, 8, 8};
+  o.step_time_us = [](int32_t batch, int64_t) { return 10'000.0 * batch; };  // 10 ms per sequence
+  sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos}, o);
+  auto prefilled = [&](int64_t id, double tpot_ms, int max_tokens) {
+    Request r = tandem::Make(id, 4, max_tokens);
+    r.params.ignore_eos = true;
+    r.output = {50};
+    r.num_computed = 4;
+    r.record.slo.tpot_ms = tpot_ms;
+    r.block_table = *pool_->Allocate(KvBlocksForRequest(4, max_tokens, kBlock));
+    ASSERT_TRUE(sched_->AddPrefilled(std::move(r), 0).ok());
+  };
+  prefilled(1, 25, 3);  // alone: 10 ms, fine; two sequences: 20 ms, fine; three: 30 ms > 25
+  prefilled(2, 0, 8);
+  prefilled(3, 0, 8);
+  StepPlan p = sched_->Schedule(1);
+  EXPECT_EQ(p.chunks.size(), 2u);  // 1 and 2; 3 would push 1 past its 25 ms
+  EXPECT_EQ(sched_->num_waiting(), 1);
+  for (int step = 0; step < 2; ++step) {  // 1 finishes after two more tokens
+    sched_->Postprocess(2 + step, p, Tokens(p));
+    p = sched_->Schedule(3 + step);
+  }
+  EXPECT_EQ(sched_->num_waiting(), 0);  // 1 is done: 3 joins 2 (no targets left to break)
+  EXPECT_EQ(p.chunks.size(), 2u);
+}
+
 TEST_F(SchedulerTest, ArrivalOrderIgnoresTargets) {
   Make(EngineRole::kPrefill, 100, 8);
   Request loose = tandem::Make(1, 8, 4);
