@@ -55,8 +55,8 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
   return out;
 }
 
-Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
-                               std::vector<DecodeEvent>* events) {
+Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token, std::vector<DecodeEvent>* events,
+                               const TransferStamps& transfer) {
   auto it = awaiting_.find(id);
   if (it == awaiting_.end()) return NotFoundError("request " + id + ": no reservation awaits KV");
   Awaiting& a = *it->second;
@@ -96,6 +96,9 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token,
   r.block_table.assign(b.begin(), b.end());
   r.record.arrival_us = a.job.arrival_us;
   r.record.slo.tpot_ms = a.job.tpot_target_ms;
+  r.record.kv_bytes = transfer.bytes;
+  r.record.transfer_start_us = transfer.start_us;
+  r.record.transfer_end_us = transfer.end_us;
   Status s = engine_.AddPrefilled(std::move(r));
   if (!s.ok()) {
     std::vector<int32_t> blocks(b.begin(), b.end());
@@ -205,7 +208,10 @@ bool DecodeEngine::Step(std::vector<DecodeEvent>* events) {
         done = engine_.TakeFinished(out.request_id);
         r = done.get();
       }
-      if (r != nullptr) e.decode_admitted_us = r->record.decode_admitted_us;
+      if (r != nullptr) {
+        e.decode_admitted_us = r->record.decode_admitted_us;
+        e.transfer = {r->record.kv_bytes, r->record.transfer_start_us, r->record.transfer_end_us};
+      }
     }
     const bool finished = e.finished;
     events->push_back(std::move(e));

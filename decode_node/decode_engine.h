@@ -46,6 +46,13 @@ enum class DecodeEventKind {
   kError,   // -> router: the request failed here (KV never arrived, bad notice, ...)
 };
 
+// The KV transfer of a request, as its KvReady says (steady clock of this process).
+struct TransferStamps {
+  int64_t bytes = -1;  // -1: unknown
+  int64_t start_us = 0;
+  int64_t end_us = 0;
+};
+
 struct DecodeEvent {
   DecodeEventKind kind = DecodeEventKind::kTokens;
   std::string request_id;
@@ -54,6 +61,7 @@ struct DecodeEvent {
   FinishReason finish_reason = FinishReason::kNone;
   uint32_t num_generated = 0;  // including the first token sampled by the prefill node
   int64_t decode_admitted_us = 0;  // steady; on the request's first token event only
+  TransferStamps transfer;         // on the request's first token event only
   Status error;
 };
 
@@ -80,7 +88,8 @@ class DecodeEngine {
   // The prefill node flushed the KV; `first_token` was sampled there with step 0.
   // NotFound for an unknown id (e.g. already timed out); on a bad notice the blocks are freed
   // and a kError event is emitted.
-  Status OnKvReady(const std::string& id, int32_t first_token, std::vector<DecodeEvent>* events);
+  Status OnKvReady(const std::string& id, int32_t first_token, std::vector<DecodeEvent>* events,
+                   const TransferStamps& transfer = {});
   // The prefill node ended the transfer without KV (its Abort, or KvReady{ok=false}): no write
   // is in flight, so the reservation is released at once. Idempotent.
   void OnPeerAborted(const std::string& id);

@@ -157,7 +157,9 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
     const proto::KvReady& m = env.kv_ready();
     prefills_.erase(m.request_id());  // from now on the request needs nothing of the prefill node
     if (m.ok()) {
-      Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events);
+      const TransferStamps transfer{static_cast<int64_t>(m.bytes()), UnixToSteadyMicros(m.transfer_start_unix_us()),
+                                    UnixToSteadyMicros(m.completed_unix_us())};
+      Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events, transfer);
       if (!s.ok()) GetLogger("decode")->warn("{}", s.ToString());
     } else {
       engine_->OnPeerAborted(m.request_id());
@@ -211,6 +213,11 @@ void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
     m->set_emitted_unix_us(UnixNowMicros());
     m->set_num_generated_tokens(ev.num_generated);
     m->set_decode_admitted_unix_us(SteadyToUnixMicros(ev.decode_admitted_us));
+    if (ev.transfer.bytes >= 0) {
+      m->set_kv_bytes(static_cast<uint64_t>(ev.transfer.bytes));
+      m->set_transfer_start_unix_us(SteadyToUnixMicros(ev.transfer.start_us));
+      m->set_transfer_end_unix_us(SteadyToUnixMicros(ev.transfer.end_us));
+    }
     (void)it->second->Send(std::move(out));
     if (ev.finished) routers_.erase(it);
   }

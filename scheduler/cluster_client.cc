@@ -232,6 +232,10 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.finished = m.finished();
       r.finish_reason = r.finished ? FinishReasonFromProto(m.finish_reason()) : FinishReason::kNone;
       r.decode_admitted_us = UnixToSteadyMicros(m.decode_admitted_unix_us());
+      if (m.kv_bytes() > 0) {
+        r.transfer = {static_cast<int64_t>(m.kv_bytes()), UnixToSteadyMicros(m.transfer_start_unix_us()),
+                      UnixToSteadyMicros(m.transfer_end_unix_us())};
+      }
       const int64_t id = id_of(m.request_id());
       shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) { core.OnTokens(node, id, r, now, out); });
       return;

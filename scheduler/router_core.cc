@@ -335,6 +335,11 @@ void RouterCore::OnTokens(NodeIndex node, int64_t request_id, const TokensReport
     return;
   }
   if (report.decode_admitted_us != 0) f.record.decode_admitted_us = report.decode_admitted_us;
+  if (report.transfer.bytes > 0 && !f.kv_ready) {  // P's own KvReady copy has not come yet
+    f.record.kv_bytes = report.transfer.bytes;
+    f.record.transfer_start_us = report.transfer.start_us;
+    f.record.transfer_end_us = report.transfer.end_us;
+  }
   if (report.finished) {
     const FinishReason reason = report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason;
     Finish(request_id, reason,

@@ -69,16 +69,19 @@ struct FirstTokenReport {
   int64_t prefill_start_us = 0;
   int64_t prefill_end_us = 0;
 };
+struct TransferReport {
+  int64_t bytes = 0;
+  int64_t start_us = 0;
+  int64_t end_us = 0;
+};
 struct TokensReport {
   std::vector<int32_t> tokens;
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   int64_t decode_admitted_us = 0;  // 0: not in this report
-};
-struct TransferReport {
-  int64_t bytes = 0;
-  int64_t start_us = 0;
-  int64_t end_us = 0;
+  // The KV transfer as the decode node saw it (bytes 0: not in this report); fills the record
+  // when the prefill node's own KvReady copy has not arrived first.
+  TransferReport transfer;
 };
 
 // The shell's work. Sends are queued on connections (never block); events are delivered on the

@@ -333,6 +333,25 @@ TEST_F(RouterCoreTest, OnlyConnectedPairsAndReadyNeedsThemAll) {
   EXPECT_EQ(Submit(2, 10, 3).code(), StatusCode::kUnavailable);
 }
 
+// The prefill node's KvReady copy may reach the router after the decode node's last token: the
+// decode node's first chunk carries the transfer too, so the record has it either way.
+TEST_F(RouterCoreTest, TheTransferReachesTheRecordFromTheDecodeNodeWhenKvReadyIsLate) {
+  ASSERT_TRUE(Submit(1, 20, 2).ok());
+  FirstToken(1, 5);
+  Actions fin;
+  TokensReport r;
+  r.tokens = {6};
+  r.finished = true;
+  r.finish_reason = FinishReason::kLength;
+  r.decode_admitted_us = now_;
+  r.transfer = {4096, now_ - 50, now_ - 20};
+  core_->OnTokens(kD0, 1, r, now_, &fin.all);
+  ASSERT_EQ(fin.events().size(), 1u);
+  EXPECT_EQ(fin.events()[0].record.kv_bytes, 4096);
+  EXPECT_EQ(fin.events()[0].record.transfer_end_us, now_ - 20);
+  core_->OnKvReady(kP, 1, TransferReport{4096, now_ - 50, now_ - 20});  // late: ignored
+}
+
 TEST_F(RouterCoreTest, LosingOneDecodeNodeDegradesLosingAllStopsServing) {
   EXPECT_TRUE(core_->Ready());
   EXPECT_TRUE(core_->Serving());
