@@ -70,7 +70,7 @@ struct DecodeEngineOptions {
   // The latency model's decode step time (batch, context tokens) -> us, corrected online; with
   // it, a request whose KV has landed joins the batch only while the predicted step stays within
   // every member's TPOT target (otherwise its KV waits). Null: admit up to max_num_seqs.
-  std::function<double(int32_t, int64_t)> step_time_us;
+  std::function<double(int32_t, int64_t)> step_time_us = nullptr;
   SessionOptions session;  // transfer_timeout bounds reservation -> KvReady
 };
 

@@ -25,7 +25,7 @@ namespace tandem {
 struct EngineOptions {
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
-  std::function<double(int32_t, int64_t)> step_time_us;  // SchedulerOptions::step_time_us
+  std::function<double(int32_t, int64_t)> step_time_us = nullptr;  // SchedulerOptions::step_time_us
 };
 
 class Engine {

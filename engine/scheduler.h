@@ -68,7 +68,7 @@ struct SchedulerOptions {
   // member's TPOT target (its own included); otherwise it waits, its KV held (pull-based
   // admission, as DistServe's decode instances). An empty batch always takes the head. Null:
   // admit up to max_num_seqs.
-  std::function<double(int32_t, int64_t)> step_time_us;
+  std::function<double(int32_t, int64_t)> step_time_us = nullptr;
 };
 
 // A run of one request's tokens in a step: a prompt chunk, or one decode token.

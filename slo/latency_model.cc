@@ -14,6 +14,10 @@ namespace {
 constexpr const char* kFormat = "tandem-latency-profile";
 constexpr int kVersion = 1;
 
+// Two regimes may disagree by at most this fraction of the measured time at the samples on
+// either side of their boundary.
+constexpr double kMaxBoundaryJump = 0.25;
+
 // One sample of any phase: its size (what regimes split on), its regressors and its time.
 struct Row {
   int64_t size = 0;
@@ -69,6 +73,13 @@ Result<std::vector<Fitted>> FitRegimes(std::vector<Row> rows) {
     auto lo = FitRows(low);
     auto hi = FitRows(high);
     if (!lo.ok() || !hi.ok()) continue;
+    // The regimes must nearly meet where they join: a jump at the boundary is noise fitted on
+    // one side, and would make a larger step look cheaper than a smaller one.
+    bool continuous = true;
+    for (const Row* r : {&rows[i - 1], &rows[i]}) {
+      continuous = continuous && std::abs(Predict(*lo, r->x) - Predict(*hi, r->x)) <= kMaxBoundaryJump * r->us;
+    }
+    if (!continuous) continue;
     const double error = SquaredRelativeError(*lo, low) + SquaredRelativeError(*hi, high);
     if (error < best_error) {
       best_error = error;

@@ -114,7 +114,9 @@ struct TransferSample {
 // Each fit tries one regime, and two split between every pair of adjacent sampled sizes with
 // enough samples on both sides (two more than coefficients), and keeps the split with the
 // smallest relative error; one regime unless the split earns its extra coefficients by the
-// Bayesian information criterion (so noise alone does not split a phase).
+// Bayesian information criterion (so noise alone does not split a phase) and the two regimes
+// agree within 25% at the samples either side of the boundary (no jump that would make a
+// larger step look cheaper than a smaller one).
 Result<std::vector<PrefillRegime>> FitPrefill(std::span<const PrefillSample> samples);
 Result<std::vector<DecodeRegime>> FitDecode(std::span<const DecodeSample> samples);
 Result<std::vector<TransferRegime>> FitTransfer(std::span<const TransferSample> samples);

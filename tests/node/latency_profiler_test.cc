@@ -1,8 +1,11 @@
 #include "node/latency_profiler.h"
 
-#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
 
 #include "model/make_model.h"
 
@@ -12,7 +15,9 @@ namespace {
 class LatencyProfilerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string((std::filesystem::temp_directory_path() / "tandem_profiler_test").string());
+    // One folder per process: ctest runs this suite's tests as parallel processes.
+    dir_ = new std::string(
+        (std::filesystem::temp_directory_path() / ("tandem_profiler_test_" + std::to_string(::getpid()))).string());
     std::filesystem::remove_all(*dir_);
     MakeModelOptions o;
     o.preset = "tiny";

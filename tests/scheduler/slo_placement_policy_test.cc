@@ -95,7 +95,10 @@ TEST(SloPlacementPolicyTest, AnInteractiveRequestAvoidsAPrefillNodeBusyWithALong
   ASSERT_EQ(slo.kind, PlacementDecision::Kind::kPlace) << slo.reason.ToString();
   EXPECT_EQ(n.Id(slo.prefill), "p1");
   // Least-loaded trusts the (equal) reports and takes the lower id.
-  EXPECT_EQ(n.Id(n.Place({100, 16}).prefill), "p0");
+  PlacementRequest plain;
+  plain.prompt_tokens = 100;
+  plain.max_tokens = 16;
+  EXPECT_EQ(n.Id(n.Place(plain).prefill), "p0");
 }
 
 TEST(SloPlacementPolicyTest, PromptsDueLaterDoNotDelayATighterRequest) {
