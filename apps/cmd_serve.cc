@@ -262,7 +262,7 @@ class LocalCluster {
     children_.push_back(std::move(child));
     Supervised s;
     s.argv = std::move(argv);
-    s.port_arg = 5;  // {exe, role, --model, model, --port, 0, ...}
+    s.port_arg = static_cast<size_t>(std::find(s.argv.begin(), s.argv.end(), "--port") - s.argv.begin()) + 1;
     s.started = std::chrono::steady_clock::now();
     supervised_.push_back(std::move(s));
     return Status::Ok();

@@ -199,8 +199,8 @@ ordered_json HttpSession::LoadJson(const LoadInfo& load) {
                       {"latency_factor", n.load.latency_factor > 0 ? ordered_json(n.load.latency_factor) : nullptr},
                       // what this router placed there and has not seen leave (the SLO policy's view)
                       {"placed",
-                       {{"prefill_requests", n.placed.prefill_requests},
-                        {"prefill_tokens", n.placed.prefill_tokens},
+                       {{"prefill_requests", n.placed.prefill_requests()},
+                        {"prefill_tokens", n.placed.prefill_tokens()},
                         {"decode_requests", n.placed.decode_requests},
                         {"decode_context_tokens", n.placed.decode_context_tokens}}},
                       {"last_error", n.last_error}};

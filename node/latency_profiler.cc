@@ -32,10 +32,6 @@ int32_t MaxContext(const ModelConfig& config, const ProfilerOptions& o) {
   return static_cast<int32_t>(std::min<int64_t>(o.max_context, config.max_position_embeddings));
 }
 
-int32_t Blocks(int64_t tokens, int32_t block_size) {
-  return static_cast<int32_t>((tokens + block_size - 1) / block_size);
-}
-
 uint64_t KvBytesPerToken(const ModelConfig& c, DType dtype) {
   return 2ull * c.num_layers * c.num_kv_heads * c.head_dim * DTypeSize(dtype);
 }
@@ -43,7 +39,7 @@ uint64_t KvBytesPerToken(const ModelConfig& c, DType dtype) {
 // Blocks a decode shape holds.
 int64_t DecodeBlocks(const DecodeShape& shape, int32_t block_size) {
   int64_t blocks = 0;
-  for (int32_t ctx : shape) blocks += Blocks(ctx, block_size);
+  for (int32_t ctx : shape) blocks += BlocksForTokens(ctx, block_size);
   return blocks;
 }
 
@@ -157,7 +153,7 @@ struct LatencyProfiler::State {
     Status status = Status::Ok();
     for (const auto& [start, n] : shape) {
       tokens.push_back(RandomTokens(n));
-      auto blocks = cache->pool().Allocate(Blocks(start + n, bs));
+      auto blocks = cache->pool().Allocate(BlocksForTokens(start + n, bs));
       if (!blocks.ok()) {
         status = blocks.status().WithContext("profile shape needs more KV blocks than the profiler holds");
         break;
@@ -175,8 +171,8 @@ struct LatencyProfiler::State {
       auto plan = BuildBatchPlan(chunks, bs);
       status = plan.status();
       // A step larger than any before grows the transformer's workspace: run it once untimed.
-      const bool warm_up = plan->num_tokens() > largest_step;
-      largest_step = std::max(largest_step, plan->num_tokens());
+      const bool warm_up = status.ok() && plan->num_tokens() > largest_step;
+      if (status.ok()) largest_step = std::max(largest_step, plan->num_tokens());
       for (int32_t r = warm_up ? 0 : 1; status.ok() && r <= options.repeats; ++r) {
         const Clock::time_point t0 = Clock::now();
         status = transformer->Forward(*plan, *cache, &logits);
@@ -207,7 +203,7 @@ Result<std::unique_ptr<LatencyProfiler>> LatencyProfiler::Create(Backend& backen
   for (const ProfileShapes& shapes : {GridShapes(config, o), HeldOutShapes(config, o)}) {
     for (const PrefillShape& p : shapes.prefill) {
       int64_t blocks = 0;
-      for (const auto& [start, n] : p) blocks += Blocks(start + n, kBlockSize);
+      for (const auto& [start, n] : p) blocks += BlocksForTokens(start + n, kBlockSize);
       need = std::max(need, blocks);
     }
     for (const DecodeShape& d : shapes.decode) {
@@ -229,7 +225,7 @@ namespace {
 // put per layer, then a flush; the time until the flush completes.
 Result<double> TimeTransfer(UcxTransport& sender, UcxTransport& receiver, const KvLayout& layout, int32_t tokens,
                             int32_t repeats, uint64_t* bytes) {
-  const int32_t blocks = Blocks(tokens, layout.block_size);
+  const int32_t blocks = BlocksForTokens(tokens, layout.block_size);
   std::vector<int> ids(static_cast<size_t>(blocks));
   for (int i = 0; i < blocks; ++i) ids[static_cast<size_t>(i)] = i;
   std::vector<std::vector<TransferDescriptor>> per_layer;
@@ -323,8 +319,9 @@ Result<std::pair<ProfileSamples, ProfileSamples>> LatencyProfiler::MeasureInterl
   for (const ProfileShapes* shapes : {&a, &b}) {
     for (int32_t t : shapes->transfer) largest = std::max(largest, t);
   }
-  const KvLayout layout{static_cast<int>(c.num_layers), Blocks(largest, bs),       static_cast<int>(c.num_kv_heads), bs,
-                        static_cast<int>(c.head_dim),   s.backend.kv_cache_dtype()};
+  const KvLayout layout{static_cast<int>(c.num_layers),   BlocksForTokens(largest, bs),
+                        static_cast<int>(c.num_kv_heads), bs,
+                        static_cast<int>(c.head_dim),     s.backend.kv_cache_dtype()};
   // The sender is destroyed first, while its target still answers the close.
   std::unique_ptr<UcxTransport> receiver, sender;
   auto r = UcxTransport::Create();

@@ -43,9 +43,6 @@ struct PlacedWork {
   // Prefill-capable nodes: prompts placed here whose first token has not come back, by TTFT
   // deadline (router clock), the order the prefill node runs them in.
   std::multimap<int64_t, int64_t> prefill_queue;  // deadline -> prompt tokens
-  int32_t prefill_requests = 0;
-  int64_t prefill_tokens = 0;
-  double prefill_quadratic = 0;  // Σl² of those prompts (the latency model's attention term)
   // Decode-capable nodes: requests placed here (still prefilling elsewhere, or decoding) that have
   // not finished, the tokens their sequences hold, and their TPOT targets.
   int32_t decode_requests = 0;
@@ -53,6 +50,12 @@ struct PlacedWork {
   std::multiset<double> tpot_targets_ms;  // one entry per member with a TPOT target
 
   double tightest_tpot_ms() const { return tpot_targets_ms.empty() ? 0 : *tpot_targets_ms.begin(); }
+  int32_t prefill_requests() const { return static_cast<int32_t>(prefill_queue.size()); }
+  int64_t prefill_tokens() const {
+    int64_t n = 0;
+    for (const auto& [deadline, tokens] : prefill_queue) n += tokens;
+    return n;
+  }
 };
 
 struct NodeView {

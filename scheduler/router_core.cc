@@ -123,9 +123,6 @@ void RouterCore::AddPlacedWork(Flight& f) {
   const int64_t l = f.record.prompt_tokens;
   PlacedWork& p = nodes_[f.p].placed;
   f.placed_prefill_entry = p.prefill_queue.emplace(TtftDeadlineUs(f.record.arrival_us, f.request->slo.ttft_ms), l);
-  ++p.prefill_requests;
-  p.prefill_tokens += l;
-  p.prefill_quadratic += static_cast<double>(l) * static_cast<double>(l);
   f.placed_prefill = true;
   PlacedWork& d = nodes_[f.d].placed;
   ++d.decode_requests;
@@ -136,14 +133,7 @@ void RouterCore::AddPlacedWork(Flight& f) {
 }
 
 void RouterCore::ReleasePlacedWork(Flight& f, bool decode_too) {
-  if (f.placed_prefill && f.p >= 0) {
-    const int64_t l = f.record.prompt_tokens;
-    PlacedWork& p = nodes_[f.p].placed;
-    p.prefill_queue.erase(f.placed_prefill_entry);
-    --p.prefill_requests;
-    p.prefill_tokens -= l;
-    p.prefill_quadratic = p.prefill_requests == 0 ? 0 : p.prefill_quadratic - static_cast<double>(l) * l;
-  }
+  if (f.placed_prefill && f.p >= 0) nodes_[f.p].placed.prefill_queue.erase(f.placed_prefill_entry);
   f.placed_prefill = false;
   if (!decode_too) return;
   if (f.placed_decode && f.d >= 0) {

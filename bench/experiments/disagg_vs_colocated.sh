@@ -37,21 +37,9 @@ TIGHT_TPOT_FACTOR=${TIGHT_TPOT_FACTOR:-1.5}
 TOTAL_THREADS=${TOTAL_THREADS:-2}
 GOAL=${GOAL:-90}
 SEED=${SEED:-1}
-WORK=$(mktemp -d /tmp/disagg_vs_colocated.XXXXXX)
-SERVER_PID=""
-
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-[ -x "$TANDEM" ] || { echo "no $TANDEM: build first (scripts/build.sh)" >&2; exit 2; }
-if [ -z "${MODEL:-}" ]; then
-  MODEL=$WORK/small
-  "$TANDEM" make-model --preset small --out "$MODEL" > /dev/null 2>&1
-fi
-mkdir -p "$OUT/runs"
+# shellcheck source=bench/experiments/experiment_common.sh
+source bench/experiments/experiment_common.sh
+experiment_setup disagg_vs_colocated
 NODE_THREADS=$(( TOTAL_THREADS / 2 > 0 ? TOTAL_THREADS / 2 : 1 ))
 
 # 1. Step times on one thread (the decode and prefill nodes each have one).
@@ -82,8 +70,6 @@ echo "measured on 1 thread: prefill of $PROMPT_LEN tokens ${PREFILL_MS} ms, deco
 echo "SLO A (DistServe chatbot, scaled): TTFT ${SLO_TTFT} ms, TPOT ${SLO_TPOT_A} ms"
 echo "SLO B (tight TPOT):                TTFT ${SLO_TTFT} ms, TPOT ${SLO_TPOT_B} ms"
 
-# shellcheck source=bench/experiments/server_control.sh
-source bench/experiments/server_control.sh
 
 # 3. The runs.
 run_setup() {  # $1: label

@@ -24,21 +24,9 @@ SEED=${SEED:-1}
 BUDGET=${BUDGET:-256}
 INTERACTIVE=${INTERACTIVE:-"1000 150"}
 BATCH=${BATCH:-"15000 300"}
-WORK=$(mktemp -d /tmp/slo_scheduling.XXXXXX)
-SERVER_PID=""
-
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-[ -x "$TANDEM" ] || { echo "no $TANDEM: build first (scripts/build.sh)" >&2; exit 2; }
-if [ -z "${MODEL:-}" ]; then
-  MODEL=$WORK/small
-  "$TANDEM" make-model --preset small --out "$MODEL" > /dev/null 2>&1
-fi
-mkdir -p "$OUT/runs"
+# shellcheck source=bench/experiments/experiment_common.sh
+source bench/experiments/experiment_common.sh
+experiment_setup slo_scheduling
 
 # 1. The latency model of this machine, one thread per node.
 PROFILE=$OUT/runs/slo_profile.json
@@ -67,8 +55,6 @@ for i in range(n):
                       "slo_class": "interactive" if interactive else "batch"}))
 PY
 
-# shellcheck source=bench/experiments/server_control.sh
-source bench/experiments/server_control.sh
 
 # 3. The runs: each setup serves every rate, a fresh bench run per rate.
 run_setup() {  # $1: label, rest: serve flags

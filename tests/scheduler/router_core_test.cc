@@ -164,9 +164,8 @@ TEST_F(RouterCoreTest, PlacedWorkFollowsARequestThroughItsLife) {
   ASSERT_TRUE(core_->Submit(r, now_, &last_.all).ok());
   const PlacedWork& p = core_->nodes()[kP].placed;
   const PlacedWork& d0 = core_->nodes()[kD0].placed;
-  EXPECT_EQ(p.prefill_requests, 1);
-  EXPECT_EQ(p.prefill_tokens, 20);
-  EXPECT_EQ(p.prefill_quadratic, 400);
+  EXPECT_EQ(p.prefill_requests(), 1);
+  EXPECT_EQ(p.prefill_tokens(), 20);
   ASSERT_EQ(p.prefill_queue.size(), 1u);
   EXPECT_EQ(p.prefill_queue.begin()->first, now_ + kUntargetedTtftBudgetUs);  // no TTFT target
   EXPECT_EQ(d0.decode_requests, 1);
@@ -174,8 +173,8 @@ TEST_F(RouterCoreTest, PlacedWorkFollowsARequestThroughItsLife) {
   EXPECT_EQ(d0.tightest_tpot_ms(), 40);
   FirstToken(1, 5);
   EXPECT_TRUE(p.prefill_queue.empty());
-  EXPECT_EQ(p.prefill_requests, 0);
-  EXPECT_EQ(p.prefill_tokens, 0);
+  EXPECT_EQ(p.prefill_requests(), 0);
+  EXPECT_EQ(p.prefill_tokens(), 0);
   EXPECT_EQ(d0.decode_context_tokens, 21);
   Tokens(kD0, 1, {6, 7});
   EXPECT_EQ(d0.decode_context_tokens, 23);
@@ -193,11 +192,11 @@ TEST_F(RouterCoreTest, PlacedWorkFollowsARequestThroughItsLife) {
   EXPECT_EQ(moved.prefills()[0].decode, kD1);
   EXPECT_EQ(d0.decode_requests, 0);
   EXPECT_EQ(core_->nodes()[kD1].placed.decode_requests, 1);
-  EXPECT_EQ(p.prefill_requests, 1);
+  EXPECT_EQ(p.prefill_requests(), 1);
   Actions aborted;
   core_->Abort(2, FinishReason::kAbort, now_, &aborted.all);
   EXPECT_EQ(core_->nodes()[kD1].placed.decode_requests, 0);
-  EXPECT_EQ(p.prefill_requests, 0);
+  EXPECT_EQ(p.prefill_requests(), 0);
 }
 
 TEST_F(RouterCoreTest, WhenNoDecodeNodeHasRoomRequestsQueueInOrder) {

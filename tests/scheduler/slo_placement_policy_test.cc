@@ -38,9 +38,6 @@ PlacementRequest Want(int32_t prompt, int32_t max_tokens, double ttft_ms, double
 // A prompt placed on p, due at `deadline_us` (by default before anything a test asks about).
 void PlacePrompt(NodeView& p, int64_t tokens, int64_t deadline_us = 0) {
   p.placed.prefill_queue.emplace(deadline_us, tokens);
-  ++p.placed.prefill_requests;
-  p.placed.prefill_tokens += tokens;
-  p.placed.prefill_quadratic += static_cast<double>(tokens) * tokens;
 }
 
 void PlaceSequences(NodeView& d, int32_t count, int64_t context_each, double tpot_target_ms = 0) {
