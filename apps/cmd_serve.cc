@@ -13,10 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <condition_variable>
 #include <csignal>
-#include <deque>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -25,16 +27,13 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-
 #include "apps/command.h"
-#include "apps/http_options.h"
 #include "apps/demo_request.h"
+#include "apps/http_options.h"
+#include "apps/node_process.h"
 #include "apps/router_runtime.h"
 #include "common/logging.h"
 #include "model/make_model.h"
-#include "apps/node_process.h"
 
 namespace tandem {
 namespace {
@@ -54,6 +53,7 @@ struct ServeArgs {
   int max_num_batched_tokens = 0;  // 0: the node's default
   std::string prefill_queue;       // "": the node's default
   int max_num_seqs = 0;
+  std::string kv_allocation;  // "": the node's default
   double kv_cache_gib = 0;
   int kv_timeout_ms = 0;
   int start_timeout_s = 120;
@@ -97,8 +97,10 @@ Result<std::string> DemoModelDir(const fs::path& exe) {
   std::vector<fs::path> candidates = {exe.parent_path().parent_path() / "models" / "tiny"};
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
-  if (xdg && *xdg) candidates.push_back(fs::path(xdg) / "tandem" / "models" / "tiny");
-  else if (home && *home) candidates.push_back(fs::path(home) / ".cache" / "tandem" / "models" / "tiny");
+  if (xdg && *xdg)
+    candidates.push_back(fs::path(xdg) / "tandem" / "models" / "tiny");
+  else if (home && *home)
+    candidates.push_back(fs::path(home) / ".cache" / "tandem" / "models" / "tiny");
   std::string errors;
   for (const fs::path& dir : candidates) {
     if (fs::exists(dir / "config.json") && fs::exists(dir / "model.safetensors")) return dir.string();
@@ -256,6 +258,10 @@ class LocalCluster {
       argv.push_back(args.prefill_queue);
     }
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
+    if (role == "decode" && !args.kv_allocation.empty()) {
+      argv.push_back("--kv-allocation");
+      argv.push_back(args.kv_allocation);
+    }
     if (role == "decode") pass("--kv-timeout-ms", args.kv_timeout_ms);
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
@@ -317,8 +323,8 @@ Status RunServe(ServeArgs args) {
   log->info("cluster ready: {} prefill, {} decode nodes; node logs in {}", args.num_prefill, args.num_decode,
             args.log_dir);
   // stdout carries only the reply with --demo-request, so the line goes to stderr then.
-  (args.demo_request ? std::cerr : std::cout) << "listening on http://" << router->host() << ":" << router->port()
-                                              << std::endl;
+  (args.demo_request ? std::cerr : std::cout)
+      << "listening on http://" << router->host() << ":" << router->port() << std::endl;
 
   Status result = Status::Ok();
   if (args.demo_request) {
@@ -361,7 +367,8 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--num-prefill", args->num_prefill, "Prefill nodes")->capture_default_str()->check(CLI::Range(1, 64));
   sub->add_option("--num-decode", args->num_decode, "Decode nodes")->capture_default_str()->check(CLI::Range(1, 64));
-  sub->add_option("--node-threads", args->node_threads, "CPU threads per node (0: the allowed cores divided among the nodes)")
+  sub->add_option("--node-threads", args->node_threads,
+                  "CPU threads per node (0: the allowed cores divided among the nodes)")
       ->capture_default_str();
   sub->add_option("--max-num-batched-tokens", args->max_num_batched_tokens,
                   "Prefill nodes' token budget per step (0: the node's default)")
@@ -370,6 +377,10 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->check(CLI::IsMember({"edf", "fcfs"}));
   sub->add_option("--max-num-seqs", args->max_num_seqs, "Decode nodes' sequences per step (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--kv-allocation", args->kv_allocation,
+                  "Decode nodes' KV memory: grow (default; preempt and recompute when the pool runs out) or reserve "
+                  "(prompt + max_tokens up front)")
+      ->check(CLI::IsMember({"grow", "reserve"}));
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-timeout-ms", args->kv_timeout_ms,

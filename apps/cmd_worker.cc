@@ -1,20 +1,20 @@
 // `tandem worker`: the colocated server (router HTTP API + one in-process engine doing prefill
 // and decode with chunked prefill). Our own goodput baseline; runs until SIGINT/SIGTERM.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <iostream>
 #include <memory>
 #include <string>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-
 #include "apps/command.h"
 #include "apps/http_options.h"
+#include "apps/node_command.h"
 #include "common/logging.h"
-#include "kernels/backend.h"
 #include "frontend/http_server.h"
-#include "worker/local_engine_client.h"
 #include "frontend/served_model.h"
+#include "kernels/backend.h"
+#include "worker/local_engine_client.h"
 
 namespace tandem {
 namespace {
@@ -76,6 +76,7 @@ std::pair<CLI::App*, CommandRunner> SetupWorker(CLI::App& app) {
   sub->add_option("--max-num-batched-tokens", args->engine.engine.max_num_batched_tokens, "Token budget per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 24));
+  AddKvAllocationOption(*sub, &args->engine.engine.kv_allocation);
   sub->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
   sub->add_option("--threads", args->threads, "CPU threads (0: all cores)")->capture_default_str();
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "KV cache budget in GiB (0: backend default)");

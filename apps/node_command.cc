@@ -1,9 +1,9 @@
 #include "apps/node_command.h"
 
-#include <csignal>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <map>
 
 namespace tandem {
 
@@ -19,6 +19,14 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
   sub.add_option("--latency-profile", args.latency_profile,
                  "Latency model (tandem profile): the node reports its measured / predicted step time with its load")
       ->check(CLI::ExistingFile);
+}
+
+void AddKvAllocationOption(CLI::App& sub, KvAllocation* value) {
+  const std::map<std::string, KvAllocation> names{{"grow", KvAllocation::kGrow}, {"reserve", KvAllocation::kReserve}};
+  sub.add_option("--kv-allocation", *value,
+                 "grow: a request takes its prompt's KV blocks and more as it decodes, preempting (and recomputing) "
+                 "the least important when the pool runs out; reserve: prompt + max_tokens up front (default: grow)")
+      ->transform(CLI::CheckedTransformer(names, CLI::ignore_case));
 }
 
 void WaitForTerminationSignal() {

@@ -3,11 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <string>
 
 #include "apps/command.h"
+#include "engine/scheduler.h"
 #include "node/node_runtime.h"
 
 namespace tandem {
@@ -34,6 +34,9 @@ struct NodeArgs {
 // --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib,
 // --latency-profile.
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
+
+// --kv-allocation grow|reserve, for an engine that decodes (the worker, decode nodes).
+void AddKvAllocationOption(CLI::App& sub, KvAllocation* value);
 
 // Blocks the calling thread until SIGINT or SIGTERM.
 void WaitForTerminationSignal();

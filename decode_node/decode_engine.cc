@@ -13,9 +13,10 @@ DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngin
       options_(options),
       clock_(clock),
       layout_(LayoutOf(cache, transformer.config())),
-      engine_(transformer, cache, EngineOptions{options.max_num_seqs, options.max_num_seqs, options.step_time_us},
-              EngineRole::kDecode,
-              clock) {}
+      engine_(transformer, cache,
+              EngineOptions{options.max_num_seqs, std::max(options.max_num_seqs, options.max_num_batched_tokens),
+                            options.step_time_us, options.kv_allocation},
+              EngineRole::kDecode, clock) {}
 
 DecodeEngine::~DecodeEngine() = default;  // receive sessions release their blocks
 
@@ -28,8 +29,10 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
   if (awaiting_.count(job.id) || running_ids_.count(job.id)) {
     return AlreadyExistsError(who + "already reserved");
   }
-  const int32_t need = KvBlocksForRequest(static_cast<int64_t>(job.prompt.size()), job.params.max_tokens,
-                                          cache_.block_size());
+  const int64_t prompt = static_cast<int64_t>(job.prompt.size());
+  const int32_t need = options_.kv_allocation == KvAllocation::kGrow
+                           ? BlocksForTokens(prompt, cache_.block_size())
+                           : KvBlocksForRequest(prompt, job.params.max_tokens, cache_.block_size());
   if (!cache_.pool().CanAllocate(need)) {
     return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks, " +
                                   std::to_string(cache_.pool().num_free()) + " of " +
@@ -96,6 +99,7 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token, std::
   r.block_table.assign(b.begin(), b.end());
   r.record.arrival_us = a.job.arrival_us;
   r.record.slo.tpot_ms = a.job.tpot_target_ms;
+  r.record.slo.priority = a.job.slo_priority;
   r.record.kv_bytes = transfer.bytes;
   r.record.transfer_start_us = transfer.start_us;
   r.record.transfer_end_us = transfer.end_us;
@@ -200,23 +204,21 @@ bool DecodeEngine::Step(std::vector<DecodeEvent>* events) {
     e.num_generated = run.generated;
     e.finished = out.finish_reason != FinishReason::kNone;
     e.finish_reason = out.finish_reason;
-    if (!run.admitted_reported) {  // the first chunk says when the request joined the batch
-      run.admitted_reported = true;
-      const Request* r = engine_.scheduler().Find(out.request_id);
-      std::unique_ptr<Request> done;
-      if (r == nullptr) {
-        done = engine_.TakeFinished(out.request_id);
-        r = done.get();
-      }
-      if (r != nullptr) {
-        e.decode_admitted_us = r->record.decode_admitted_us;
-        e.transfer = {r->record.kv_bytes, r->record.transfer_start_us, r->record.transfer_end_us};
-      }
+    const Request* r = engine_.scheduler().Find(out.request_id);
+    std::unique_ptr<Request> done;
+    if (r == nullptr) {
+      done = engine_.TakeFinished(out.request_id);
+      r = done.get();
     }
+    if (!run.admitted_reported && r != nullptr) {  // the first chunk says when it joined the batch
+      run.admitted_reported = true;
+      e.decode_admitted_us = r->record.decode_admitted_us;
+      e.transfer = {r->record.kv_bytes, r->record.transfer_start_us, r->record.transfer_end_us};
+    }
+    if (r != nullptr) e.preemptions = r->record.preemptions;
     const bool finished = e.finished;
     events->push_back(std::move(e));
     if (finished) {
-      engine_.TakeFinished(out.request_id);
       running_ids_.erase(run.id);
       running_.erase(it);
     }

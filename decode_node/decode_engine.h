@@ -2,7 +2,8 @@
 // then the engine core (engine/engine.h) in its decode role.
 //
 //   Reserve: asked by the prefill node shortly before it runs the request's last prompt chunk.
-//            CanAllocate(KvBlocksForRequest) then Allocate -> a KvReceiveSession in kAwaitingKv
+//            CanAllocate(the prompt's blocks; prompt + max_tokens with kReserve) then Allocate
+//            -> a KvReceiveSession in kAwaitingKv
 //            (refused with ResourceExhausted, nothing taken, when the pool is full).
 //   OnKvReady: the session validates and admits -> the blocks and {prompt, first token} go into
 //            the Engine through AddPrefilled, so the next token is drawn with step 1 exactly as a
@@ -23,11 +24,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "engine/engine.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transfer_session.h"
-#include "common/clock.h"
-#include "engine/engine.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 
@@ -36,9 +37,10 @@ namespace tandem {
 struct DecodeJob {
   std::string id;
   std::vector<int32_t> prompt;
-  SamplingParams params;  // seed set unless greedy (the router draws it)
-  int64_t arrival_us = 0;  // this process's steady clock; 0: now
+  SamplingParams params;      // seed set unless greedy (the router draws it)
+  int64_t arrival_us = 0;     // this process's steady clock; 0: now
   double tpot_target_ms = 0;  // 0: none (see DecodeEngineOptions::step_time_us)
+  int32_t slo_priority = 0;   // its SLO class's priority (smaller: preempted later)
 };
 
 enum class DecodeEventKind {
@@ -59,14 +61,20 @@ struct DecodeEvent {
   std::vector<int32_t> tokens;
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
-  uint32_t num_generated = 0;  // including the first token sampled by the prefill node
+  uint32_t num_generated = 0;      // including the first token sampled by the prefill node
   int64_t decode_admitted_us = 0;  // steady; on the request's first token event only
   TransferStamps transfer;         // on the request's first token event only
+  int32_t preemptions = 0;         // on its last event: times it was preempted here
   Status error;
 };
 
 struct DecodeEngineOptions {
   int32_t max_num_seqs = 64;
+  // Tokens per step: the decode tokens, and the recompute of preempted requests (kGrow).
+  int32_t max_num_batched_tokens = 512;
+  // kGrow: a reservation takes the prompt's blocks and sequences grow, preempted (and
+  // recomputed here) when the pool runs out; kReserve: prompt + max_tokens up front.
+  KvAllocation kv_allocation = KvAllocation::kGrow;
   // The latency model's decode step time (batch, context tokens) -> us, corrected online; with
   // it, a request whose KV has landed joins the batch only while the predicted step stays within
   // every member's TPOT target (otherwise its KV waits). Null: admit up to max_num_seqs.
@@ -82,7 +90,7 @@ class DecodeEngine {
 
   const KvLayout& layout() const { return layout_; }
 
-  // Reserves prompt + max_tokens blocks. InvalidArgument / OutOfRange for a bad job,
+  // Reserves the prompt's blocks (kGrow) or prompt + max_tokens (kReserve). InvalidArgument / OutOfRange for a bad job,
   // AlreadyExists for a known id, ResourceExhausted when the pool cannot hold it now.
   Result<std::vector<int>> Reserve(DecodeJob job);
   // The prefill node flushed the KV; `first_token` was sampled there with step 0.
@@ -132,7 +140,7 @@ class DecodeEngine {
   KvLayout layout_;
   Engine engine_;
   std::map<std::string, std::unique_ptr<Awaiting>> awaiting_;
-  std::unordered_map<int64_t, Running> running_;       // engine request id -> request
+  std::unordered_map<int64_t, Running> running_;  // engine request id -> request
   std::unordered_map<std::string, int64_t> running_ids_;
   uint64_t next_key_ = 1;
 };

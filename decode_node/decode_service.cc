@@ -42,6 +42,7 @@ Status DecodeService::Start() {
   hello.set_num_kv_blocks(static_cast<uint32_t>(rt_->cache->num_blocks()));
   hello.set_block_size_tokens(static_cast<uint32_t>(rt_->cache->block_size()));
   hello.set_bytes_per_block(rt_->cache->bytes_per_block());
+  hello.set_kv_reserves_output_blocks(options_.engine.kv_allocation == KvAllocation::kReserve);
 
   rpc::RpcServerOptions so;
   so.host = options_.host;
@@ -109,6 +110,7 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
     job.params = SamplingFromProto(m.sampling());
     job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
     job.tpot_target_ms = std::max(0.0, m.tpot_target_ms());
+    job.slo_priority = m.slo_priority();
     blocks = engine_->Reserve(std::move(job));
   }
   r->set_reserved_unix_us(UnixNowMicros());
@@ -213,6 +215,7 @@ void DecodeService::Dispatch(std::vector<DecodeEvent>& events) {
     m->set_emitted_unix_us(UnixNowMicros());
     m->set_num_generated_tokens(ev.num_generated);
     m->set_decode_admitted_unix_us(SteadyToUnixMicros(ev.decode_admitted_us));
+    m->set_preemptions(static_cast<uint32_t>(ev.preemptions));
     if (ev.transfer.bytes >= 0) {
       m->set_kv_bytes(static_cast<uint64_t>(ev.transfer.bytes));
       m->set_transfer_start_unix_us(SteadyToUnixMicros(ev.transfer.start_us));

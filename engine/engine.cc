@@ -16,6 +16,7 @@ namespace {
 SchedulerOptions MakeSchedulerOptions(EngineRole role, const EngineOptions& options) {
   SchedulerOptions s{role, options.max_num_seqs, options.max_num_batched_tokens};
   s.step_time_us = options.step_time_us;
+  s.kv_allocation = options.kv_allocation;
   return s;
 }
 
@@ -25,8 +26,7 @@ Engine::Engine(Transformer& transformer, KvCache& cache, EngineOptions options, 
     : executor_(transformer, cache),
       clock_(clock),
       scheduler_(cache.pool(), cache.block_size(), EngineLimits(transformer.config(), cache),
-                 transformer.config().eos_token_ids,
-                 MakeSchedulerOptions(role, options)) {}
+                 transformer.config().eos_token_ids, MakeSchedulerOptions(role, options)) {}
 
 Status Engine::Add(Request r) {
   if (!r.params.seed.has_value()) r.params.seed = std::random_device{}() * 0x100000001ull + std::random_device{}();

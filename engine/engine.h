@@ -26,12 +26,13 @@ struct EngineOptions {
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
   std::function<double(int32_t, int64_t)> step_time_us = nullptr;  // SchedulerOptions::step_time_us
+  KvAllocation kv_allocation = KvAllocation::kGrow;
 };
 
 class Engine {
  public:
-  Engine(Transformer& transformer, KvCache& cache, EngineOptions options,
-         EngineRole role = EngineRole::kColocated, const Clock& clock = SteadyClock::Instance());
+  Engine(Transformer& transformer, KvCache& cache, EngineOptions options, EngineRole role = EngineRole::kColocated,
+         const Clock& clock = SteadyClock::Instance());
 
   // Validates and queues (see ValidateRequest; the pool must be able to hold the request). A
   // sampled request without a seed gets one here.

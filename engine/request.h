@@ -1,6 +1,11 @@
 // One sequence in the engine core, from arrival to finish: ids, sampling parameters, the tokens
 // so far, its KV blocks, and its RequestRecord (the node-side stamps: queued, prefill start and
 // end, first token, each token, finish).
+//
+// Its "prefill" is the run of tokens whose K/V must be in the cache before the next token is
+// drawn: the prompt, or, after a preemption dropped its blocks, the prompt and every output token
+// but the last (recomputed; decoding then resumes with the last output token as input, so the
+// next token is drawn by a decode step exactly as without the preemption).
 #pragma once
 
 #include <cstdint>
@@ -18,16 +23,21 @@ struct Request {
   std::vector<int32_t> prompt;
   SamplingParams params;
   std::vector<int32_t> output;
-  std::vector<int32_t> block_table;  // KV blocks held (see the Scheduler for how many)
-  int32_t num_computed = 0;          // tokens whose K/V are in the cache
+  std::vector<int32_t> block_table;    // KV blocks held (see the Scheduler for how many)
+  int32_t num_computed = 0;            // tokens whose K/V are in the cache
+  std::vector<int32_t> resume_tokens;  // after a preemption: prompt + output[:-1]; else empty
   TokenHistory history;
   FinishReason finish_reason = FinishReason::kNone;
   Status status;  // why it failed (kError)
   RequestRecord record;
 
   int32_t total_tokens() const { return static_cast<int32_t>(prompt.size() + output.size()); }
-  int32_t remaining_prompt() const { return static_cast<int32_t>(prompt.size()) - num_computed; }
-  bool prefill_done() const { return num_computed >= static_cast<int32_t>(prompt.size()); }
+  // Tokens to prefill (see above): the prompt, or total - 1 once there is output.
+  int32_t prefill_target() const { return output.empty() ? static_cast<int32_t>(prompt.size()) : total_tokens() - 1; }
+  // The tokens the prefill runs over (positions 0 .. prefill_target()).
+  const std::vector<int32_t>& prefill_tokens() const { return resume_tokens.empty() ? prompt : resume_tokens; }
+  int32_t remaining_prefill() const { return prefill_target() - num_computed; }
+  bool prefill_done() const { return num_computed >= prefill_target(); }
   bool finished() const { return finish_reason != FinishReason::kNone; }
 };
 

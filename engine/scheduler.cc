@@ -6,8 +6,9 @@
 namespace tandem {
 
 std::span<const int32_t> ScheduledChunk::tokens() const {
-  if (request->prefill_done()) return std::span<const int32_t>(&request->output.back(), 1);
-  return std::span<const int32_t>(request->prompt).subspan(static_cast<size_t>(start), static_cast<size_t>(num_tokens));
+  if (decode) return std::span<const int32_t>(&request->output.back(), 1);
+  return std::span<const int32_t>(request->prefill_tokens())
+      .subspan(static_cast<size_t>(start), static_cast<size_t>(num_tokens));
 }
 
 int32_t StepPlan::num_tokens() const {
@@ -31,11 +32,13 @@ Scheduler::Scheduler(BlockPool& pool, int32_t block_size, RequestLimits limits, 
 int32_t Scheduler::AdmissionBlocks(const Request& r) const {
   const int64_t prompt = static_cast<int64_t>(r.prompt.size());
   if (options_.role == EngineRole::kPrefill) return BlocksForTokens(prompt, block_size_);
+  if (grows()) return BlocksForTokens(r.prefill_target(), block_size_);
   return KvBlocksForRequest(prompt, r.params.max_tokens, block_size_);
 }
 
 Status Scheduler::Add(Request r, int64_t now) {
-  if (options_.role == EngineRole::kDecode) return FailedPreconditionError("a decode engine takes prefilled requests only");
+  if (options_.role == EngineRole::kDecode)
+    return FailedPreconditionError("a decode engine takes prefilled requests only");
   RETURN_IF_ERROR(ValidateRequest(r.prompt, r.params, limits_));
   // The pool must be able to hold what admission takes, or the request would wait forever.
   const int32_t blocks = AdmissionBlocks(r);
@@ -59,14 +62,26 @@ Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Req
   r.record.queued_us = now;
   auto owned = std::make_unique<Request>(std::move(r));
   index_[owned->id] = owned.get();
-  if (options_.queue_order == QueueOrder::kDeadline && &queue == &waiting_) {
-    const int64_t key = QueueKey(*owned);
-    auto at = std::find_if(queue.begin(), queue.end(), [&](const auto& q) { return QueueKey(*q) > key; });
-    queue.insert(at, std::move(owned));
+  if (&queue == &waiting_) {
+    InsertWaiting(std::move(owned), /*preempted=*/false);
   } else {
     queue.push_back(std::move(owned));
   }
   return Status::Ok();
+}
+
+void Scheduler::InsertWaiting(std::unique_ptr<Request> r, bool preempted) {
+  if (options_.queue_order == QueueOrder::kDeadline) {
+    // A preempted request goes before the requests with its deadline (it was admitted first).
+    const int64_t key = QueueKey(*r);
+    auto at = std::find_if(waiting_.begin(), waiting_.end(),
+                           [&](const auto& q) { return preempted ? QueueKey(*q) >= key : QueueKey(*q) > key; });
+    waiting_.insert(at, std::move(r));
+  } else if (preempted) {
+    waiting_.push_front(std::move(r));
+  } else {
+    waiting_.push_back(std::move(r));
+  }
 }
 
 bool Scheduler::BatchKeepsTpot(const Request& r) const {
@@ -82,10 +97,90 @@ bool Scheduler::BatchKeepsTpot(const Request& r) const {
   return options_.step_time_us(static_cast<int32_t>(running_.size()) + 1, context) / 1000.0 <= tightest;
 }
 
+namespace {
+
+// Preemption order: the larger priority value (less important), then the later deadline.
+bool LessImportant(int32_t priority_a, int64_t key_a, int32_t priority_b, int64_t key_b) {
+  if (priority_a != priority_b) return priority_a > priority_b;
+  return key_a > key_b;
+}
+
+}  // namespace
+
+Request* Scheduler::PreemptionVictim(const std::vector<const Request*>& keep) const {
+  Request* victim = nullptr;
+  for (const auto& r : running_) {  // admission order: a later one wins ties (>= below)
+    if (std::find(keep.begin(), keep.end(), r.get()) != keep.end()) continue;
+    if (victim == nullptr ||
+        !LessImportant(victim->record.slo.priority, QueueKey(*victim), r->record.slo.priority, QueueKey(*r))) {
+      victim = r.get();
+    }
+  }
+  return victim;
+}
+
+void Scheduler::Preempt(Request& r) {
+  if (!r.block_table.empty()) {
+    pool_.Free(r.block_table).IgnoreError();  // ours: cannot fail unless state is corrupt
+    r.block_table.clear();
+  }
+  r.num_computed = 0;
+  r.resume_tokens.clear();
+  if (!r.output.empty()) {
+    r.resume_tokens = r.prompt;
+    r.resume_tokens.insert(r.resume_tokens.end(), r.output.begin(), r.output.end() - 1);
+  }
+  ++r.record.preemptions;
+  ++num_preemptions_;
+  auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& q) { return q.get() == &r; });
+  std::unique_ptr<Request> owned = std::move(*it);
+  running_.erase(it);
+  InsertWaiting(std::move(owned), /*preempted=*/true);
+}
+
+void Scheduler::GrowDecodingSequences() {
+  std::vector<Request*> decoding;
+  for (auto& r : running_) {
+    if (r->prefill_done()) decoding.push_back(r.get());
+  }
+  // The most important get their blocks first; the victims come from the other end.
+  std::stable_sort(decoding.begin(), decoding.end(), [&](const Request* a, const Request* b) {
+    return LessImportant(b->record.slo.priority, QueueKey(*b), a->record.slo.priority, QueueKey(*a));
+  });
+  std::vector<const Request*> kept;
+  std::vector<const Request*> preempted;
+  for (Request* r : decoding) {
+    if (std::find(preempted.begin(), preempted.end(), r) != preempted.end()) continue;
+    const int32_t need =
+        BlocksForTokens(r->num_computed + 1, block_size_) - static_cast<int32_t>(r->block_table.size());
+    if (need <= 0) {
+      kept.push_back(r);
+      continue;
+    }
+    while (!pool_.CanAllocate(need)) {
+      Request* victim = PreemptionVictim(kept);
+      if (victim == nullptr || victim == r) break;
+      preempted.push_back(victim);
+      Preempt(*victim);
+    }
+    // Still short: it is the least important left, or the blocks are held outside the running
+    // batch (the decode node's reservations, prefilled requests waiting for a slot).
+    Result<std::vector<int32_t>> more =
+        pool_.CanAllocate(need) ? pool_.Allocate(need) : ResourceExhaustedError("the KV pool is full");
+    if (!more.ok()) {
+      preempted.push_back(r);
+      Preempt(*r);
+      continue;
+    }
+    r->block_table.insert(r->block_table.end(), more.value().begin(), more.value().end());
+    kept.push_back(r);
+  }
+}
+
 StepShape ShapeOf(const StepPlan& plan) {
   StepShape shape;
   for (const ScheduledChunk& c : plan.chunks) {
-    if (c.start >= static_cast<int32_t>(c.request->prompt.size())) {  // a decode token
+    if (c.decode) {
       ++shape.decode_batch;
       shape.decode_context += c.start + 1;
     } else {
@@ -102,7 +197,8 @@ int64_t Scheduler::QueueKey(const Request& r) const {
 }
 
 Status Scheduler::AddPrefilled(Request r, int64_t now) {
-  if (options_.role != EngineRole::kDecode) return FailedPreconditionError("only a decode engine takes prefilled requests");
+  if (options_.role != EngineRole::kDecode)
+    return FailedPreconditionError("only a decode engine takes prefilled requests");
   RETURN_IF_ERROR(ValidateRequest(r.prompt, r.params, limits_));
   if (r.output.size() != 1) {
     return InvalidArgumentError("a prefilled request carries exactly its first token, got " +
@@ -183,17 +279,21 @@ StepPlan Scheduler::Schedule(int64_t now) {
     running_.push_back(std::move(prefilled_.front()));
     prefilled_.pop_front();
   }
+  if (grows()) GrowDecodingSequences();
   int32_t budget = options_.max_num_batched_tokens;
   for (auto& r : running_) {
     if (!r->prefill_done() || budget <= 0) continue;
-    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, 1, true});
+    plan.chunks.push_back(ScheduledChunk{r.get(), r->num_computed, 1, true, true});
     --budget;
   }
-  // Admission: FCFS while blocks are free; the head waits for blocks, nobody overtakes it.
+  // Admission in queue order while blocks are free; the head waits for blocks, nobody overtakes
+  // it. Growing sequences keep a watermark (1% of the pool, as vLLM) free for their next blocks,
+  // so a new prompt is not admitted only to be preempted at the next step.
+  const int32_t watermark = grows() ? pool_.num_blocks() / 100 : 0;
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs && budget > 0) {
     Request& r = *waiting_.front();
     const int32_t blocks = AdmissionBlocks(r);
-    if (!pool_.CanAllocate(blocks)) break;
+    if (!pool_.CanAllocate(blocks + (running_.empty() ? 0 : watermark))) break;
     Result<std::vector<int32_t>> taken = pool_.Allocate(blocks);
     if (!taken.ok()) break;  // CanAllocate said yes: cannot happen
     r.block_table = std::move(taken).value();
@@ -202,10 +302,13 @@ StepPlan Scheduler::Schedule(int64_t now) {
   }
   for (Request* r : RunningPromptsInOrder()) {
     if (budget <= 0) break;
-    const int32_t remaining = r->remaining_prompt();
+    const int32_t remaining = r->remaining_prefill();
     const int32_t take = std::min(remaining, budget);
     if (r->record.prefill_start_us == 0) r->record.prefill_start_us = now;
-    plan.chunks.push_back(ScheduledChunk{r, r->num_computed, take, take == remaining});
+    // A recompute does not sample: the token after it is drawn by a decode step, as it would
+    // have been without the preemption.
+    const bool samples = take == remaining && r->output.empty();
+    plan.chunks.push_back(ScheduledChunk{r, r->num_computed, take, samples, false});
     budget -= take;
   }
   return plan;
@@ -216,8 +319,9 @@ std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan
   size_t sample = 0;
   for (const ScheduledChunk& c : plan.chunks) {
     Request& r = *c.request;
-    const bool was_prefill = !r.prefill_done();
+    const bool was_prefill = !c.decode;
     r.num_computed += c.num_tokens;
+    if (was_prefill && r.prefill_done()) r.resume_tokens.clear();  // a recompute is over
     if (!c.want_logits) continue;
     if (sample >= result.tokens.size()) {
       // An executor that returned fewer tokens than the plan asked for is a bug: fail the rest.
@@ -296,8 +400,8 @@ std::vector<Request*> Scheduler::PendingPrompts() {
 
 int64_t Scheduler::pending_prompt_tokens() const {
   int64_t n = 0;
-  for (const auto& r : waiting_) n += r->remaining_prompt();
-  for (const auto& r : running_) n += std::max(0, r->remaining_prompt());
+  for (const auto& r : waiting_) n += r->remaining_prefill();
+  for (const auto& r : running_) n += std::max(0, r->remaining_prefill());
   return n;
 }
 

@@ -5,8 +5,9 @@
 // decisions replay under a virtual clock (tests, the simulator).
 //
 // Queues (a request is in exactly one):
-//   waiting    no blocks yet; admitted in queue order (FCFS, or EDF: see QueueOrder) while
-//              its blocks are free and a sequence slot is (the head waits for blocks: nobody
+//   waiting    no blocks yet (new, or preempted); admitted in queue order (FCFS, or EDF: see
+//              QueueOrder; a preempted request goes back to the front under FCFS) while its
+//              blocks are free and a sequence slot is (the head waits for blocks: nobody
 //              overtakes it)
 //   prefilled  decode role: KV computed elsewhere, blocks held, waiting for a sequence slot
 //   running    blocks held; its prompt chunks, then one decode token per step
@@ -17,15 +18,26 @@
 // (max_num_batched_tokens) and the sequence cap (max_num_seqs); a prompt that does not fit the
 // remaining budget is chunked.
 //
+// KV memory (colocated and decode roles), KvAllocation:
+//   kGrow     (default, as vLLM) admission takes the blocks of the prefill only; a decoding
+//             sequence takes one more block when its next token starts one. When the pool is
+//             out of blocks, running requests are preempted, least important first (largest
+//             SLO priority value, then latest deadline, then latest admitted): their blocks are
+//             freed and they go back to the waiting queue; on re-admission their prompt and
+//             output are recomputed (see Request) and decoding resumes where it stopped, with
+//             the same tokens an uninterrupted run draws (sampling is counter-based).
+//   kReserve  admission takes KvBlocksForRequest (prompt + max_tokens) up front, so nothing is
+//             ever preempted, at the price of memory held for tokens that may never come.
+//
 // Roles:
-//   kColocated  admission allocates KvBlocksForRequest (prompt + max_tokens), so a running
-//               request never runs out of blocks and nothing needs preempting; runs to the end.
+//   kColocated  admission as above; runs to the end.
 //   kPrefill    admission allocates the prompt's blocks only. Once its prompt is complete (first
 //               token sampled) or its step failed, the request leaves through TakeHandedOff()
 //               WITH its blocks: the KV transfer may still read them, so the owner frees them
-//               when the transfer is over.
+//               when the transfer is over. Never preempts.
 //   kDecode     requests arrive prefilled (AddPrefilled, blocks reserved by the node) with
-//               their first token; the next is drawn with step 1.
+//               their first token; the next is drawn with step 1. A preempted one is recomputed
+//               here, as a colocated engine would.
 //
 // A step that fails (FailStep) fails exactly the requests in its plan: their KV may be partly
 // written, the other requests' KV is untouched, so the engine goes on serving them.
@@ -57,11 +69,15 @@ enum class EngineRole { kColocated, kPrefill, kDecode };
 // arrival order; without targets it is FCFS.
 enum class QueueOrder { kArrival, kDeadline };
 
+// How a decoding sequence gets its KV blocks (see the header comment).
+enum class KvAllocation { kGrow, kReserve };
+
 struct SchedulerOptions {
   EngineRole role = EngineRole::kColocated;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
   QueueOrder queue_order = QueueOrder::kArrival;
+  KvAllocation kv_allocation = KvAllocation::kGrow;
   int64_t untargeted_ttft_us = kUntargetedTtftBudgetUs;
   // Decode role: predicted decode step time (batch, context tokens) -> us. With it, a prefilled
   // request joins the running batch only while the step predicted with it stays within every
@@ -76,7 +92,8 @@ struct ScheduledChunk {
   Request* request = nullptr;  // owned by the Scheduler; valid until Postprocess/FailStep
   int32_t start = 0;           // position of the first token; earlier ones are in the cache
   int32_t num_tokens = 0;
-  bool want_logits = false;    // completes the prompt, or decodes: a token is sampled
+  bool want_logits = false;  // completes the prompt, or decodes: a token is sampled
+  bool decode = false;       // one decode token (input: the last output token)
 
   std::span<const int32_t> tokens() const;
 };
@@ -108,7 +125,7 @@ struct StepOutput {
   int64_t request_id = 0;
   int32_t token = -1;  // -1 when the request ended without a new token (failed step)
   FinishReason finish_reason = FinishReason::kNone;
-  Status status;       // kError: why
+  Status status;  // kError: why
 };
 
 class Scheduler {
@@ -120,9 +137,9 @@ class Scheduler {
   // Validates (ValidateRequest with this pool) and queues. AlreadyExists for a known id.
   Status Add(Request request, int64_t now);
   // Decode role: a request whose prompt K/V another node computed into this pool's blocks and
-  // whose first token was sampled there. REQUIRES: block_table holds KvBlocksForRequest blocks
-  // taken from the pool (they become the scheduler's); output == {first token}; seed set unless
-  // greedy.
+  // whose first token was sampled there. REQUIRES: block_table holds the prompt's blocks (kGrow)
+  // or KvBlocksForRequest blocks (kReserve), taken from the pool (they become the scheduler's); output == {first
+  // token}; seed set unless greedy.
   Status AddPrefilled(Request request, int64_t now);
   // Ends a queued or running request now (kAbort) and frees its blocks (a prefill-role request
   // still here has no transfer reading them). NotFound if unknown or already finished.
@@ -145,7 +162,7 @@ class Scheduler {
   bool HasWork() const { return !waiting_.empty() || !running_.empty() || !prefilled_.empty(); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size() + prefilled_.size()); }
-  // Prompt tokens not yet computed, over waiting and running requests.
+  // Prefill tokens not yet computed (prompts, and recomputes), over waiting and running requests.
   int64_t pending_prompt_tokens() const;
 
   // A finished request (colocated and decode roles), kept until taken.
@@ -155,11 +172,22 @@ class Scheduler {
 
   const RequestLimits& limits() const { return limits_; }
   const SchedulerOptions& options() const { return options_; }
+  // Preemptions since this scheduler was made (kGrow).
+  int64_t num_preemptions() const { return num_preemptions_; }
 
  private:
   int32_t AdmissionBlocks(const Request& r) const;
+  bool grows() const { return options_.kv_allocation == KvAllocation::kGrow && options_.role != EngineRole::kPrefill; }
   // Whether `r` may join the running batch without a predicted TPOT miss (see step_time_us).
   bool BatchKeepsTpot(const Request& r) const;
+  // kGrow: gives every decoding request the block its next token needs, preempting the least
+  // important running requests when the pool is out (see the header comment).
+  void GrowDecodingSequences();
+  // The running request to preempt first, not one of `keep`; nullptr when there is none.
+  Request* PreemptionVictim(const std::vector<const Request*>& keep) const;
+  // Frees `r`'s blocks and sends it back to the waiting queue, to be recomputed.
+  void Preempt(Request& r);
+  void InsertWaiting(std::unique_ptr<Request> r, bool preempted);
   // Where a request goes in waiting_ (kDeadline): its TTFT deadline.
   int64_t QueueKey(const Request& r) const;
   // Running requests whose prompt is not complete, in the order they get the token budget.
@@ -182,6 +210,7 @@ class Scheduler {
   std::unordered_map<int64_t, std::unique_ptr<Request>> finished_;
   std::vector<std::unique_ptr<Request>> handed_off_;
   std::unordered_map<int64_t, Request*> index_;  // every request in waiting_/prefilled_/running_
+  int64_t num_preemptions_ = 0;
 };
 
 }  // namespace tandem

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "common/logging.h"
-#include "kv_transfer/ucx_transport.h"
 #include "engine/warm_up.h"
+#include "kv_transfer/ucx_transport.h"
 
 namespace tandem {
 
@@ -52,8 +52,8 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   const uint64_t want = static_cast<uint64_t>(options.kv_cache_gib * (1ull << 30));
   const uint64_t num_blocks = want / per_block;
   if (num_blocks == 0) {
-    return InvalidArgumentError("--kv-cache-gib " + std::to_string(options.kv_cache_gib) +
-                                " holds no block of " + std::to_string(per_block) + " bytes");
+    return InvalidArgumentError("--kv-cache-gib " + std::to_string(options.kv_cache_gib) + " holds no block of " +
+                                std::to_string(per_block) + " bytes");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<UcxTransport> ucx, UcxTransport::Create());
   rt->transport = std::move(ucx);
@@ -73,9 +73,11 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
 
 void NodeRuntime::ObserveStep(const StepShape& shape, int64_t measured_us) {
   if (!profile) return;
-  // A node's step is one phase: a prefill node's prompt chunks, or a decode node's batch.
-  const double predicted = shape.prefill.tokens > 0 ? profile->PrefillUs(shape.prefill)
-                                                    : profile->DecodeStepUs(shape.decode_batch, shape.decode_context);
+  // A node's step is mostly one phase: a prefill node's prompt chunks, or a decode node's batch
+  // (with the recompute of a preempted request now and then: both parts count).
+  double predicted = 0;
+  if (shape.prefill.tokens > 0) predicted += profile->PrefillUs(shape.prefill);
+  if (shape.decode_batch > 0) predicted += profile->DecodeStepUs(shape.decode_batch, shape.decode_context);
   correction.Observe(predicted, static_cast<double>(measured_us));
 }
 

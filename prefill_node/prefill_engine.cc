@@ -33,7 +33,7 @@ struct PrefillEngine::Active {
   bool handed_off = false;
   std::vector<int32_t> blocks;
   std::unique_ptr<KvSendSession> session;
-  bool aborted_locally = false;  // finished at the first token, failed, or aborted by the router
+  bool aborted_locally = false;   // finished at the first token, failed, or aborted by the router
   bool failure_reported = false;  // the router heard that its transfer failed
   int32_t first_token = -1;
   bool first_token_held = false;  // sampled before D's reservation came: goes out with it
@@ -52,12 +52,11 @@ PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport
       transport_(transport),
       options_(options),
       clock_(clock),
-      scheduler_(cache.pool(), cache.block_size(), PrefillLimits(transformer.config()),
-                 transformer.config().eos_token_ids,
-                 // Earliest TTFT deadline first: an interactive request does not wait behind a
-                 // queue of batch prompts (FCFS when no request carries a target).
-                 SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens,
-                                  options.queue_order}),
+      scheduler_(
+          cache.pool(), cache.block_size(), PrefillLimits(transformer.config()), transformer.config().eos_token_ids,
+          // Earliest TTFT deadline first: an interactive request does not wait behind a
+          // queue of batch prompts (FCFS when no request carries a target).
+          SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens, options.queue_order}),
       layout_(LayoutOf(cache, transformer.config())) {}
 
 PrefillEngine::~PrefillEngine() {
@@ -284,7 +283,7 @@ void PrefillEngine::AskReservations(std::vector<PrefillEvent>* events) {
       options_.reserve_lookahead_tokens > 0 ? options_.reserve_lookahead_tokens : options_.max_num_batched_tokens;
   int64_t ahead = 0;
   for (Request* r : scheduler_.PendingPrompts()) {
-    const int64_t until_last = ahead + r->remaining_prompt();
+    const int64_t until_last = ahead + r->remaining_prefill();
     if (until_last > lookahead) break;
     ahead = until_last;
     Ask(*active_.at(r->id), events);
@@ -298,6 +297,7 @@ void PrefillEngine::Ask(Active& a, std::vector<PrefillEvent>* events) {
   e.prompt = a.job.prompt;
   e.params = a.job.params;
   e.tpot_target_ms = a.job.slo.tpot_ms;
+  e.slo_priority = a.job.slo.priority;
   e.router_id = a.job.router_id;
   events->push_back(std::move(e));
 }
@@ -343,8 +343,8 @@ std::vector<PrefillEngine::Active*> PrefillEngine::StartSessions(const StepPlan&
     if (!c.want_logits || !a.needs_decode() || !peers_.count(a.job.decode_node)) continue;
     Ask(a, events);  // normally asked already, within the lookahead
     std::vector<int> src(c.request->block_table.begin(), c.request->block_table.end());
-    a.session = std::make_unique<KvSendSession>(a.key, transport_, layout_, std::move(src),
-                                                [](std::span<const int>) {}, t0, options_.session);
+    a.session = std::make_unique<KvSendSession>(
+        a.key, transport_, layout_, std::move(src), [](std::span<const int>) {}, t0, options_.session);
     if (a.reservation == Active::Reservation::kGranted) Reserved(a, events);
     sending.push_back(&a);
   }

@@ -55,12 +55,12 @@ namespace tandem {
 struct PrefillJob {
   std::string id;
   std::vector<int32_t> prompt;
-  SamplingParams params;     // seed set unless greedy (the router draws it)
-  std::string decode_node;   // where the KV goes
-  std::string router_id;     // the router that gets the tokens (the decode node needs it)
-  int64_t arrival_us = 0;    // this process's steady clock; 0: now
-  int64_t deadline_us = 0;   // this process's steady clock; 0: none
-  RequestSlo slo;            // orders the queue (earliest TTFT deadline first)
+  SamplingParams params;    // seed set unless greedy (the router draws it)
+  std::string decode_node;  // where the KV goes
+  std::string router_id;    // the router that gets the tokens (the decode node needs it)
+  int64_t arrival_us = 0;   // this process's steady clock; 0: now
+  int64_t deadline_us = 0;  // this process's steady clock; 0: none
+  RequestSlo slo;           // orders the queue (earliest TTFT deadline first)
 };
 
 enum class PrefillEventKind {
@@ -76,20 +76,21 @@ struct PrefillEvent {
   PrefillEventKind kind = PrefillEventKind::kError;
   std::string request_id;
   std::string decode_node;
-  int32_t token = -1;                // kFirstToken, kKvReady: the first token
-  bool finished = false;             // kFirstToken: nothing left for the decode node
+  int32_t token = -1;     // kFirstToken, kKvReady: the first token
+  bool finished = false;  // kFirstToken: nothing left for the decode node
   FinishReason finish_reason = FinishReason::kNone;
-  std::vector<int32_t> prompt;       // kReserve
-  SamplingParams params;             // kReserve
-  double tpot_target_ms = 0;         // kReserve
-  std::string router_id;             // kReserve
-  uint64_t bytes = 0;                // kKvReady
+  std::vector<int32_t> prompt;  // kReserve
+  SamplingParams params;        // kReserve
+  double tpot_target_ms = 0;    // kReserve
+  int32_t slo_priority = 0;     // kReserve
+  std::string router_id;        // kReserve
+  uint64_t bytes = 0;           // kKvReady
   uint32_t num_prompt_tokens = 0;
   // Steady stamps of this process (the service converts them to Unix time for the wire).
   int64_t arrival_us = 0, prefill_start_us = 0, prefill_end_us = 0;
   int64_t transfer_start_us = 0, transfer_end_us = 0;  // kKvReady
-  std::string reason;                // kRefused
-  Status error;                      // kError
+  std::string reason;                                  // kRefused
+  Status error;                                        // kError
 };
 
 struct PrefillEngineOptions {

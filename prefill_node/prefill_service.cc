@@ -12,8 +12,7 @@ namespace tandem {
 Result<DecodeNodeAddress> ParseDecodeNodeAddress(const std::string& text) {
   const size_t eq = text.find('=');
   const size_t colon = text.rfind(':');
-  if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq + 2 ||
-      colon + 1 == text.size()) {
+  if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq + 2 || colon + 1 == text.size()) {
     return InvalidArgumentError("--decode-node '" + text + "': expected ID=HOST:PORT");
   }
   DecodeNodeAddress a;
@@ -108,8 +107,8 @@ Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
     const proto::KvReservation& m = env.kv_reservation();
     // Straight into the engine's mailbox, so a forward pass that is running picks it up between
     // layers; the posted closure wakes an idle loop to apply it.
-    engine_->PostReservation(node_id, m.request_id(), m.ok(), std::vector<int>(m.block_ids().begin(), m.block_ids().end()),
-                             m.reason());
+    engine_->PostReservation(node_id, m.request_id(), m.ok(),
+                             std::vector<int>(m.block_ids().begin(), m.block_ids().end()), m.reason());
     Post([this] {
       std::vector<PrefillEvent> events;
       engine_->DrainReservations(&events);
@@ -215,8 +214,8 @@ void PrefillService::OnRouterClosed(const rpc::Connection::Ptr& conn) {
   }
   Dispatch(events);
   if (!ids.empty()) {
-    GetLogger("prefill")->warn("router {} closed its connection: {} request(s) ended here", conn->peer_hello().node_id(),
-                               ids.size());
+    GetLogger("prefill")->warn("router {} closed its connection: {} request(s) ended here",
+                               conn->peer_hello().node_id(), ids.size());
   }
 }
 
@@ -243,6 +242,7 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         m->set_router_id(ev.router_id);
         m->set_arrival_unix_us(SteadyToUnixMicros(ev.arrival_us));
         m->set_tpot_target_ms(ev.tpot_target_ms);
+        m->set_slo_priority(ev.slo_priority);
         DecodeLink* d = FindDecode(ev.decode_node);
         const Status sent = d ? d->client->Send(std::move(out)) : UnavailableError("unknown decode node");
         if (!sent.ok()) {  // as if it refused: the router places the request elsewhere

@@ -45,8 +45,7 @@ ClusterClient::ClusterClient(ClusterClientOptions options, std::unique_ptr<Place
   for (const NodeAddress& a : options_.cluster.decode) addresses_.push_back(a);
   auto core = std::make_unique<RouterCore>(NodeSpecs(options_.cluster), std::move(policy), CoreOptions(options_));
   shell_ = std::make_unique<RouterShell>(std::move(core), static_cast<NodeLink&>(*this), SteadyClock::Instance(),
-                                         GetLogger("router"),
-                                         options_.on_finished);
+                                         GetLogger("router"), options_.on_finished);
 }
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(ClusterClientOptions options,
@@ -95,7 +94,7 @@ Status ClusterClient::StartNodes() {
       GetLogger("router")->info("node {} connected (role {}, {} KV blocks of {} tokens)", addresses_[node].ToString(),
                                 proto::Role_Name(hello.role()), hello.num_kv_blocks(), hello.block_size_tokens());
       shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
-        core.OnNodeConnected(node, hello.block_size_tokens(), now, out);
+        core.OnNodeConnected(node, hello.block_size_tokens(), now, out, hello.kv_reserves_output_blocks());
       });
     };
     cb.on_message = [this, node](proto::Envelope&& env) { OnNodeMessage(node, std::move(env)); };
@@ -189,9 +188,8 @@ void ClusterClient::SendClusterView(const tandem::SendClusterView& order) {
 
 void ClusterClient::OnNodeClosed(NodeIndex node, const Status& status) {
   GetLogger("router")->warn("node {} is down: {}", addresses_[node].ToString(), status.ToString());
-  shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
-    core.OnNodeDisconnected(node, status, now, out);
-  });
+  shell_->Update(
+      [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnNodeDisconnected(node, status, now, out); });
 }
 
 void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
@@ -208,9 +206,8 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.busy_fraction = m.busy_fraction();
       r.latency_factor = m.latency_factor();
       r.connected_decode_nodes.assign(m.connected_decode_nodes().begin(), m.connected_decode_nodes().end());
-      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
-        core.OnLoadReport(node, std::move(r), now, out);
-      });
+      shell_->Update(
+          [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnLoadReport(node, std::move(r), now, out); });
       return;
     }
     case proto::Envelope::kFirstToken: {
@@ -222,7 +219,8 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.prefill_start_us = UnixToSteadyMicros(m.prefill_start_unix_us());
       r.prefill_end_us = UnixToSteadyMicros(m.first_token_unix_us());
       const int64_t id = id_of(m.request_id());
-      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) { core.OnFirstToken(node, id, r, now, out); });
+      shell_->Update(
+          [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnFirstToken(node, id, r, now, out); });
       return;
     }
     case proto::Envelope::kTokenChunk: {
@@ -232,6 +230,7 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.finished = m.finished();
       r.finish_reason = r.finished ? FinishReasonFromProto(m.finish_reason()) : FinishReason::kNone;
       r.decode_admitted_us = UnixToSteadyMicros(m.decode_admitted_unix_us());
+      r.preemptions = static_cast<int32_t>(m.preemptions());
       if (m.kv_bytes() > 0) {
         r.transfer = {static_cast<int64_t>(m.kv_bytes()), UnixToSteadyMicros(m.transfer_start_unix_us()),
                       UnixToSteadyMicros(m.transfer_end_unix_us())};
@@ -265,18 +264,17 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
     case proto::Envelope::kAbort: {
       const bool error = env.has_error();
       const std::string& wire = error ? env.error().request_id() : env.abort().request_id();
-      const Status status = error ? rpc::StatusFromError(env.error())
-                                  : AbortedError("node " + addresses_[node].id + " aborted the request: " +
-                                                 env.abort().reason());
+      const Status status =
+          error ? rpc::StatusFromError(env.error())
+                : AbortedError("node " + addresses_[node].id + " aborted the request: " + env.abort().reason());
       const int64_t id = id_of(wire);
       if (id < 0) {
         GetLogger("router")->warn("node {}: {} for {}: {}", addresses_[node].id, error ? "error" : "abort",
                                   wire.empty() ? "-" : wire, status.ToString());
         return;
       }
-      shell_->Update([&](RouterCore& core, int64_t now, RouterActions* out) {
-        core.OnNodeError(node, id, status, now, out);
-      });
+      shell_->Update(
+          [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnNodeError(node, id, status, now, out); });
       return;
     }
     default:

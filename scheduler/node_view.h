@@ -27,12 +27,12 @@ using NodeIndex = int32_t;
 // A node's LoadReport, as plain data.
 struct NodeLoadReport {
   uint32_t queued_requests = 0;
-  uint64_t queued_tokens = 0;      // prompt tokens waiting for prefill
+  uint64_t queued_tokens = 0;  // prompt tokens waiting for prefill
   uint32_t running_requests = 0;
-  uint32_t free_blocks = 0;        // KV blocks neither reserved nor running
+  uint32_t free_blocks = 0;  // KV blocks neither reserved nor running
   uint32_t total_blocks = 0;
-  float busy_fraction = 0.0f;      // share of the last interval spent computing
-  float latency_factor = 0.0f;     // measured / predicted step time (0: the node has no profile)
+  float busy_fraction = 0.0f;   // share of the last interval spent computing
+  float latency_factor = 0.0f;  // measured / predicted step time (0: the node has no profile)
   // Prefill nodes: the decode nodes (ids) their KV can reach now.
   std::vector<std::string> connected_decode_nodes;
 };
@@ -64,8 +64,11 @@ struct NodeView {
   NodeState state = NodeState::kConnecting;
   bool reported = false;           // a LoadReport arrived since it (re)connected
   uint32_t block_size_tokens = 0;  // from its Hello (pool owners); 0 = unknown
-  NodeLoadReport load;             // its latest report
-  int64_t report_us = 0;           // when that report arrived (router clock)
+  // From its Hello: its pool takes prompt + max_tokens per request up front (kReserve) instead
+  // of the prompt's blocks, growing as it decodes (kGrow).
+  bool reserves_output_blocks = false;
+  NodeLoadReport load;    // its latest report
+  int64_t report_us = 0;  // when that report arrived (router clock)
   // Prefill nodes: reaches[d] says whether decode node index d is in its connected list.
   std::vector<bool> reaches;
   // The router's own charges on top of the report:

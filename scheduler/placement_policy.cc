@@ -18,12 +18,17 @@ bool PlacementContext::Reaches(NodeIndex p, NodeIndex d) const {
   return static_cast<size_t>(d) < pv.reaches.size() && pv.reaches[static_cast<size_t>(d)];
 }
 
-uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d) {
+uint32_t LifetimeBlocks(const PlacementRequest& request, const NodeView& d) {
   // A pool whose block size is unknown cannot be judged: it holds nothing (the router refuses
   // such a decode node at Hello, so this is a guard, not a rule).
   if (d.block_size_tokens == 0) return UINT32_MAX;
   return static_cast<uint32_t>(
       KvBlocksForRequest(request.prompt_tokens, request.max_tokens, static_cast<int32_t>(d.block_size_tokens)));
+}
+
+uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d) {
+  if (d.block_size_tokens == 0 || d.reserves_output_blocks) return LifetimeBlocks(request, d);
+  return static_cast<uint32_t>(BlocksForTokens(request.prompt_tokens, static_cast<int32_t>(d.block_size_tokens)));
 }
 
 std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& request, const PlacementContext& ctx,
@@ -40,30 +45,31 @@ std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& reques
   bool fits_some_pool = false;
   for (NodeIndex d : out->decode) {
     const NodeView& n = ctx.nodes[static_cast<size_t>(d)];
-    const uint32_t need = BlocksNeeded(request, n);
+    const uint32_t need = LifetimeBlocks(request, n);
     if (need != UINT32_MAX) out->most_needed = std::max(out->most_needed, need);
     largest_pool = std::max(largest_pool, n.load.total_blocks);
     fits_some_pool = fits_some_pool || need <= n.load.total_blocks;
   }
   if (!fits_some_pool) {  // waiting would not help: say so instead of "try again later"
-    return PlacementDecision::Reject(OutOfRangeError(
-        std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
-        " output tokens need " + std::to_string(out->most_needed) +
-        " KV blocks, more than the largest decode node holds (" + std::to_string(largest_pool) +
-        "); lower max_tokens or shorten the prompt"));
+    return PlacementDecision::Reject(
+        OutOfRangeError(std::to_string(request.prompt_tokens) + " prompt + " + std::to_string(request.max_tokens) +
+                        " output tokens need " + std::to_string(out->most_needed) +
+                        " KV blocks, more than the largest decode node holds (" + std::to_string(largest_pool) +
+                        "); lower max_tokens or shorten the prompt"));
   }
   return std::nullopt;
 }
 
-PlacementDecision NoRoomDecision(const PlacementRequest& request, const PlacementCandidates& candidates, bool any_pair) {
+PlacementDecision NoRoomDecision(const PlacementRequest& request, const PlacementCandidates& candidates,
+                                 bool any_pair) {
   if (!any_pair) {
     return PlacementDecision::Reject(
         UnavailableError("no healthy prefill node is connected to a healthy decode node (see GET /v1/load)"));
   }
-  return PlacementDecision::Defer(ResourceExhaustedError(
-      "no decode node has room for " + std::to_string(request.prompt_tokens) + " prompt + " +
-      std::to_string(request.max_tokens) + " output tokens (up to " + std::to_string(candidates.most_needed) +
-      " KV blocks needed)"));
+  return PlacementDecision::Defer(
+      ResourceExhaustedError("no decode node has room for " + std::to_string(request.prompt_tokens) + " prompt + " +
+                             std::to_string(request.max_tokens) + " output tokens (up to " +
+                             std::to_string(candidates.most_needed) + " KV blocks needed)"));
 }
 
 PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, const PlacementContext& ctx) const {

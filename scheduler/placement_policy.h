@@ -66,7 +66,7 @@ class PlacementPolicy {
 };
 
 // P with the fewest queued tokens (reported + placed since), then among the decode nodes P
-// reaches that can hold the request now (KvBlocksForRequest <= free blocks), D with the most
+// reaches that can hold the request now (BlocksNeeded <= free blocks), D with the most
 // free blocks; when P reaches none with room, the next P. Ties go to the lexicographically lowest
 // node id, so the choice does not depend on the order of the candidates.
 class LeastLoadedPolicy final : public PlacementPolicy {
@@ -81,12 +81,17 @@ class LeastLoadedPolicy final : public PlacementPolicy {
 struct PlacementCandidates {
   std::vector<NodeIndex> prefill;
   std::vector<NodeIndex> decode;
-  uint32_t most_needed = 0;  // blocks the request needs on the hungriest candidate pool
+  uint32_t most_needed = 0;  // blocks the request may need over its life, on the hungriest pool
 };
 std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& request, const PlacementContext& context,
                                                   PlacementCandidates* out);
-// KV blocks the request needs in d's pool (UINT32_MAX when d's block size is unknown).
+// KV blocks the request takes in d's pool when it arrives there: its prompt's on a pool whose
+// sequences grow, prompt + max_tokens on one that reserves (UINT32_MAX when d's block size is
+// unknown).
 uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d);
+// KV blocks the request may hold in d's pool over its life: prompt + max_tokens (UINT32_MAX when
+// d's block size is unknown).
+uint32_t LifetimeBlocks(const PlacementRequest& request, const NodeView& d);
 // The answer when candidates exist but no pair has room now: Reject when no prefill node reaches
 // a candidate decode node (`any_pair` false), Defer otherwise.
 PlacementDecision NoRoomDecision(const PlacementRequest& request, const PlacementCandidates& candidates, bool any_pair);

@@ -105,12 +105,11 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   AddPlacedWork(f);
   nodes_[p].charged_tokens += f.request->prompt.size();
   if (nodes_[d].block_size_tokens > 0) {
-    f.charged_blocks = static_cast<uint32_t>(KvBlocksForRequest(static_cast<int64_t>(f.request->prompt.size()),
-                                                                f.request->params.max_tokens,
-                                                                static_cast<int32_t>(nodes_[d].block_size_tokens)));
+    f.charged_blocks = BlocksNeeded(PlacementFor(f, now), nodes_[d]);
     nodes_[d].charged_blocks += f.charged_blocks;
   }
-  const int64_t deadline = options_.first_token_timeout_us > 0 ? f.record.arrival_us + options_.first_token_timeout_us : 0;
+  const int64_t deadline =
+      options_.first_token_timeout_us > 0 ? f.record.arrival_us + options_.first_token_timeout_us : 0;
   out->push_back(SendPrefill{p, d, f.request, deadline});
 }
 
@@ -154,9 +153,8 @@ void RouterCore::Enqueue(Flight& f, int64_t now) {
   f.phase = Flight::Phase::kQueued;
   f.p = f.d = -1;
   // In arrival order: a request sent back by a refusal keeps its place.
-  auto pos = std::find_if(queue_.begin(), queue_.end(), [&](int64_t id) {
-    return flights_.at(id)->record.arrival_us > f.record.arrival_us;
-  });
+  auto pos = std::find_if(queue_.begin(), queue_.end(),
+                          [&](int64_t id) { return flights_.at(id)->record.arrival_us > f.record.arrival_us; });
   queue_.insert(pos, f.record.id);
 }
 
@@ -208,7 +206,7 @@ void RouterCore::Finish(int64_t request_id, FinishReason reason, Status status, 
   // there; but not the node that ended it, and none when nothing can be held (`except` ==
   // kAbortNone).
   if (except != kAbortNone) {
-    const std::string why = reason == FinishReason::kAbort ? "aborted by the client"
+    const std::string why = reason == FinishReason::kAbort  ? "aborted by the client"
                             : reason == FinishReason::kStop ? "stopped by the front end"
                                                             : status.ToString();
     for (NodeIndex n : {f->p, f->d}) {
@@ -233,8 +231,8 @@ void RouterCore::Finish(int64_t request_id, FinishReason reason, Status status, 
 
 void RouterCore::Abort(int64_t request_id, FinishReason as, int64_t now, RouterActions* out) {
   if (!flights_.count(request_id)) return;
-  Finish(request_id, as == FinishReason::kStop ? FinishReason::kStop : FinishReason::kAbort, Status::Ok(), {}, kAbortAll, now,
-         out);
+  Finish(request_id, as == FinishReason::kStop ? FinishReason::kStop : FinishReason::kAbort, Status::Ok(), {},
+         kAbortAll, now, out);
   DrainQueue(now, out);
 }
 
@@ -282,7 +280,8 @@ void RouterCore::Shutdown(int64_t now, RouterActions* out) {
   std::vector<int64_t> ids;
   for (const auto& [id, f] : flights_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
-  for (int64_t id : ids) Finish(id, FinishReason::kError, UnavailableError("the router is shutting down"), {}, kAbortAll, now, out);
+  for (int64_t id : ids)
+    Finish(id, FinishReason::kError, UnavailableError("the router is shutting down"), {}, kAbortAll, now, out);
 }
 
 void RouterCore::OnFirstToken(NodeIndex node, int64_t request_id, const FirstTokenReport& report, int64_t now,
@@ -291,7 +290,7 @@ void RouterCore::OnFirstToken(NodeIndex node, int64_t request_id, const FirstTok
   if (it == flights_.end()) return;
   Flight& f = *it->second;
   if (f.p != node || f.phase != Flight::Phase::kPrefilling) return;
-  f.phase = Flight::Phase::kDecoding;  // D's blocks stay charged until its next report counts them
+  f.phase = Flight::Phase::kDecoding;          // D's blocks stay charged until its next report counts them
   ReleasePlacedWork(f, /*decode_too=*/false);  // P is done with it
   f.record.prefill_start_us = report.prefill_start_us;
   f.record.prefill_end_us = report.prefill_end_us;
@@ -331,7 +330,9 @@ void RouterCore::OnTokens(NodeIndex node, int64_t request_id, const TokensReport
     f.record.transfer_end_us = report.transfer.end_us;
   }
   if (report.finished) {
-    const FinishReason reason = report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason;
+    f.record.preemptions = report.preemptions;
+    const FinishReason reason =
+        report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason;
     Finish(request_id, reason,
            reason == FinishReason::kError ? InternalError("the decode node failed the request") : Status::Ok(),
            report.tokens, kAbortNone, now, out);
@@ -382,7 +383,8 @@ void RouterCore::OnReservationRefused(NodeIndex node, int64_t request_id, const 
   }
 }
 
-void RouterCore::OnNodeError(NodeIndex node, int64_t request_id, const Status& status, int64_t now, RouterActions* out) {
+void RouterCore::OnNodeError(NodeIndex node, int64_t request_id, const Status& status, int64_t now,
+                             RouterActions* out) {
   auto it = flights_.find(request_id);
   if (it == flights_.end()) return;
   const Flight& f = *it->second;

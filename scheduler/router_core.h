@@ -49,9 +49,9 @@ namespace tandem {
 
 struct RouterCoreOptions {
   int max_decode_attempts = 3;
-  int64_t first_token_timeout_us = 60'000'000;   // arrival -> first token; 0: none
-  int64_t inter_token_timeout_us = 60'000'000;   // between two tokens while decoding; 0: none
-  int32_t max_queued = 1024;  // requests waiting for a placement; beyond: ResourceExhausted (429)
+  int64_t first_token_timeout_us = 60'000'000;  // arrival -> first token; 0: none
+  int64_t inter_token_timeout_us = 60'000'000;  // between two tokens while decoding; 0: none
+  int32_t max_queued = 1024;                    // requests waiting for a placement; beyond: ResourceExhausted (429)
   // What every request is checked against (ValidateRequest); fields 0 are not checked.
   RequestLimits limits;
 };
@@ -79,6 +79,7 @@ struct TokensReport {
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   int64_t decode_admitted_us = 0;  // 0: not in this report
+  int32_t preemptions = 0;         // with `finished`: times the node preempted it
   // The KV transfer as the decode node saw it (bytes 0: not in this report); fills the record
   // when the prefill node's own KvReady copy has not arrived first.
   TransferReport transfer;
@@ -129,8 +130,10 @@ class RouterCore {
   void Shutdown(int64_t now, RouterActions* out);
 
   // --- nodes ---
-  // The handshake succeeded; `block_size_tokens` of a pool owner (0 for a prefill node).
-  void OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int64_t now, RouterActions* out);
+  // The handshake succeeded; `block_size_tokens` of a pool owner (0 for a prefill node), and
+  // whether its pool reserves prompt + max_tokens per request (NodeView::reserves_output_blocks).
+  void OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int64_t now, RouterActions* out,
+                       bool reserves_output_blocks = false);
   // A handshake was refused (wrong role or id): the node stays unusable, with this reason.
   void OnNodeRefused(NodeIndex node, const Status& why);
   void OnNodeDisconnected(NodeIndex node, const Status& why, int64_t now, RouterActions* out);

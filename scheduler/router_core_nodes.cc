@@ -6,8 +6,10 @@
 
 namespace tandem {
 
-void RouterCore::OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int64_t now, RouterActions* out) {
+void RouterCore::OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int64_t now, RouterActions* out,
+                                 bool reserves_output_blocks) {
   NodeView& n = nodes_[node];
+  n.reserves_output_blocks = reserves_output_blocks;
   n.state = NodeState::kReady;
   n.reported = false;  // placement waits for a fresh report from this incarnation
   n.last_error.clear();
@@ -42,8 +44,8 @@ void RouterCore::OnNodeDisconnected(NodeIndex node, const Status& why, int64_t n
     if (on_p || on_d) failed.push_back(id);
   }
   std::sort(failed.begin(), failed.end());
-  const Status down = UnavailableError(std::string(NodeRoleName(n.role)) + " node " + n.id + " disconnected: " +
-                                       why.ToString());
+  const Status down =
+      UnavailableError(std::string(NodeRoleName(n.role)) + " node " + n.id + " disconnected: " + why.ToString());
   for (int64_t id : failed) Finish(id, FinishReason::kError, down, {}, node, now, out);
   DrainQueue(now, out);
 }
@@ -92,9 +94,9 @@ bool RouterCore::Serving() const {
     if (!nodes_[p].healthy() || !nodes_[p].can_prefill()) continue;
     for (NodeIndex d = 0; d < static_cast<NodeIndex>(nodes_.size()); ++d) {
       if (!nodes_[d].healthy() || !nodes_[d].can_decode()) continue;
-      if (nodes_[p].role == NodeRole::kColocated ? p == d
-                                                 : static_cast<size_t>(d) < nodes_[p].reaches.size() &&
-                                                       nodes_[p].reaches[static_cast<size_t>(d)]) {
+      if (nodes_[p].role == NodeRole::kColocated
+              ? p == d
+              : static_cast<size_t>(d) < nodes_[p].reaches.size() && nodes_[p].reaches[static_cast<size_t>(d)]) {
         return true;
       }
     }

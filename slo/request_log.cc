@@ -31,6 +31,7 @@ nlohmann::ordered_json RequestLogLine(const RequestRecord& r, int64_t steady_to_
   j["prefill_node"] = r.prefill_node;
   j["decode_node"] = r.decode_node;
   j["decode_attempts"] = r.decode_attempts;
+  j["preemptions"] = r.preemptions;
   j["ttft_ms"] = r.first_token_us ? nlohmann::ordered_json(r.ttft_ms()) : nullptr;
   j["tpot_ms"] = r.tpot_ms();
   j["e2e_ms"] = r.finish_us ? nlohmann::ordered_json(r.e2e_ms()) : nullptr;

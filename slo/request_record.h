@@ -35,22 +35,23 @@ struct RequestRecord {
   int32_t output_tokens = 0;
   int32_t max_tokens = 0;       // what it asked for (resolved against the context window)
   int32_t decode_attempts = 0;  // decode nodes tried (a refused reservation moves to the next)
+  int32_t preemptions = 0;      // times its KV blocks were taken back (and recomputed) while it ran
 
-  int64_t arrival_us = 0;         // the router received it
-  int64_t queued_us = 0;          // entered the queue it waited in (router or engine)
-  int64_t placed_us = 0;          // sent to its prefill node (or handed to the engine)
-  int64_t prefill_start_us = 0;   // its first prompt chunk was scheduled
-  int64_t prefill_end_us = 0;     // its prompt was complete and the first token sampled
-  int64_t transfer_start_us = 0;  // first KV write posted
-  int64_t transfer_end_us = 0;    // every KV byte visible on the decode node
-  int64_t kv_bytes = -1;          // -1: unknown (no transfer, or not reported)
+  int64_t arrival_us = 0;          // the router received it
+  int64_t queued_us = 0;           // entered the queue it waited in (router or engine)
+  int64_t placed_us = 0;           // sent to its prefill node (or handed to the engine)
+  int64_t prefill_start_us = 0;    // its first prompt chunk was scheduled
+  int64_t prefill_end_us = 0;      // its prompt was complete and the first token sampled
+  int64_t transfer_start_us = 0;   // first KV write posted
+  int64_t transfer_end_us = 0;     // every KV byte visible on the decode node
+  int64_t kv_bytes = -1;           // -1: unknown (no transfer, or not reported)
   int64_t decode_admitted_us = 0;  // joined the decode node's batch
-  int64_t first_token_us = 0;     // the first token was seen by whoever keeps the record
-  std::vector<int64_t> token_us;  // one per output token, the first included
+  int64_t first_token_us = 0;      // the first token was seen by whoever keeps the record
+  std::vector<int64_t> token_us;   // one per output token, the first included
   int64_t finish_us = 0;
 
   FinishReason finish_reason = FinishReason::kNone;
-  Status status;  // why it failed (kError); Ok otherwise
+  Status status;   // why it failed (kError); Ok otherwise
   RequestSlo slo;  // the targets it is held to (empty: none)
 
   bool finished() const { return finish_reason != FinishReason::kNone; }

@@ -144,6 +144,7 @@ void LocalEngineClient::Core::Run() {
         report.tokens = {out.token};
         report.finished = finished;
         report.finish_reason = out.finish_reason;
+        report.preemptions = r->record.preemptions;
         updates.push_back([id, report](RouterCore& core, int64_t now, RouterActions* o) {
           core.OnTokens(kWorker, id, report, now, o);
         });
@@ -188,7 +189,8 @@ LocalEngineClient::LocalEngineClient(std::shared_ptr<Core> core) : core_(std::mo
                                          GetLogger("worker"), core_->options.on_finished);
   const NodeLoadReport load = core_->LoadReport();
   shell_->Update([&](RouterCore& c, int64_t now, RouterActions* out) {
-    c.OnNodeConnected(kWorker, static_cast<uint32_t>(core_->cache->block_size()), now, out);
+    c.OnNodeConnected(kWorker, static_cast<uint32_t>(core_->cache->block_size()), now, out,
+                      core_->options.engine.kv_allocation == KvAllocation::kReserve);
     c.OnLoadReport(kWorker, load, now, out);
   });
   {
@@ -217,7 +219,8 @@ void LocalEngineClient::Stop() {
       thread_.join();
       return;
     }
-    core_->log->error("engine thread did not stop within {} ms; abandoning it", core_->options.shutdown_timeout.count());
+    core_->log->error("engine thread did not stop within {} ms; abandoning it",
+                      core_->options.shutdown_timeout.count());
     {
       std::lock_guard<std::mutex> lock(core_->shell_mu);
       core_->shell = nullptr;  // it never reaches the router core again

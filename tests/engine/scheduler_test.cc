@@ -5,28 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/engine/scheduler_test_requests.h"
+
 namespace tandem {
 namespace {
 
-constexpr int32_t kBlock = 4;       // tokens per block: small, so block counts are easy to read
+constexpr int32_t kBlock = 4;  // tokens per block: small, so block counts are easy to read
 constexpr int64_t kEos = 2;
 
-RequestLimits Limits() {
-  RequestLimits l;
-  l.vocab_size = 100;
-  l.context_window = 1000;
-  return l;
-}
+RequestLimits Limits() { return testing::SmallVocabularyLimits(); }
 
-Request Make(int64_t id, int prompt_len, int max_tokens) {
-  Request r;
-  r.id = id;
-  for (int i = 0; i < prompt_len; ++i) r.prompt.push_back(10 + i % 80);
-  r.params.temperature = 0.0f;
-  r.params.max_tokens = max_tokens;
-  r.params.ignore_eos = false;
-  return r;
-}
+Request Make(int64_t id, int prompt_len, int max_tokens) { return testing::GreedyRequest(id, prompt_len, max_tokens); }
 
 // Tokens for every chunk that wants logits: `token` each.
 StepResult Tokens(const StepPlan& plan, int32_t token = 50) {
@@ -35,12 +24,15 @@ StepResult Tokens(const StepPlan& plan, int32_t token = 50) {
   return r;
 }
 
+// These tests pin the reserving allocation (prompt + max_tokens at admission), so block counts
+// are known up front; growth and preemption are in kv_growth_test.cc.
 class SchedulerTest : public ::testing::Test {
  protected:
   void Make(EngineRole role, int32_t blocks, int32_t budget, int32_t seqs = 8) {
     pool_ = std::make_unique<BlockPool>(blocks);
-    sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos},
-                                         SchedulerOptions{role, seqs, budget});
+    SchedulerOptions o{role, seqs, budget};
+    o.kv_allocation = KvAllocation::kReserve;
+    sched_ = std::make_unique<Scheduler>(*pool_, kBlock, Limits(), std::vector<int64_t>{kEos}, o);
   }
   std::unique_ptr<BlockPool> pool_;
   std::unique_ptr<Scheduler> sched_;
@@ -89,9 +81,9 @@ TEST_F(SchedulerTest, ChunksPromptsToTheBudgetThenDecodesAndStampsTheRecord) {
 
 TEST_F(SchedulerTest, TheHeadWaitsForBlocksAndNobodyOvertakesIt) {
   Make(EngineRole::kColocated, 5, 100);
-  ASSERT_TRUE(sched_->Add(tandem::Make(1, 8, 4), 0).ok());   // 3 blocks
-  ASSERT_TRUE(sched_->Add(tandem::Make(2, 8, 4), 0).ok());   // 3 blocks: does not fit next to 1
-  ASSERT_TRUE(sched_->Add(tandem::Make(3, 2, 2), 0).ok());   // 1 block: would fit, but waits
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 8, 4), 0).ok());  // 3 blocks
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 8, 4), 0).ok());  // 3 blocks: does not fit next to 1
+  ASSERT_TRUE(sched_->Add(tandem::Make(3, 2, 2), 0).ok());  // 1 block: would fit, but waits
   StepPlan p = sched_->Schedule(1);
   ASSERT_EQ(p.chunks.size(), 1u);
   EXPECT_EQ(p.chunks[0].request->id, 1);
@@ -113,11 +105,11 @@ TEST_F(SchedulerTest, DeadlineOrderRunsTheEarliestTtftDeadlineFirstAndAgesTheRes
     r.record.slo.ttft_ms = ttft_ms;
     ASSERT_TRUE(sched_->Add(std::move(r), arrival_us).ok());
   };
-  add(1, 0, 0);              // batch, no target: deadline 5 s
-  add(2, 1'000, 2000);       // deadline 2.001 s
-  add(3, 2'000, 100);        // interactive: 0.102 s
-  add(4, 4'000'000, 100);    // interactive, but 4 s later: 4.1 s, before 1 (5 s), after 2
-  add(5, 5'000, 2000);       // same deadline class as 2, later: after 2
+  add(1, 0, 0);            // batch, no target: deadline 5 s
+  add(2, 1'000, 2000);     // deadline 2.001 s
+  add(3, 2'000, 100);      // interactive: 0.102 s
+  add(4, 4'000'000, 100);  // interactive, but 4 s later: 4.1 s, before 1 (5 s), after 2
+  add(5, 5'000, 2000);     // same deadline class as 2, later: after 2
   std::vector<int64_t> order;
   for (int64_t now = 4'000'001; sched_->HasWork(); now += 10) {
     StepPlan p = sched_->Schedule(now);
@@ -239,7 +231,7 @@ TEST_F(SchedulerTest, AFailedStepFailsExactlyItsRequestsAndFreesTheirBlocks) {
   sched_->Postprocess(2, p1, Tokens(p1));  // 1 is decoding now
   ASSERT_TRUE(sched_->Add(tandem::Make(2, 3, 2), 3).ok());
   ASSERT_TRUE(sched_->Add(tandem::Make(3, 9, 2), 3).ok());  // waits: the budget is spent
-  StepPlan p2 = sched_->Schedule(4);  // 1 decodes, 2 prefills
+  StepPlan p2 = sched_->Schedule(4);                        // 1 decodes, 2 prefills
   ASSERT_EQ(p2.chunks.size(), 2u);
   auto out = sched_->FailStep(5, p2, InternalError("device fault"));
   ASSERT_EQ(out.size(), 2u);

@@ -1,6 +1,8 @@
 // PrefillEngine + DecodeEngine in one process over the LoopbackTransport: the disaggregated
 // hand-off reproduces single-process output token for token, refuses instead of crashing when
 // the decode pool is full, and frees every block on every abort and timeout path.
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -8,13 +10,11 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "decode_node/decode_engine.h"
 #include "kv_transfer/loopback_transport.h"
+#include "prefill_node/prefill_engine.h"
 #include "tests/kernels/fault_injecting_backend.h"
 #include "tests/nodes/nodes_test_util.h"
-#include "prefill_node/prefill_engine.h"
 
 namespace tandem {
 namespace {
@@ -56,6 +56,7 @@ class NodeEnginesTest : public ::testing::Test {
     prefill_->SetDecodePeer("decode-0", kDecodePeer, decode_blocks);
     DecodeEngineOptions dopt;
     dopt.max_num_seqs = 4;
+    dopt.kv_allocation = decode_kv_;
     dopt.session.transfer_timeout = transfer_timeout;
     dopt.session.drain_timeout = std::chrono::milliseconds(100);
     decode_ = std::make_unique<DecodeEngine>(*transformer_, *d_cache_, dopt);
@@ -140,6 +141,7 @@ class NodeEnginesTest : public ::testing::Test {
       }
       for (int32_t t : e.tokens) outputs_[e.request_id].push_back(t);
       if (e.finished) done_[e.request_id] = e.finish_reason;
+      if (e.finished) preemptions_ += e.preemptions;
     }
     de_.clear();
   }
@@ -164,7 +166,8 @@ class NodeEnginesTest : public ::testing::Test {
   }
 
   void RunUntilIdle(int max_iterations = 2000) {
-    for (int i = 0; i < max_iterations && (prefill_->HasWork() || decode_->HasWork() || decode_->num_awaiting() > 0); ++i) {
+    for (int i = 0; i < max_iterations && (prefill_->HasWork() || decode_->HasWork() || decode_->num_awaiting() > 0);
+         ++i) {
       Pump();
       if (::testing::Test::HasFatalFailure()) return;
     }
@@ -175,9 +178,9 @@ class NodeEnginesTest : public ::testing::Test {
     EXPECT_EQ(d_cache_->pool().num_free(), d_cache_->num_blocks());
   }
 
-  void CheckMatchesReference(bool greedy, int32_t budget) {
-    Build(64, 96, budget);
-    const auto prompts = FivePrompts(greedy);
+  // Runs `prompts` through both nodes (call Build first): every request ends normally with the
+  // single-process engine's tokens, and every block is free again.
+  void ExpectSingleProcessTokens(const std::vector<TestPrompt>& prompts) {
     const auto expected = ReferenceOutputs(TinyModelDir(), prompts);
     for (size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(Submit("r" + std::to_string(i), prompts[i]).ok());
     RunUntilIdle();
@@ -187,8 +190,32 @@ class NodeEnginesTest : public ::testing::Test {
       EXPECT_TRUE(done_.count(id)) << id;
     }
     for (const auto& [id, e] : errors_) ADD_FAILURE() << id << ": " << e.ToString();
+    for (const auto& [id, why] : refused_) ADD_FAILURE() << id << " refused: " << why;
     ExpectAllFree();
   }
+
+  void CheckMatchesReference(bool greedy, int32_t budget) {
+    Build(64, 96, budget);
+    ExpectSingleProcessTokens(FivePrompts(greedy));
+  }
+
+  // Three 20-token prompts take 2 blocks each on the decode node; growing to 80 tokens takes 5
+  // each, so an 8-block pool preempts (and recomputes there).
+  void CheckSurvivesPreemption(bool greedy) {
+    Build(64, 8, 2048);
+    std::vector<TestPrompt> prompts = FivePrompts(greedy);
+    prompts.resize(3);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      prompts[i].prompt.resize(20, static_cast<int32_t>(200 + i));
+      prompts[i].params.max_tokens = 60;
+      prompts[i].params.ignore_eos = true;
+    }
+    ExpectSingleProcessTokens(prompts);
+    EXPECT_GT(preemptions_, 0);
+  }
+
+  KvAllocation decode_kv_ = KvAllocation::kGrow;  // set before Build
+  int64_t preemptions_ = 0;                       // on the decode node, over finished requests
 
   std::shared_ptr<std::atomic<bool>> fail_ = std::make_shared<std::atomic<bool>>(false);  // device faults
   std::unique_ptr<Backend> backend_;
@@ -211,7 +238,30 @@ TEST_F(NodeEnginesTest, GreedyMatchesSingleProcessEngine) { CheckMatchesReferenc
 TEST_F(NodeEnginesTest, SeededSamplingMatchesSingleProcessEngine) { CheckMatchesReference(false, 2048); }
 TEST_F(NodeEnginesTest, ChunkedPrefillMatchesSingleProcessEngine) { CheckMatchesReference(true, 24); }
 
+// A decode pool too small for the requests' growth preempts and recomputes; the tokens still
+// equal the single-process engine's.
+TEST_F(NodeEnginesTest, ADecodePoolThatRunsOutPreemptsAndStillMatchesSingleProcess) {
+  CheckSurvivesPreemption(/*greedy=*/true);
+}
+
+TEST_F(NodeEnginesTest, SeededSamplingSurvivesPreemptionOnTheDecodeNode) { CheckSurvivesPreemption(/*greedy=*/false); }
+
+TEST_F(NodeEnginesTest, AGrowingDecodePoolReservesThePromptsBlocksOnly) {
+  Build(16, 8, 2048);
+  TestPrompt p;
+  p.prompt.assign(40, 5);
+  p.params.temperature = 0;
+  p.params.max_tokens = 40;  // 3 prompt blocks; 5 over its life
+  auto first = decode_->Reserve({"a", p.prompt, p.params, 0});
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->size(), 3u);
+  EXPECT_TRUE(decode_->Reserve({"b", p.prompt, p.params, 0}).ok());
+  EXPECT_EQ(decode_->Reserve({"c", p.prompt, p.params, 0}).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(decode_->free_blocks(), 2);
+}
+
 TEST_F(NodeEnginesTest, ReservationRefusedWhenFullAndNothingTaken) {
+  decode_kv_ = KvAllocation::kReserve;
   Build(16, 8, 2048);
   TestPrompt p;
   p.prompt.assign(40, 5);
@@ -253,7 +303,7 @@ TEST_F(NodeEnginesTest, AbortWhileQueuedFreesBothSides) {
   prefill_->Abort("q", &pe);
   ASSERT_EQ(pe.size(), 1u);
   EXPECT_EQ(pe[0].kind, PrefillEventKind::kAbortDecode);
-  decode_->Abort("q");             // the router's Abort: drains until P's Abort
+  decode_->Abort("q");  // the router's Abort: drains until P's Abort
   decode_->OnPeerAborted("q");
   EXPECT_EQ(decode_->num_awaiting(), 0);
   ExpectAllFree();

@@ -100,6 +100,7 @@ class FakeNode {
     if (role_ == proto::ROLE_DECODE) {
       o.hello.set_num_kv_blocks(num_blocks_);
       o.hello.set_block_size_tokens(block_size_);
+      o.hello.set_kv_reserves_output_blocks(true);  // the tests count prompt + max_tokens per request
     }
     o.connection = FastConnection();
     rpc::RpcServerCallbacks cb;
@@ -261,9 +262,9 @@ class FakePrefill : public FakeNode {
     Stop();
     for (auto& t : workers_) t.join();
   }
-  std::atomic<bool> hold{false};               // queue prompts forever
-  std::atomic<bool> kv_before_first{false};    // hand KV to D, then send FirstToken 100 ms later
-  std::atomic<int> fail_with{0};               // != 0: answer Error with this StatusCode
+  std::atomic<bool> hold{false};             // queue prompts forever
+  std::atomic<bool> kv_before_first{false};  // hand KV to D, then send FirstToken 100 ms later
+  std::atomic<int> fail_with{0};             // != 0: answer Error with this StatusCode
   // Blocks the decode node reserved for `id` when this node asked (-1: never).
   int ReservedBlocks(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -347,7 +348,6 @@ class FakePrefill : public FakeNode {
     SendToRouter(ft);
     d->KvReady(pr.request_id(), first);
   }
-
 
  private:
   std::map<std::string, int> reserved_blocks_;  // GUARDED_BY(mu_): blocks D reserved per request

@@ -72,6 +72,26 @@ TEST(PlacementPolicyTest, NothingFitsNowIsDeferredAsResourceExhausted) {
   EXPECT_NE(r.reason.message().find("125 KV blocks"), std::string::npos) << r.reason.ToString();
 }
 
+// A growing pool takes the prompt's blocks on arrival: it has room for a request whose
+// prompt + max_tokens it could not reserve now, while a pool that reserves does not; a request
+// no pool could hold over its life is still refused.
+TEST(PlacementPolicyTest, AGrowingPoolNeedsRoomForThePromptOnly) {
+  Nodes n;
+  n.P("prefill-0", 0);
+  const NodeIndex reserving = n.D("decode-0", 70, 16, /*total=*/200);
+  n.ConnectAll();
+  const PlacementRequest request{1000, 1000};  // 63 prompt blocks, 125 over its life
+  EXPECT_EQ(n.Place(request).kind, PlacementDecision::Kind::kDefer);
+  EXPECT_EQ(BlocksNeeded(request, n[reserving]), 125u);
+  n.Grows(reserving);
+  EXPECT_EQ(BlocksNeeded(request, n[reserving]), 63u);
+  EXPECT_EQ(LifetimeBlocks(request, n[reserving]), 125u);
+  const PlacementDecision r = n.Place(request);
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
+  EXPECT_EQ(n.Id(r.decode), "decode-0");
+  EXPECT_EQ(n.Place({3000, 1000}).kind, PlacementDecision::Kind::kReject);  // 250 > 200 blocks
+}
+
 TEST(PlacementPolicyTest, ChargesCountAgainstFreeBlocksAndQueuedTokens) {
   Nodes n;
   const NodeIndex p0 = n.P("prefill-0", 10);

@@ -24,14 +24,18 @@ class Nodes {
     n.load.free_blocks = free_blocks;
     n.load.total_blocks = total;
     n.block_size_tokens = block_size;
+    n.reserves_output_blocks = true;  // block counts read as prompt + max_tokens; see Grows()
     nodes_.push_back(std::move(n));
     return Last();
   }
+  // The pool takes a request's prompt blocks and grows (the nodes' default, kGrow).
+  void Grows(NodeIndex d) { nodes_[static_cast<size_t>(d)].reserves_output_blocks = false; }
   NodeIndex Colocated(std::string id, uint32_t free_blocks, uint32_t total = 1000) {
     NodeView n = Healthy(std::move(id), NodeRole::kColocated);
     n.load.free_blocks = free_blocks;
     n.load.total_blocks = total;
     n.block_size_tokens = 16;
+    n.reserves_output_blocks = true;
     nodes_.push_back(std::move(n));
     return Last();
   }

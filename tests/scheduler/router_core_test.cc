@@ -51,8 +51,10 @@ class RouterCoreTest : public ::testing::Test {
     Actions a;
     core_->OnNodeConnected(kP, 0, 0, &a.all);
     EXPECT_EQ(a.Of<SendClusterView>().size(), 1u);  // P hears where the decode nodes are
-    core_->OnNodeConnected(kD0, 16, 0, &a.all);
-    core_->OnNodeConnected(kD1, 16, 0, &a.all);
+    // Pools that reserve prompt + max_tokens: the block counts below read that way (growing
+    // pools: AGrowingPoolIsChargedThePromptsBlocks).
+    core_->OnNodeConnected(kD0, 16, 0, &a.all, /*reserves_output_blocks=*/true);
+    core_->OnNodeConnected(kD1, 16, 0, &a.all, /*reserves_output_blocks=*/true);
     ReportP({"d0", "d1"});
     ReportD(kD0, 10, 10);
     ReportD(kD1, 5, 5);
@@ -113,6 +115,16 @@ class RouterCoreTest : public ::testing::Test {
   int64_t now_ = 1000;
   Actions last_;
 };
+
+TEST_F(RouterCoreTest, AGrowingPoolIsChargedThePromptsBlocks) {
+  Actions a;
+  core_->OnNodeConnected(kD0, 16, now_, &a.all, /*reserves_output_blocks=*/false);  // d0 came back growing
+  ReportD(kD0, 10, 10);
+  ASSERT_TRUE(Submit(1, 20, 100).ok());  // 2 prompt blocks, 8 over its life
+  ASSERT_EQ(last_.prefills().size(), 1u);
+  EXPECT_EQ(last_.prefills()[0].decode, kD0);
+  EXPECT_EQ(core_->nodes()[kD0].free_blocks(), 8u);
+}
 
 TEST_F(RouterCoreTest, ARequestFromPlacementToItsRecord) {
   ASSERT_TRUE(Submit(1, 20, 12).ok());  // 2 blocks
@@ -220,7 +232,7 @@ TEST_F(RouterCoreTest, AFullQueueRefusesAndNeverFittingIsOutOfRange) {
   EXPECT_EQ(Submit(1, 1000, 1000).code(), StatusCode::kOutOfRange);  // 125 blocks > 10
   ASSERT_TRUE(Submit(2, 150, 10).ok());
   for (int64_t id = 3; id < 7; ++id) ASSERT_TRUE(Submit(id, 150, 10).ok());  // 4 queued: the limit
-  EXPECT_EQ(Submit(8, 1000, 1000).code(), StatusCode::kOutOfRange);  // refused at once, queue or not
+  EXPECT_EQ(Submit(8, 1000, 1000).code(), StatusCode::kOutOfRange);          // refused at once, queue or not
   const Status full = Submit(7, 150, 10);
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(last_.events().empty());  // a refused Submit has no events
@@ -356,8 +368,8 @@ TEST_F(RouterCoreTest, LosingOneDecodeNodeDegradesLosingAllStopsServing) {
   EXPECT_TRUE(core_->Serving());
   Actions a;
   core_->OnNodeDisconnected(kD0, UnavailableError("connection lost"), now_, &a.all);
-  EXPECT_FALSE(core_->Ready());    // degraded: not every node is there
-  EXPECT_TRUE(core_->Serving());   // but P still reaches d1
+  EXPECT_FALSE(core_->Ready());   // degraded: not every node is there
+  EXPECT_TRUE(core_->Serving());  // but P still reaches d1
   EXPECT_NE(core_->NotReadyReason().find("d0"), std::string::npos);
   ASSERT_TRUE(Submit(1, 20, 4).ok());
   EXPECT_EQ(last_.prefills().at(0).decode, kD1);

@@ -1,13 +1,13 @@
 #include "worker/local_engine_client.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/frontend/serving_test_util.h"
 
@@ -62,7 +62,8 @@ class EventLog {
   std::vector<InferenceEvent> events_;
 };
 
-std::unique_ptr<LocalEngineClient> MakeClient(std::unique_ptr<Backend> backend = nullptr, int32_t num_blocks = 256) {
+std::unique_ptr<LocalEngineClient> MakeClient(std::unique_ptr<Backend> backend = nullptr, int32_t num_blocks = 256,
+                                              KvAllocation allocation = KvAllocation::kGrow) {
   if (!backend) {
     auto b = CreateBackend("cpu");
     EXPECT_TRUE(b.ok());
@@ -70,6 +71,7 @@ std::unique_ptr<LocalEngineClient> MakeClient(std::unique_ptr<Backend> backend =
   }
   LocalEngineOptions options;
   options.kv_cache.num_blocks = num_blocks;
+  options.engine.kv_allocation = allocation;
   auto client = LocalEngineClient::Create(std::move(backend), testing::TinyModelDir(), options);
   EXPECT_TRUE(client.ok()) << client.status().ToString();
   return client.ok() ? std::move(client).value() : nullptr;
@@ -146,7 +148,7 @@ TEST(LocalEngineClientTest, AbortEndsTheRequestAndFreesItsBlocks) {
   EXPECT_EQ(log.Final(3).finish_reason, FinishReason::kAbort);
   EXPECT_LT(log.Tokens(3).size(), 1500u);
   EXPECT_TRUE(WaitForFreeBlocks(*client, total, 1s));
-  client->Abort(3);  // finished: ignored
+  client->Abort(3);    // finished: ignored
   client->Abort(999);  // unknown: ignored
   EXPECT_EQ(log.CountFinals(3), 1);
 }
@@ -221,7 +223,7 @@ TEST(LocalEngineClientTest, ConcurrentSubmittersAllFinish) {
 // The worker is admitted by the same router core as the cluster: a request that does not fit the
 // pool now waits in the router's queue (FCFS) and runs when blocks free; its record says so.
 TEST(LocalEngineClientTest, RequestsThatDoNotFitNowQueueAndRunInOrder) {
-  auto client = MakeClient(nullptr, /*num_blocks=*/8);
+  auto client = MakeClient(nullptr, /*num_blocks=*/8, KvAllocation::kReserve);
   ASSERT_TRUE(client);
   EventLog log;
   std::vector<RequestRecord> records;
@@ -240,6 +242,28 @@ TEST(LocalEngineClientTest, RequestsThatDoNotFitNowQueueAndRunInOrder) {
   EXPECT_LE(records[0].first_token_us, records[1].first_token_us);  // in order
   EXPECT_LE(records[1].first_token_us, records[2].first_token_us);
   EXPECT_GT(records[2].placed_us, records[2].queued_us);  // it waited in the queue
+  EXPECT_TRUE(WaitForFreeBlocks(*client, 8, 1s));
+}
+
+// The same three requests in a growing pool: all start at once (a block each), the pool runs out
+// as they decode, and preempted requests are recomputed with the tokens of an uninterrupted run.
+TEST(LocalEngineClientTest, AGrowingPoolRunsThemTogetherAndPreemptionKeepsTheTokens) {
+  auto client = MakeClient(nullptr, /*num_blocks=*/8);
+  ASSERT_TRUE(client);
+  EventLog log;
+  int32_t preemptions = 0;
+  for (int64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(client->Submit(Greedy(id, {1, 2, 3, static_cast<int32_t>(4 + id)}, 80), log.Callback()).ok());
+  }
+  for (int64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(log.WaitFinal(id));
+    const InferenceEvent fin = log.Final(id);
+    EXPECT_EQ(fin.finish_reason, FinishReason::kLength) << fin.status.ToString();
+    const ServingRequest req = Greedy(id, {1, 2, 3, static_cast<int32_t>(4 + id)}, 80);
+    EXPECT_EQ(log.Tokens(id), testing::ReferenceGenerate(req.prompt, req.params)) << id;
+    preemptions += fin.record.preemptions;
+  }
+  EXPECT_GT(preemptions, 0);
   EXPECT_TRUE(WaitForFreeBlocks(*client, 8, 1s));
 }
 
