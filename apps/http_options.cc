@@ -14,7 +14,9 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
   sub.add_option("--host", http.host, "HTTP address to listen on")->capture_default_str();
   sub.add_option("--port", http.port, "HTTP port (0: any free port)")->capture_default_str();
   sub.add_option("--api-key", http.api_key, "Require 'Authorization: Bearer KEY'");
-  sub.add_option("--http-threads", http.num_threads, "HTTP io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  sub.add_option("--http-threads", http.num_threads, "HTTP io threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   sub.add_option_function<size_t>(
          "--max-body-kib", [&http](size_t kib) { http.max_body_bytes = kib * 1024; },
          "Largest request body in KiB (413 above)")
@@ -29,6 +31,17 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
       },
       "SLO classes (JSON: {\"classes\": [{\"name\", \"ttft_ms\", \"tpot_ms\", \"priority\", \"default\"}]}); "
       "requests pick one with \"slo_class\" or the X-SLO-Class header");
+  // After --slo-config: CLI11 runs the callbacks in the order the options are defined, and a key
+  // may pin one of its classes.
+  sub.add_option_function<std::string>(
+      "--api-keys",
+      [&http](const std::string& path) {
+        auto keys = ApiKeys::FromFile(path, http.slo_config.get());
+        if (!keys.ok()) throw CLI::ValidationError("--api-keys", keys.status().message());
+        http.api_keys = std::make_shared<const ApiKeys>(std::move(*keys));
+      },
+      "API keys (JSON: {\"keys\": [{\"name\", \"sha256\" (printf %s KEY | sha256sum), \"models\", "
+      "\"slo_class\", \"requests_per_minute\", \"tokens_per_minute\", \"max_concurrent\"}]})");
 }
 
 Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags) {
@@ -38,7 +51,8 @@ Result<std::function<void(const RequestRecord&)>> RequestLogHook(const Admission
 }
 
 void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags) {
-  sub.add_option("--policy", flags.policy, "Placement policy: least-loaded, or slo (predicted TTFT/TPOT; needs --latency-profile)")
+  sub.add_option("--policy", flags.policy,
+                 "Placement policy: least-loaded, or slo (predicted TTFT/TPOT; needs --latency-profile)")
       ->capture_default_str();
   sub.add_option("--latency-profile", flags.latency_profile, "Latency model of the nodes (tandem profile --out)")
       ->check(CLI::ExistingFile);

@@ -14,7 +14,7 @@
 
 namespace tandem {
 
-// --host, --port, --api-key, --http-threads, --max-body-kib, --slo-config. `http`'s current
+// --host, --port, --api-key, --http-threads, --max-body-kib, --slo-config, --api-keys. `http`'s current
 // values are the defaults shown in --help.
 void AddHttpOptions(CLI::App& sub, HttpServerOptions& http);
 

@@ -7,6 +7,7 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+find_package(OpenSSL REQUIRED)  # SHA-256 of API keys, constant-time compare
 
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)

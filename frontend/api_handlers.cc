@@ -16,7 +16,11 @@ ServerContext::ServerContext(HttpServerOptions o, std::shared_ptr<const ServedMo
       model(std::move(m)),
       client(c),
       log(GetLogger("router")),
-      id_salt((static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()) {}
+      id_salt((static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()),
+      keys(options.api_keys          ? options.api_keys
+           : options.api_key.empty() ? nullptr
+                                     : std::make_shared<const ApiKeys>(ApiKeys::Single(options.api_key))),
+      limiter(keys ? std::make_unique<RateLimiter>(*keys) : nullptr) {}
 
 std::string ServerContext::PublicId(ApiKind kind, int64_t id) const {
   // splitmix64 is a bijection, so distinct ids give distinct strings.
@@ -37,11 +41,13 @@ int64_t UnixSeconds() { return UnixNowMicros() / 1000000; }
 std::optional<ApiError> CheckModel(const ServerContext& ctx, const ordered_json& body) {
   auto it = body.find("model");
   if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) return InvalidRequest("model", std::string("'model' must be a string, got ") + it->type_name(), "invalid_type");
+  if (!it->is_string())
+    return InvalidRequest("model", std::string("'model' must be a string, got ") + it->type_name(), "invalid_type");
   if (it->get<std::string>() == ctx.model->name) return std::nullopt;
-  ApiError e = InvalidRequest("model", "The model `" + it->get<std::string>() + "` does not exist. This server serves `" +
-                                           ctx.model->name + "`.",
-                              "model_not_found");
+  ApiError e = InvalidRequest(
+      "model",
+      "The model `" + it->get<std::string>() + "` does not exist. This server serves `" + ctx.model->name + "`.",
+      "model_not_found");
   e.http_status = 404;
   return e;
 }
@@ -54,7 +60,8 @@ std::optional<ApiError> EncodeChat(const ServedModel& model, const ordered_json&
     return InvalidRequest("messages", "this model has no chat template: " + model.chat_template_error,
                           "chat_template_missing");
   }
-  Result<std::string> rendered = model.chat_template->Render(messages, nullptr, add_generation_prompt, model.template_extra);
+  Result<std::string> rendered =
+      model.chat_template->Render(messages, nullptr, add_generation_prompt, model.template_extra);
   if (!rendered.ok()) return InvalidRequest("messages", "rendering the chat template: " + rendered.status().message());
   Result<std::vector<TokenId>> encoded = model.tokenizer->Encode(*rendered, /*add_special_tokens=*/false);
   if (!encoded.ok()) return InvalidRequest("messages", "tokenizing the messages: " + encoded.status().message());
@@ -73,9 +80,17 @@ std::optional<ApiError> EncodeText(const ServedModel& model, const std::string& 
 }  // namespace
 
 std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequest& request,
-                                   const std::string& header_slo_class, RequestSlo* out) {
+                                   const std::string& header_slo_class, RequestSlo* out,
+                                   const std::string& pinned_class) {
   *out = RequestSlo();
-  const std::string name = request.slo_class.empty() ? header_slo_class : request.slo_class;
+  std::string name = request.slo_class.empty() ? header_slo_class : request.slo_class;
+  if (!pinned_class.empty()) {
+    if (!name.empty() && name != pinned_class) {
+      return InvalidRequest("slo_class", "this API key is held to SLO class '" + pinned_class + "', not '" + name + "'",
+                            "slo_class_not_allowed");
+    }
+    name = pinned_class;
+  }
   const SloClass* cls = nullptr;
   if (!name.empty()) {
     cls = config ? config->Find(name) : nullptr;
@@ -97,12 +112,22 @@ std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequ
   return std::nullopt;
 }
 
-std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json& body, ApiKind kind, int64_t arrival_us,
-                                          PreparedGeneration* out, const std::string& header_slo_class) {
+std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json& body, ApiKind kind,
+                                          int64_t arrival_us, PreparedGeneration* out,
+                                          const std::string& header_slo_class, const ApiKey* key) {
   const ServedModel& model = *ctx.model;
   if (auto e = ParseGenerationRequest(body, kind, model.limits, &out->request)) return e;
   if (auto e = CheckModel(ctx, body)) return e;
-  if (auto e = ResolveSlo(ctx.options.slo_config.get(), out->request, header_slo_class, &out->serving.slo)) return e;
+  if (key != nullptr && !key->MayUse(model.name)) {
+    ApiError e = InvalidRequest(
+        "model", "The model `" + model.name + "` does not exist or you do not have access to it.", "model_not_found");
+    e.http_status = 404;
+    return e;
+  }
+  if (auto e = ResolveSlo(ctx.options.slo_config.get(), out->request, header_slo_class, &out->serving.slo,
+                          key ? key->slo_class : std::string())) {
+    return e;
+  }
   const GenerationRequest& req = out->request;
   std::vector<int32_t> ids;
   if (kind == ApiKind::kChat) {
@@ -135,7 +160,7 @@ std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json
   return std::nullopt;
 }
 
-JsonReply HandleModels(const ServerContext& ctx) {
+JsonReply HandleModels(const ServerContext& ctx, const ApiKey* key) {
   ordered_json card;
   card["id"] = ctx.model->name;
   card["object"] = "model";
@@ -146,7 +171,8 @@ JsonReply HandleModels(const ServerContext& ctx) {
   card["max_model_len"] = ctx.model->limits.max_model_len;
   ordered_json list;
   list["object"] = "list";
-  list["data"] = ordered_json::array({std::move(card)});
+  list["data"] = ordered_json::array();
+  if (key == nullptr || key->MayUse(ctx.model->name)) list["data"].push_back(std::move(card));
   return {200, std::move(list)};
 }
 
@@ -185,7 +211,8 @@ JsonReply HandleTokenize(const ServerContext& ctx, const ordered_json& body) {
     if (auto e = ReadOptionalBool(body, "add_generation_prompt", &add_generation_prompt)) return ErrorReply(*e);
     if (auto e = EncodeChat(model, parsed.messages, add_generation_prompt, &ids)) return ErrorReply(*e);
   } else {
-    return ErrorReply(InvalidRequest("prompt", "one of 'prompt' or 'messages' is required", "missing_required_parameter"));
+    return ErrorReply(
+        InvalidRequest("prompt", "one of 'prompt' or 'messages' is required", "missing_required_parameter"));
   }
   ordered_json reply;
   reply["count"] = ids.size();
@@ -201,10 +228,12 @@ JsonReply HandleDetokenize(const ServerContext& ctx, const ordered_json& body) {
   if (tokens == body.end() || tokens->is_null()) {
     return ErrorReply(InvalidRequest("tokens", "'tokens' is a required property", "missing_required_parameter"));
   }
-  if (!tokens->is_array()) return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
+  if (!tokens->is_array())
+    return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
   std::vector<TokenId> ids;
   for (const ordered_json& t : *tokens) {
-    if (!t.is_number_integer()) return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
+    if (!t.is_number_integer())
+      return ErrorReply(InvalidRequest("tokens", "'tokens' must be an array of token ids", "invalid_type"));
     const int64_t id = t.get<int64_t>();
     if (id < 0 || id >= ctx.model->limits.vocab_size) {
       return ErrorReply(InvalidRequest("tokens", "token id " + std::to_string(id) + " is outside the vocabulary [0, " +

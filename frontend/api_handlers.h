@@ -5,13 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 
-#include <nlohmann/json.hpp>
-
-#include "scheduler/inference_client.h"
 #include "frontend/openai_protocol.h"
 #include "frontend/server_context.h"
+#include "scheduler/inference_client.h"
 
 namespace tandem {
 
@@ -23,22 +22,27 @@ struct PreparedGeneration {
 
 // nullopt on success, with `out` filled (a fresh router id in out->serving.id).
 // `header_slo_class` is the X-SLO-Class header ("" when absent); the body's slo_class wins.
+// `key`: the caller's API key entry (null without --api-keys): 404 for a model it may not use,
+// and its pinned SLO class.
 std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const nlohmann::ordered_json& body, ApiKind kind,
                                           int64_t arrival_us, PreparedGeneration* out,
-                                          const std::string& header_slo_class = "");
+                                          const std::string& header_slo_class = "", const ApiKey* key = nullptr);
 
 // The SLO a request is held to: its class (body, else header, else the config's default), with
 // its own "slo" targets over the class's. 400 for a class the config does not define (or any
-// class when there is no config).
+// class when there is no config). `pinned_class` (an API key's): the class, whatever the
+// request says; 400 when it names another.
 std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequest& request,
-                                   const std::string& header_slo_class, RequestSlo* out);
+                                   const std::string& header_slo_class, RequestSlo* out,
+                                   const std::string& pinned_class = "");
 
 struct JsonReply {
   int http_status = 200;
   nlohmann::ordered_json body;
 };
 
-JsonReply HandleModels(const ServerContext& ctx);
+// The served model, unless `key` may not use it (then an empty list).
+JsonReply HandleModels(const ServerContext& ctx, const ApiKey* key = nullptr);
 JsonReply HandleTokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 

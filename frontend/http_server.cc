@@ -21,6 +21,9 @@ class HttpServer::Impl {
         acceptor_(net::make_strand(ioc_)) {}
 
   Result<uint16_t> Start() {
+    if (!ctx_->options.api_key.empty() && ctx_->options.api_keys) {
+      return InvalidArgumentError("give either --api-key or --api-keys, not both (the file can hold that key too)");
+    }
     const HttpServerOptions& o = ctx_->options;
     if (o.num_threads < 1) return InvalidArgumentError("the server needs at least one io thread");
     boost::system::error_code ec;

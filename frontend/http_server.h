@@ -4,7 +4,9 @@
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (JSON or SSE streams),
 // GET /v1/models, GET /health, POST /tokenize, POST /detokenize (vLLM's bodies), and
 // GET /v1/load (the InferenceClient's LoadInfo as JSON, read-only).
-// With api_key set every route but /health needs "Authorization: Bearer <key>".
+// With api_key or api_keys set every route but /health needs "Authorization: Bearer <key>";
+// api_keys also limit each key's models, SLO class, rate and concurrency (429 with Retry-After
+// and x-ratelimit-* headers).
 //
 // Threading: Start and Stop from one controlling thread; port() from any thread after Start.
 // The InferenceClient and the ServedModel must outlive the server.
@@ -17,20 +19,24 @@
 #include <vector>
 
 #include "common/status.h"
-#include "scheduler/inference_client.h"
+#include "frontend/api_keys.h"
 #include "frontend/served_model.h"
+#include "scheduler/inference_client.h"
 #include "slo/slo_config.h"
 
 namespace tandem {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8000;                 // 0: an ephemeral port (read it back with port())
-  int num_threads = 2;                  // io_context threads
-  size_t max_body_bytes = 1 << 20;      // larger request bodies get 413
-  std::string api_key;                  // empty: no authentication
-  int idle_timeout_s = 60;              // a keep-alive connection with no request is closed
-  int write_timeout_s = 30;             // a client that stops reading is dropped (and aborted)
+  uint16_t port = 8000;             // 0: an ephemeral port (read it back with port())
+  int num_threads = 2;              // io_context threads
+  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
+  std::string api_key;              // empty: no authentication (one key; see api_keys)
+  // --api-keys: many keys, each with its models, SLO class and limits (frontend/api_keys.h).
+  // Null: none. Not together with api_key.
+  std::shared_ptr<const ApiKeys> api_keys;
+  int idle_timeout_s = 60;                      // a keep-alive connection with no request is closed
+  int write_timeout_s = 30;                     // a client that stops reading is dropped (and aborted)
   std::shared_ptr<const SloConfig> slo_config;  // --slo-config: the SLO classes (null: none)
 };
 

@@ -2,13 +2,11 @@
 
 #include <sys/socket.h>
 
-#include <cerrno>
-
-#include <chrono>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <chrono>
 
 #include "common/clock.h"
 #include "common/sse.h"
@@ -25,14 +23,6 @@ namespace {
 
 constexpr char kServerName[] = "tandem";
 constexpr size_t kMaxDrainBytes = 8u << 20;  // read and dropped before closing after an error
-
-// The key's length is not worth hiding; its bytes are compared in constant time.
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 ApiError HttpError(int status, std::string message, std::string code) {
   ApiError e;
@@ -83,9 +73,10 @@ void HttpSession::OnRead(beast::error_code ec, size_t) {
   }
   keep_alive_ = parser_->get().keep_alive();
   if (ec == http::error::body_limit) {
-    SendError(HttpError(413, "request body exceeds the limit of " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
-                        "request_too_large"),
-              /*close=*/true);
+    SendError(
+        HttpError(413, "request body exceeds the limit of " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
+                  "request_too_large"),
+        /*close=*/true);
     return;
   }
   if (ec) {
@@ -102,6 +93,7 @@ void HttpSession::OnRead(beast::error_code ec, size_t) {
 
 void HttpSession::Handle(Request& req) {
   state_ = State::kHandling;
+  rate_headers_.clear();
   const int64_t arrival_us = SteadyClock::Read();
   const std::string_view target(req.target().data(), req.target().size());
   const std::string_view path = target.substr(0, target.find('?'));
@@ -110,14 +102,16 @@ void HttpSession::Handle(Request& req) {
     if (r.path == path) route = &r;
   }
   if (!route) {
-    SendError(HttpError(404, "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path) + ")", "not_found"));
+    SendError(HttpError(404, "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path) + ")",
+                        "not_found"));
     return;
   }
   if (req.method() != route->verb) {
     const std::string allowed(http::to_string(route->verb));
-    const ApiError e = HttpError(405, "method " + std::string(req.method_string()) + " is not allowed on " +
-                                          std::string(path) + "; use " + allowed,
-                                 "method_not_allowed");
+    const ApiError e = HttpError(
+        405,
+        "method " + std::string(req.method_string()) + " is not allowed on " + std::string(path) + "; use " + allowed,
+        "method_not_allowed");
     SendJson(e.http_status, e.ToJson(), /*close=*/false, allowed);
     return;
   }
@@ -134,17 +128,20 @@ void HttpSession::Handle(Request& req) {
     }
     return;
   }
-  if (!ctx_->options.api_key.empty()) {
+  int key_index = -1;
+  if (ctx_->keys) {
     const auto auth = req[http::field::authorization];
     const std::string_view given(auth.data(), auth.size());
-    const std::string expected = "Bearer " + ctx_->options.api_key;
-    if (!ConstantTimeEquals(given, expected)) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (given.substr(0, kBearer.size()) == kBearer) key_index = ctx_->keys->Find(given.substr(kBearer.size()));
+    if (key_index < 0) {
       SendError(HttpError(401, "Incorrect or missing API key; send 'Authorization: Bearer <key>'", "invalid_api_key"));
       return;
     }
   }
+  const ApiKey* key = key_index >= 0 ? &ctx_->keys->at(key_index) : nullptr;
   if (path == "/v1/models") {
-    JsonReply reply = HandleModels(*ctx_);
+    JsonReply reply = HandleModels(*ctx_, key);
     SendJson(reply.http_status, reply.body);
     return;
   }
@@ -171,11 +168,26 @@ void HttpSession::Handle(Request& req) {
   }
   const ApiKind kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
   PreparedGeneration prepared;
-  if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared, std::string(req["X-SLO-Class"]))) {
+  if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared, std::string(req["X-SLO-Class"]), key)) {
     SendError(*error);
     return;
   }
-  StartGeneration(std::move(prepared));
+  std::unique_ptr<RateLease> lease;
+  if (key != nullptr && key->limits.any()) {
+    const double tokens = static_cast<double>(prepared.serving.prompt.size()) + prepared.serving.params.max_tokens;
+    RateDecision d = ctx_->limiter->Acquire(key_index, tokens, arrival_us);
+    rate_headers_ = std::move(d.headers);
+    if (!d.allowed) {
+      ctx_->log->info("API key {}: 429: {}", key->name, d.why);
+      ApiError e = HttpError(429, d.why, "rate_limit_exceeded");
+      e.type = "requests";
+      e.retry_after_s = d.retry_after_s;
+      SendError(e);
+      return;
+    }
+    lease = std::make_unique<RateLease>(ctx_->limiter.get(), key_index);
+  }
+  StartGeneration(std::move(prepared), std::move(lease));
 }
 
 ordered_json HttpSession::LoadJson(const LoadInfo& load) {
@@ -216,6 +228,7 @@ void HttpSession::SendJson(int status, const ordered_json& body, bool close, con
   response_ = {};
   if (!allow.empty()) response_.set(http::field::allow, allow);
   if (retry_after_s > 0) response_.set(http::field::retry_after, std::to_string(retry_after_s));
+  for (const auto& [name, value] : rate_headers_) response_.set(name, value);
   response_.version(11);
   response_.result(static_cast<http::status>(status));
   response_.set(http::field::server, kServerName);
@@ -303,9 +316,10 @@ void HttpSession::Close() {
 
 // --- generation ---
 
-void HttpSession::StartGeneration(PreparedGeneration prepared) {
+void HttpSession::StartGeneration(PreparedGeneration prepared, std::unique_ptr<RateLease> lease) {
   auto gen = std::make_unique<Generation>();
   gen->prepared = std::move(prepared);
+  gen->lease = std::move(lease);
   gen->processor = std::make_unique<OutputProcessor>(*ctx_->model->tokenizer, gen->prepared.serving.prompt,
                                                      gen->prepared.request.stop);
   ServingRequest serving = gen->prepared.serving;
@@ -339,7 +353,8 @@ void HttpSession::WatchPeer() {
 }
 
 void HttpSession::OnPeerReadable(uint64_t generation, beast::error_code ec) {
-  if (ec == net::error::operation_aborted || generation != generation_counter_ || state_ == State::kClosed || !active_) {
+  if (ec == net::error::operation_aborted || generation != generation_counter_ || state_ == State::kClosed ||
+      !active_) {
     return;
   }
   beast::error_code avail_ec;
@@ -471,6 +486,7 @@ void HttpSession::PumpStream() {
     stream_header_.set(http::field::server, kServerName);
     stream_header_.set(http::field::content_type, "text/event-stream");
     stream_header_.set(http::field::cache_control, "no-cache");
+    for (const auto& [name, value] : rate_headers_) stream_header_.set(name, value);
     stream_header_.keep_alive(keep_alive_);
     stream_header_.chunked(true);
     header_serializer_.emplace(stream_header_);
@@ -507,7 +523,8 @@ void HttpSession::OnStreamWritten(beast::error_code ec, size_t) {
   stream_writing_ = false;
   if (state_ == State::kClosed) return;
   if (ec) {
-    if (active_) ctx_->log->info("{}: writing to the client failed ({}); aborting", active_->prepared.meta.id, ec.message());
+    if (active_)
+      ctx_->log->info("{}: writing to the client failed ({}); aborting", active_->prepared.meta.id, ec.message());
     Close();
     return;
   }

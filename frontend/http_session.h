@@ -15,14 +15,13 @@
 // stream. Either aborts the request, so its KV blocks are freed without waiting for max_tokens.
 #pragma once
 
-#include <memory>
-#include <optional>
-#include <string>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "frontend/api_handlers.h"
 #include "frontend/output_processor.h"
@@ -44,17 +43,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   struct Generation {
     PreparedGeneration prepared;
     std::unique_ptr<OutputProcessor> processor;
-    std::string text;              // the whole output (non-streaming)
-    bool engine_done = false;      // its final event arrived
-    bool complete = false;         // the client-visible output is complete
+    std::string text;          // the whole output (non-streaming)
+    bool engine_done = false;  // its final event arrived
+    bool complete = false;     // the client-visible output is complete
     // Streaming.
     bool header_queued = false;
     bool header_written = false;
     bool last_chunk_written = false;
-    std::string pending;           // SSE bytes not yet handed to a write
+    std::string pending;  // SSE bytes not yet handed to a write
     // Client-visible token times (the router's clock), for the SLO report in usage.
     int64_t first_token_us = 0;
     int64_t last_token_us = 0;
+    std::unique_ptr<RateLease> lease;  // the API key's slot (null without limits), freed with it
   };
 
   // --- connection ---
@@ -73,7 +73,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Close();
 
   // --- generation ---
-  void StartGeneration(PreparedGeneration prepared);
+  void StartGeneration(PreparedGeneration prepared, std::unique_ptr<RateLease> lease);
   void OnEvent(InferenceEvent event);
   void FailGeneration(const Status& status);
   void CompleteGeneration();
@@ -92,6 +92,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool keep_alive_ = true;
   uint64_t generation_counter_ = 0;  // bumped per response; stale watch callbacks compare it
   std::unique_ptr<Generation> active_;
+  // The x-ratelimit-* headers of the request being answered (its API key's limits).
+  std::vector<std::pair<std::string, std::string>> rate_headers_;
   boost::asio::steady_timer hold_timer_;  // keeps the session alive when the watch cannot
 
   boost::beast::http::response<boost::beast::http::string_body> response_;

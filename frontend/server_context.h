@@ -1,18 +1,19 @@
 // State shared by every connection of one HttpServer (internal to scheduler/).
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 
-#include <spdlog/spdlog.h>
-
 #include "frontend/http_server.h"
-#include "scheduler/inference_client.h"
 #include "frontend/openai_protocol.h"
+#include "frontend/rate_limiter.h"
 #include "frontend/served_model.h"
+#include "scheduler/inference_client.h"
 
 namespace tandem {
 
@@ -42,6 +43,9 @@ struct ServerContext {
   InferenceClient& client;
   const std::shared_ptr<spdlog::logger> log;
   const uint64_t id_salt;
+  // Who may call (null: anyone): api_keys, or the one api_key; and their limits.
+  const std::shared_ptr<const ApiKeys> keys;
+  const std::unique_ptr<RateLimiter> limiter;
   std::atomic<int64_t> next_request_id{1};
 
  private:

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3
   libopenblas-dev libprotobuf-dev protobuf-compiler libspdlog-dev libboost-dev
   libucx-dev ucx-utils libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
-  libutf8proc-dev clang libclang-rt-14-dev curl libcairo2-dev
+  libutf8proc-dev clang libclang-rt-14-dev curl libcairo2-dev libssl-dev
 )
 
 missing=()
