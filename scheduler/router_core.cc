@@ -53,7 +53,7 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
       flights_.erase(f.record.id);
       return decision.reason;
     }
-    if (static_cast<int32_t>(queue_.size()) >= options_.max_queued) {
+    if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
       flights_.erase(f.record.id);
       return ResourceExhaustedError("the router's queue is full (" + std::to_string(options_.max_queued) +
                                     " requests wait for a placement); retry later");
@@ -81,7 +81,7 @@ RouterCore::Outcome RouterCore::TryPlace(Flight& f, int64_t now, RouterActions* 
       Send(f, decision.prefill, decision.decode, now, out);
       return Outcome::kPlaced;
     case PlacementDecision::Kind::kDefer:
-      if (static_cast<int32_t>(queue_.size()) >= options_.max_queued) {
+      if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
         *refused = ResourceExhaustedError(decision.reason.message() + "; the router's queue is full");
         return Outcome::kFailed;
       }
@@ -156,6 +156,24 @@ void RouterCore::Enqueue(Flight& f, int64_t now) {
   auto pos = std::find_if(queue_.begin(), queue_.end(),
                           [&](int64_t id) { return flights_.at(id)->record.arrival_us > f.record.arrival_us; });
   queue_.insert(pos, f.record.id);
+}
+
+bool RouterCore::ShedForRoom(const Flight& f, int64_t now, RouterActions* out) {
+  int64_t victim = -1;
+  const Flight* least = nullptr;
+  for (int64_t id : queue_) {  // arrival order: a later one wins ties
+    const Flight& q = *flights_.at(id);
+    if (least == nullptr || q.request->slo.priority >= least->request->slo.priority) {
+      least = &q;
+      victim = id;
+    }
+  }
+  if (least == nullptr || least->request->slo.priority <= f.request->slo.priority) return false;
+  Finish(victim, FinishReason::kError,
+         ResourceExhaustedError("shed: the router's queue is full and a request of a more important SLO class "
+                                "arrived; retry later"),
+         {}, kAbortNone, now, out);
+  return true;
 }
 
 void RouterCore::DrainQueue(int64_t now, RouterActions* out) {

@@ -180,6 +180,10 @@ class RouterCore {
   void ReleasePlacedWork(Flight& f, bool decode_too);
   void DrainQueue(int64_t now, RouterActions* out);
   void Enqueue(Flight& f, int64_t now);
+  // The queue is full: when `f` is more important (a smaller SLO priority) than the least
+  // important request waiting (the latest among equals), that one fails with ResourceExhausted
+  // (429: lower-priority classes are shed first) and there is room for `f`. Whether there is.
+  bool ShedForRoom(const Flight& f, int64_t now, RouterActions* out);
   void Uncharge(Flight& f);
   void Emit(Flight& f, std::vector<int32_t> tokens, int64_t now, RouterActions* out);
   // The final event; SendAbort to the placed nodes but `except` (kAbortAll: no exception,

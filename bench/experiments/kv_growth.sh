@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../.."
 
 TANDEM=${TANDEM:-build/bin/tandem}
 OUT=${OUT:-docs/goodput}
-RATE=${RATE:-1}
+RATE=${RATE:-1.5}
 NUM_PROMPTS=${NUM_PROMPTS:-40}
 SEED=${SEED:-1}
 KV_GIB=${KV_GIB:-0.05}
@@ -60,7 +60,7 @@ run() {  # $1: allocation, $2: workload
     --num-prompts 2 --ignore-eos --no-progress > /dev/null  # warm-up, not recorded
   local flags=(--ignore-eos)
   if [ "$workload" = generous ]; then
-    flags=(--temperature 1 --extra-body "{\"max_tokens\": 1024, \"stop_token_ids\": $STOPS}")
+    flags=(--temperature 1 --extra-body "{\"max_tokens\": 1024, \"seed\": $SEED, \"stop_token_ids\": $STOPS}")
   fi
   poll_load "$WORK/running_$label.txt" &
   local poller=$!

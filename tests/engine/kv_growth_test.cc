@@ -163,25 +163,26 @@ TEST_F(KvGrowthTest, APreemptedRequestResumesBeforeLaterArrivals) {
 
 // A prompt still prefilling is a victim too: it simply starts over.
 TEST_F(KvGrowthTest, APreemptedPromptStartsOverAndSamplesItsFirstToken) {
-  Make(EngineRole::kColocated, 5, 2);
-  ASSERT_TRUE(sched_->Add(tandem::Make(1, 4, 12, /*priority=*/0), 0).ok());
+  Make(EngineRole::kColocated, 9, 2);  // 2 tokens a step: 1's decode token and 1 of 2's prompt
+  ASSERT_TRUE(sched_->Add(tandem::Make(1, 4, 16, /*priority=*/0), 0).ok());
   Step(1);
   Step(2);  // 1's prompt in two chunks; first token
-  ASSERT_TRUE(sched_->Add(tandem::Make(2, 12, 2, /*priority=*/1), 3).ok());
-  Step(4);  // 1 decodes (second block); 2 takes its 3 blocks and runs 1 prompt token
+  ASSERT_TRUE(sched_->Add(tandem::Make(2, 20, 2, /*priority=*/1), 3).ok());
+  Step(4);  // 1 decodes (second block); 2 takes its 5 blocks (2 stay free: the watermark)
+  EXPECT_EQ(pool_->num_free(), 2);
+  for (int t = 5; t <= 15; ++t) Step(t);  // 1 takes its third and fourth block; 2 at 12 of 20
   EXPECT_EQ(pool_->num_free(), 0);
-  for (int t = 5; t <= 7; ++t) Step(t);  // positions 5..7, 2's prompt at 4 of 12
   EXPECT_EQ(sched_->num_preemptions(), 0);
-  Step(8);  // 1 needs a block for position 8: 2 is preempted mid-prompt
+  Step(16);  // 1 needs a block for position 16: 2 is preempted mid-prompt
   EXPECT_EQ(sched_->num_preemptions(), 1);
   Request* two = sched_->Find(2);
   ASSERT_NE(two, nullptr);
   EXPECT_TRUE(two->output.empty());
-  EXPECT_EQ(two->remaining_prefill(), 12);
-  while (sched_->HasWork()) Step(10);
+  EXPECT_EQ(two->remaining_prefill(), 20);
+  while (sched_->HasWork()) Step(20);
   EXPECT_EQ(sched_->TakeFinished(2)->output, (std::vector<int32_t>{52, 52}));
-  EXPECT_EQ(sched_->TakeFinished(1)->output.size(), 12u);
-  EXPECT_EQ(pool_->num_free(), 5);
+  EXPECT_EQ(sched_->TakeFinished(1)->output.size(), 16u);
+  EXPECT_EQ(pool_->num_free(), 9);
 }
 
 // Decode role: a prefilled request holds its prompt's blocks, grows, and when preempted is
@@ -208,8 +209,8 @@ TEST_F(KvGrowthTest, DecodeRolePreemptsAndRecomputesLocally) {
   EXPECT_EQ(pool_->num_free(), 4);
 }
 
-// The watermark: with running sequences, a new prompt is admitted only while 1% of the pool
-// stays free for their growth.
+// The watermark: with running sequences, a new prompt is admitted only while two blocks per
+// running sequence, and at least 1% of the pool, stay free for their growth.
 TEST_F(KvGrowthTest, AdmissionLeavesTheWatermarkForGrowingSequences) {
   Make(EngineRole::kColocated, 200, 1000);                        // watermark: 2 blocks
   ASSERT_TRUE(sched_->Add(tandem::Make(1, 4 * 190, 4), 0).ok());  // 190 blocks
@@ -218,6 +219,18 @@ TEST_F(KvGrowthTest, AdmissionLeavesTheWatermarkForGrowingSequences) {
   StepPlan p = Step(3);
   EXPECT_EQ(ChunkOf(p, 2), nullptr);
   EXPECT_EQ(sched_->num_waiting(), 1);
+}
+
+TEST_F(KvGrowthTest, AdmissionKeepsTwoBlocksPerRunningSequence) {
+  Make(EngineRole::kColocated, 20, 1000);  // 1% of the pool: nothing
+  for (int64_t id = 1; id <= 3; ++id) ASSERT_TRUE(sched_->Add(tandem::Make(id, 4, 8), 0).ok());
+  Step(1);                                                   // three prompts, a block each
+  ASSERT_TRUE(sched_->Add(tandem::Make(4, 48, 4), 1).ok());  // 12 blocks
+  StepPlan p = Step(2);  // the three take their second blocks: 14 free, but 12 + 2 * 3 > 14
+  EXPECT_EQ(ChunkOf(p, 4), nullptr);
+  EXPECT_EQ(pool_->num_free(), 14);
+  while (sched_->Find(1) != nullptr) Step(3);  // they finish: 4 runs
+  EXPECT_NE(ChunkOf(Step(4), 4), nullptr);
 }
 
 TEST_F(KvGrowthTest, ARequestLargerThanThePoolIsRefusedAtOnce) {

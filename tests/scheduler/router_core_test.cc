@@ -74,9 +74,10 @@ class RouterCoreTest : public ::testing::Test {
     core_->OnLoadReport(d, r, now_, &last_.all);
   }
 
-  Status Submit(int64_t id, int prompt, int max_tokens) {
+  Status Submit(int64_t id, int prompt, int max_tokens, int32_t priority = 0) {
     auto r = std::make_shared<ServingRequest>();
     r->id = id;
+    r->slo.priority = priority;
     r->prompt.assign(static_cast<size_t>(prompt), 7);
     r->params.temperature = 0;
     r->params.max_tokens = max_tokens;
@@ -237,6 +238,26 @@ TEST_F(RouterCoreTest, AFullQueueRefusesAndNeverFittingIsOutOfRange) {
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(last_.events().empty());  // a refused Submit has no events
   EXPECT_EQ(Submit(2, 1, 1).code(), StatusCode::kAlreadyExists);
+}
+
+// Overload: a full queue sheds its least important request (the latest among equals) for a more
+// important newcomer; an equally important one is refused as before.
+TEST_F(RouterCoreTest, AFullQueueShedsTheLeastImportantForAMoreImportantRequest) {
+  ASSERT_TRUE(Submit(1, 150, 10, /*priority=*/1).ok());  // placed: d0 is charged full
+  ASSERT_TRUE(Submit(2, 150, 10, 0).ok());
+  for (int64_t id = 3; id < 6; ++id) ASSERT_TRUE(Submit(id, 150, 10, 1).ok());  // 4 queued: the limit
+  EXPECT_EQ(Submit(6, 150, 10, 1).code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(Submit(7, 150, 10, 0).ok());
+  ASSERT_EQ(last_.events().size(), 1u);
+  EXPECT_EQ(last_.events()[0].request_id, 5);  // the latest of the priority-1 requests
+  EXPECT_EQ(last_.events()[0].status.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(last_.abort_nodes().empty());  // it was on no node
+  ASSERT_TRUE(Submit(8, 150, 10, 0).ok());   // 4 goes next
+  EXPECT_EQ(last_.events()[0].request_id, 4);
+  ASSERT_TRUE(Submit(9, 150, 10, 0).ok());  // and 3
+  EXPECT_EQ(last_.events()[0].request_id, 3);
+  EXPECT_EQ(Submit(10, 150, 10, 0).code(), StatusCode::kResourceExhausted);  // nothing less important left
+  EXPECT_EQ(core_->Load().num_queued, 4);
 }
 
 TEST_F(RouterCoreTest, DeadlinesFailQueuedAndPlacedRequests) {
