@@ -14,6 +14,9 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
   sub.add_option("--host", http.host, "HTTP address to listen on")->capture_default_str();
   sub.add_option("--port", http.port, "HTTP port (0: any free port)")->capture_default_str();
   sub.add_option("--api-key", http.api_key, "Require 'Authorization: Bearer KEY'");
+  sub.add_option("--max-connections", http.max_connections, "Open HTTP connections at most (beyond: 503 and close)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   sub.add_option("--http-threads", http.num_threads, "HTTP io threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

@@ -37,6 +37,7 @@ struct HttpServerOptions {
   std::shared_ptr<const ApiKeys> api_keys;
   int idle_timeout_s = 60;                      // a keep-alive connection with no request is closed
   int write_timeout_s = 30;                     // a client that stops reading is dropped (and aborted)
+  int32_t max_connections = 4096;               // open connections; beyond: 503 at once, and closed
   std::shared_ptr<const SloConfig> slo_config;  // --slo-config: the SLO classes (null: none)
 };
 

@@ -46,11 +46,27 @@ constexpr Route kRoutes[] = {
 }  // namespace
 
 HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)), hold_timer_(stream_.get_executor()) {}
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), hold_timer_(stream_.get_executor()) {
+  ctx_->open_connections.fetch_add(1);
+}
 
-HttpSession::~HttpSession() { AbortActive("connection destroyed"); }
+HttpSession::~HttpSession() {
+  AbortActive("connection destroyed");
+  ctx_->open_connections.fetch_sub(1);
+}
 
 void HttpSession::Start() {
+  if (ctx_->open_connections.load() > ctx_->options.max_connections) {
+    // Over the cap: answer at once (before reading the request) and close, so a flood of idle
+    // connections cannot starve the ones serving requests of file descriptors and memory.
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      ApiError e = HttpError(503, "the server has too many open connections; retry later", "server_overloaded");
+      e.type = "server_error";
+      e.retry_after_s = 1;
+      self->SendError(e, /*close=*/true);
+    });
+    return;
+  }
   net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
 }
 

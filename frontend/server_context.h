@@ -47,6 +47,7 @@ struct ServerContext {
   const std::shared_ptr<const ApiKeys> keys;
   const std::unique_ptr<RateLimiter> limiter;
   std::atomic<int64_t> next_request_id{1};
+  std::atomic<int32_t> open_connections{0};  // HttpSessions alive (see max_connections)
 
  private:
   std::mutex gate_mu;

@@ -2,16 +2,16 @@
 // engine on the tiny model, talked to by a Beast client.
 #include "frontend/http_server.h"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <set>
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
-#include "worker/local_engine_client.h"
 #include "common/sse.h"
 #include "tests/frontend/serving_test_util.h"
+#include "worker/local_engine_client.h"
 
 namespace tandem {
 namespace {
@@ -115,8 +115,9 @@ TEST_F(HttpServerTest, CompletionEqualsEngineGreedyOutput) {
   const std::vector<int32_t> want = testing::ReferenceGenerate(prompt, GreedyParams(24));
   ASSERT_EQ(want.size(), 24u);
   TestHttpClient c(port());
-  HttpReply r = c.Post("/v1/completions", {{"model", "tiny-chat"}, {"prompt", prompt}, {"max_tokens", 24},
-                                           {"temperature", 0}, {"ignore_eos", true}});
+  HttpReply r = c.Post(
+      "/v1/completions",
+      {{"model", "tiny-chat"}, {"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}});
   ASSERT_EQ(r.status, 200) << r.body << r.error;
   const json j = r.json();
   EXPECT_EQ(j["object"], "text_completion");
@@ -133,8 +134,9 @@ TEST_F(HttpServerTest, CompletionEqualsEngineGreedyOutput) {
   auto ids = model().tokenizer->Encode("Hello world, this is Tandem.", true);
   ASSERT_TRUE(ids.ok());
   const std::vector<int32_t> want_text = testing::ReferenceGenerate(*ids, GreedyParams(10));
-  r = c.Post("/v1/completions",
-             {{"prompt", "Hello world, this is Tandem."}, {"max_tokens", 10}, {"temperature", 0}, {"ignore_eos", true}});
+  r = c.Post(
+      "/v1/completions",
+      {{"prompt", "Hello world, this is Tandem."}, {"max_tokens", 10}, {"temperature", 0}, {"ignore_eos", true}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.json()["choices"][0]["text"], model().tokenizer->Decode(want_text, true));
   EXPECT_EQ(r.json()["usage"]["prompt_tokens"], ids->size());
@@ -172,11 +174,12 @@ TEST_F(HttpServerTest, CompletionStreamConcatenatesToTheSameText) {
 }
 
 TEST_F(HttpServerTest, ChatNonStreamingAndStreaming) {
-  const json messages = json::array({{{"role", "system"}, {"content", "You are terse."}},
-                                     {{"role", "user"}, {"content", "Say something."}}});
+  const json messages = json::array(
+      {{{"role", "system"}, {"content", "You are terse."}}, {{"role", "user"}, {"content", "Say something."}}});
   TestHttpClient c(port());
-  HttpReply full = c.Post("/v1/chat/completions",
-                          {{"messages", messages}, {"max_completion_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}});
+  HttpReply full =
+      c.Post("/v1/chat/completions",
+             {{"messages", messages}, {"max_completion_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}});
   ASSERT_EQ(full.status, 200) << full.body;
   const json j = full.json();
   EXPECT_EQ(j["object"], "chat.completion");
@@ -184,7 +187,8 @@ TEST_F(HttpServerTest, ChatNonStreamingAndStreaming) {
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(j["usage"]["completion_tokens"], 16);
   // The prompt is the template's rendering, encoded without special tokens.
-  auto rendered = model().chat_template->Render(nlohmann::ordered_json(messages), nullptr, true, model().template_extra);
+  auto rendered =
+      model().chat_template->Render(nlohmann::ordered_json(messages), nullptr, true, model().template_extra);
   ASSERT_TRUE(rendered.ok());
   auto ids = model().tokenizer->Encode(*rendered, false);
   ASSERT_TRUE(ids.ok());
@@ -192,8 +196,9 @@ TEST_F(HttpServerTest, ChatNonStreamingAndStreaming) {
   EXPECT_EQ(j["choices"][0]["message"]["content"],
             model().tokenizer->Decode(testing::ReferenceGenerate(*ids, GreedyParams(16)), true));
 
-  HttpReply r = c.Post("/v1/chat/completions", {{"messages", messages}, {"max_tokens", 16}, {"temperature", 0},
-                                                {"ignore_eos", true}, {"stream", true}});
+  HttpReply r =
+      c.Post("/v1/chat/completions",
+             {{"messages", messages}, {"max_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}, {"stream", true}});
   ASSERT_EQ(r.status, 200);
   const std::vector<json> events = SseEvents(r.body);
   ASSERT_GE(events.size(), 3u);
@@ -244,9 +249,13 @@ TEST_F(HttpServerTest, SixteenConcurrentStreamsAllComplete) {
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       TestHttpClient c(port());
-      json body = {{"prompt", "Request number " + std::to_string(i)}, {"max_tokens", 12 + i},
-                   {"temperature", 0.8}, {"seed", i},  {"ignore_eos", true},
-                   {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+      json body = {{"prompt", "Request number " + std::to_string(i)},
+                   {"max_tokens", 12 + i},
+                   {"temperature", 0.8},
+                   {"seed", i},
+                   {"ignore_eos", true},
+                   {"stream", true},
+                   {"stream_options", {{"include_usage", true}}}};
       replies[i] = c.Post("/v1/completions", body);
     });
   }
@@ -268,11 +277,16 @@ TEST_F(HttpServerTest, ClientDisconnectAbortsAndFreesBlocks) {
   ASSERT_TRUE(WaitForIdleEngine(2s));
   for (bool stream : {true, false}) {
     TestHttpClient c(port());
-    const std::string body = json({{"prompt", "Tell me a long story"}, {"max_tokens", 1900}, {"ignore_eos", true},
-                                   {"temperature", 0}, {"stream", stream}})
+    const std::string body = json({{"prompt", "Tell me a long story"},
+                                   {"max_tokens", 1900},
+                                   {"ignore_eos", true},
+                                   {"temperature", 0},
+                                   {"stream", stream}})
                                  .dump();
-    const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string request =
+        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     if (stream) {
       const std::string got = c.SendAndReadUntil(request, "\"text\"");
       ASSERT_NE(got.find("data: "), std::string::npos) << got;
@@ -396,6 +410,35 @@ TEST_F(HttpServerTest, ApiKeyIsRequiredWhenConfigured) {
   EXPECT_EQ(c.Get("/v1/models").status, 401);
   EXPECT_EQ(c.Get("/health").status, 200);  // probes need no key
   EXPECT_EQ(c.Post("/v1/completions", body, {{"Authorization", "Bearer sekrit"}}).status, 200);
+}
+
+// Connections beyond --max-connections are answered 503 (Retry-After) at once and closed; the
+// connections already open are served on, and a slot frees when one of them closes.
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapAre503AndClosed) {
+  HttpServerOptions o;
+  o.port = 0;
+  o.max_connections = 2;
+  HttpServer capped(o, *model_, *client_);
+  ASSERT_TRUE(capped.Start().ok());
+  TestHttpClient a(capped.port()), b(capped.port());
+  ASSERT_EQ(a.Get("/health").status, 200);
+  ASSERT_EQ(b.Get("/health").status, 200);
+  {
+    TestHttpClient c(capped.port());
+    const HttpReply r = c.Get("/health");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.json()["error"]["code"], "server_overloaded");
+    EXPECT_EQ(r.headers.count("retry-after") ? r.headers.at("retry-after") : "", "1");
+  }
+  EXPECT_EQ(b.Get("/health").status, 200);  // the open ones go on
+  a.Close();
+  bool served = false;  // the server sees a's close on its next read: within moments
+  for (int i = 0; i < 200 && !served; ++i) {
+    TestHttpClient d(capped.port());
+    served = d.Get("/health").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(served);
 }
 
 }  // namespace
