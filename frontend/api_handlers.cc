@@ -176,6 +176,40 @@ JsonReply HandleModels(const ServerContext& ctx, const ApiKey* key) {
   return {200, std::move(list)};
 }
 
+JsonReply HandleLoad(const ServerContext& ctx) {
+  const LoadInfo load = ctx.client.Load();
+  ordered_json body{{"num_requests", load.num_requests},
+                    {"num_queued", load.num_queued},
+                    {"num_free_kv_blocks", load.num_free_kv_blocks},
+                    {"num_total_kv_blocks", load.num_total_kv_blocks},
+                    {"num_steps", load.num_steps}};
+  ordered_json nodes = ordered_json::array();
+  for (const NodeView& n : load.nodes) {
+    ordered_json node{{"id", n.id},
+                      {"role", std::string(NodeRoleName(n.role))},
+                      {"state", std::string(NodeStateName(n.state))},
+                      {"queued_requests", n.load.queued_requests},
+                      {"queued_tokens", n.queued_tokens()},
+                      {"running_requests", n.load.running_requests},
+                      {"free_kv_blocks", n.free_blocks()},
+                      {"total_kv_blocks", n.load.total_blocks},
+                      {"busy_fraction", n.load.busy_fraction},
+                      // measured / predicted step time (null: the node runs without a profile)
+                      {"latency_factor", n.load.latency_factor > 0 ? ordered_json(n.load.latency_factor) : nullptr},
+                      // what this router placed there and has not seen leave (the SLO policy's view)
+                      {"placed",
+                       {{"prefill_requests", n.placed.prefill_requests()},
+                        {"prefill_tokens", n.placed.prefill_tokens()},
+                        {"decode_requests", n.placed.decode_requests},
+                        {"decode_context_tokens", n.placed.decode_context_tokens}}},
+                      {"last_error", n.last_error}};
+    if (n.role == NodeRole::kPrefill) node["connected_decode_nodes"] = n.load.connected_decode_nodes;
+    nodes.push_back(std::move(node));
+  }
+  body["nodes"] = std::move(nodes);
+  return {200, std::move(body)};
+}
+
 namespace {
 
 JsonReply ErrorReply(const ApiError& e) { return {e.http_status, e.ToJson()}; }

@@ -43,6 +43,8 @@ struct JsonReply {
 
 // The served model, unless `key` may not use it (then an empty list).
 JsonReply HandleModels(const ServerContext& ctx, const ApiKey* key = nullptr);
+// GET /v1/load: the InferenceClient's LoadInfo (every node's report and what was placed there).
+JsonReply HandleLoad(const ServerContext& ctx);
 JsonReply HandleTokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 

@@ -162,7 +162,7 @@ void HttpSession::Handle(Request& req) {
     return;
   }
   if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
-    SendJson(200, LoadJson(ctx_->client.Load()));
+    SendJson(200, HandleLoad(*ctx_).body);
     return;
   }
 
@@ -204,39 +204,6 @@ void HttpSession::Handle(Request& req) {
     lease = std::make_unique<RateLease>(ctx_->limiter.get(), key_index);
   }
   StartGeneration(std::move(prepared), std::move(lease));
-}
-
-ordered_json HttpSession::LoadJson(const LoadInfo& load) {
-  ordered_json body{{"num_requests", load.num_requests},
-                    {"num_queued", load.num_queued},
-                    {"num_free_kv_blocks", load.num_free_kv_blocks},
-                    {"num_total_kv_blocks", load.num_total_kv_blocks},
-                    {"num_steps", load.num_steps}};
-  ordered_json nodes = ordered_json::array();
-  for (const NodeView& n : load.nodes) {
-    ordered_json node{{"id", n.id},
-                      {"role", std::string(NodeRoleName(n.role))},
-                      {"state", std::string(NodeStateName(n.state))},
-                      {"queued_requests", n.load.queued_requests},
-                      {"queued_tokens", n.queued_tokens()},
-                      {"running_requests", n.load.running_requests},
-                      {"free_kv_blocks", n.free_blocks()},
-                      {"total_kv_blocks", n.load.total_blocks},
-                      {"busy_fraction", n.load.busy_fraction},
-                      // measured / predicted step time (null: the node runs without a profile)
-                      {"latency_factor", n.load.latency_factor > 0 ? ordered_json(n.load.latency_factor) : nullptr},
-                      // what this router placed there and has not seen leave (the SLO policy's view)
-                      {"placed",
-                       {{"prefill_requests", n.placed.prefill_requests()},
-                        {"prefill_tokens", n.placed.prefill_tokens()},
-                        {"decode_requests", n.placed.decode_requests},
-                        {"decode_context_tokens", n.placed.decode_context_tokens}}},
-                      {"last_error", n.last_error}};
-    if (n.role == NodeRole::kPrefill) node["connected_decode_nodes"] = n.load.connected_decode_nodes;
-    nodes.push_back(std::move(node));
-  }
-  body["nodes"] = std::move(nodes);
-  return body;
 }
 
 void HttpSession::SendJson(int status, const ordered_json& body, bool close, const std::string& allow,

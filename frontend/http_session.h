@@ -63,7 +63,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Handle(Request& req);
   void SendJson(int status, const nlohmann::ordered_json& body, bool close = false, const std::string& allow = "",
                 int retry_after_s = 0);
-  static nlohmann::ordered_json LoadJson(const LoadInfo& load);
   void SendEmpty(int status);
   void SendError(const ApiError& error, bool close = false);
   void Send(bool close);
