@@ -38,6 +38,14 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
                                   std::to_string(cache_.pool().num_free()) + " of " +
                                   std::to_string(cache_.num_blocks()) + " free");
   }
+  // Preempted requests waiting for memory come first: a stream of new reservations must not
+  // keep taking the blocks they wait for (the router places the new one elsewhere, or later).
+  const int32_t resuming = engine_.scheduler().blocks_for_waiting_head();
+  if (resuming > 0 && !cache_.pool().CanAllocate(need + resuming)) {
+    return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks; the " +
+                                  std::to_string(cache_.pool().num_free()) + " free are kept for " +
+                                  std::to_string(resuming) + " a preempted request needs");
+  }
   ASSIGN_OR_RETURN(std::vector<int32_t> blocks, cache_.pool().Allocate(need));
   if (job.arrival_us == 0) job.arrival_us = clock_.NowMicros();
   auto a = std::make_unique<Awaiting>();

@@ -56,6 +56,7 @@ class Engine {
   std::unique_ptr<Request> TakeFinished(int64_t request_id) { return scheduler_.TakeFinished(request_id); }
   const KvCache& cache() const { return executor_.cache(); }
   Scheduler& scheduler() { return scheduler_; }
+  const Scheduler& scheduler() const { return scheduler_; }
   const Clock& clock() const { return clock_; }
 
  private:

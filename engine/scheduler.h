@@ -164,6 +164,9 @@ class Scheduler {
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size() + prefilled_.size()); }
   // Prefill tokens not yet computed (prompts, and recomputes), over waiting and running requests.
   int64_t pending_prompt_tokens() const;
+  // KV blocks the head of the waiting queue needs to be admitted (0 when nothing waits): a
+  // decode node keeps them for its preempted requests before it reserves for new ones.
+  int32_t blocks_for_waiting_head() const { return waiting_.empty() ? 0 : AdmissionBlocks(*waiting_.front()); }
 
   // A finished request (colocated and decode roles), kept until taken.
   std::unique_ptr<Request> TakeFinished(int64_t request_id);

@@ -201,8 +201,7 @@ class NodeEnginesTest : public ::testing::Test {
 
   // Three 20-token prompts take 2 blocks each on the decode node; growing to 80 tokens takes 5
   // each, so an 8-block pool preempts (and recomputes there).
-  void CheckSurvivesPreemption(bool greedy) {
-    Build(64, 8, 2048);
+  static std::vector<TestPrompt> ThreeGrowingPrompts(bool greedy) {
     std::vector<TestPrompt> prompts = FivePrompts(greedy);
     prompts.resize(3);
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -210,7 +209,12 @@ class NodeEnginesTest : public ::testing::Test {
       prompts[i].params.max_tokens = 60;
       prompts[i].params.ignore_eos = true;
     }
-    ExpectSingleProcessTokens(prompts);
+    return prompts;
+  }
+
+  void CheckSurvivesPreemption(bool greedy) {
+    Build(64, 8, 2048);
+    ExpectSingleProcessTokens(ThreeGrowingPrompts(greedy));
     EXPECT_GT(preemptions_, 0);
   }
 
@@ -245,6 +249,28 @@ TEST_F(NodeEnginesTest, ADecodePoolThatRunsOutPreemptsAndStillMatchesSingleProce
 }
 
 TEST_F(NodeEnginesTest, SeededSamplingSurvivesPreemptionOnTheDecodeNode) { CheckSurvivesPreemption(/*greedy=*/false); }
+
+// While a preempted request waits for memory, a new reservation that would take the blocks it
+// waits for is refused (the router places it elsewhere or later); the preempted one finishes.
+TEST_F(NodeEnginesTest, APreemptedRequestKeepsItsMemoryFromNewReservations) {
+  Build(64, 8, 2048);
+  const auto prompts = ThreeGrowingPrompts(true);
+  for (size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(Submit("r" + std::to_string(i), prompts[i]).ok());
+  for (int i = 0; i < 2000 && decode_->num_preemptions() == 0; ++i) Pump();
+  ASSERT_GT(decode_->num_preemptions(), 0);
+  ASSERT_GE(decode_->free_blocks(), 1);  // room for a one-block prompt, but not for the resume
+  TestPrompt small;
+  small.prompt.assign(10, 5);
+  small.params.temperature = 0;
+  small.params.max_tokens = 4;
+  auto refused = decode_->Reserve({"late", small.prompt, small.params, 0});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("preempted"), std::string::npos) << refused.status().ToString();
+  RunUntilIdle();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(done_["r" + std::to_string(i)], FinishReason::kLength);
+  ExpectAllFree();
+}
 
 TEST_F(NodeEnginesTest, AGrowingDecodePoolReservesThePromptsBlocksOnly) {
   Build(16, 8, 2048);
