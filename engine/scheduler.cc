@@ -107,6 +107,10 @@ bool LessImportant(int32_t priority_a, int64_t key_a, int32_t priority_b, int64_
 
 }  // namespace
 
+int32_t Scheduler::BlocksNeededForNextToken(const Request& r) const {
+  return BlocksForTokens(r.num_computed + 1, block_size_) - static_cast<int32_t>(r.block_table.size());
+}
+
 Request* Scheduler::PreemptionVictim(const std::vector<const Request*>& keep) const {
   Request* victim = nullptr;
   for (const auto& r : running_) {  // admission order: a later one wins ties (>= below)
@@ -140,8 +144,22 @@ void Scheduler::Preempt(Request& r) {
 
 void Scheduler::GrowDecodingSequences() {
   std::vector<Request*> decoding;
+  int32_t total_need = 0;
   for (auto& r : running_) {
-    if (r->prefill_done()) decoding.push_back(r.get());
+    if (!r->prefill_done()) continue;
+    decoding.push_back(r.get());
+    total_need += std::max(0, BlocksNeededForNextToken(*r));
+  }
+  if (total_need == 0) return;          // most steps: every next token fits its last block
+  if (pool_.CanAllocate(total_need)) {  // room for all: no order to decide
+    for (Request* r : decoding) {
+      const int32_t need = BlocksNeededForNextToken(*r);
+      if (need <= 0) continue;
+      Result<std::vector<int32_t>> more = pool_.Allocate(need);
+      if (!more.ok()) break;  // CanAllocate said yes for all of them: cannot happen
+      r->block_table.insert(r->block_table.end(), more.value().begin(), more.value().end());
+    }
+    return;
   }
   // The most important get their blocks first; the victims come from the other end.
   std::stable_sort(decoding.begin(), decoding.end(), [&](const Request* a, const Request* b) {
@@ -151,8 +169,7 @@ void Scheduler::GrowDecodingSequences() {
   std::vector<const Request*> preempted;
   for (Request* r : decoding) {
     if (std::find(preempted.begin(), preempted.end(), r) != preempted.end()) continue;
-    const int32_t need =
-        BlocksForTokens(r->num_computed + 1, block_size_) - static_cast<int32_t>(r->block_table.size());
+    const int32_t need = BlocksNeededForNextToken(*r);
     if (need <= 0) {
       kept.push_back(r);
       continue;

@@ -186,6 +186,8 @@ class Scheduler {
   // kGrow: gives every decoding request the block its next token needs, preempting the least
   // important running requests when the pool is out (see the header comment).
   void GrowDecodingSequences();
+  // Blocks a decoding request must add before its next token (<= 0: its last block has room).
+  int32_t BlocksNeededForNextToken(const Request& r) const;
   // The running request to preempt first, not one of `keep`; nullptr when there is none.
   Request* PreemptionVictim(const std::vector<const Request*>& keep) const;
   // Frees `r`'s blocks and sends it back to the waiting queue, to be recomputed.
