@@ -32,6 +32,7 @@
 #include "apps/http_options.h"
 #include "apps/node_process.h"
 #include "apps/router_runtime.h"
+#include "apps/scrape_config.h"
 #include "common/logging.h"
 #include "model/make_model.h"
 
@@ -58,6 +59,8 @@ struct ServeArgs {
   int kv_timeout_ms = 0;
   int start_timeout_s = 120;
   std::string log_dir;
+  std::string scrape_config;  // "": <log_dir>/prometheus.yml
+  int scrape_interval_s = 5;
   RouterConfig router;
 };
 
@@ -145,6 +148,9 @@ class LocalCluster {
       if (stop.raised()) return AbortedError("interrupted during start-up");
       (static_cast<int>(i) < args.num_decode ? spec.decode : spec.prefill).push_back({c.name(), "127.0.0.1", port});
       supervised_[i].argv[supervised_[i].port_arg] = std::to_string(port);  // a restart reuses it
+      if (c.metrics_port() == 0) return InternalError(c.name() + " did not say where it serves its metrics");
+      supervised_[i].argv[supervised_[i].metrics_port_arg] = std::to_string(c.metrics_port());  // and this
+      metrics_targets.push_back({c.name(), "127.0.0.1", c.metrics_port()});
     }
     return Status::Ok();
   }
@@ -223,6 +229,7 @@ class LocalCluster {
   }
 
   ClusterSpec spec;
+  std::vector<MetricsTarget> metrics_targets;  // every node's GET /metrics
 
   // --node-threads, or the machine's cores shared out among the nodes: each node's OpenMP team
   // otherwise takes every core, and teams that oversubscribe cores stall each other badly.
@@ -239,7 +246,8 @@ class LocalCluster {
  private:
   Status Start(const std::string& exe, const std::string& role, const std::string& id, const std::string& model,
                const ServeArgs& args, const std::string& log_dir) {
-    std::vector<std::string> argv = {exe, role, "--model", model, "--port", "0", "--node-id", id};
+    std::vector<std::string> argv = {exe,         role, "--model",        model, "--port", "0",
+                                     "--node-id", id,   "--metrics-port", "0"};
     argv.push_back("--threads");
     argv.push_back(std::to_string(NodeThreads(args)));
     auto pass = [&](const char* flag, auto value) {
@@ -269,6 +277,8 @@ class LocalCluster {
     Supervised s;
     s.argv = std::move(argv);
     s.port_arg = static_cast<size_t>(std::find(s.argv.begin(), s.argv.end(), "--port") - s.argv.begin()) + 1;
+    s.metrics_port_arg =
+        static_cast<size_t>(std::find(s.argv.begin(), s.argv.end(), "--metrics-port") - s.argv.begin()) + 1;
     s.started = std::chrono::steady_clock::now();
     supervised_.push_back(std::move(s));
     return Status::Ok();
@@ -277,7 +287,8 @@ class LocalCluster {
   // How each child is restarted (same index as children_).
   struct Supervised {
     std::vector<std::string> argv;
-    size_t port_arg = 0;  // argv[port_arg] is its port once known
+    size_t port_arg = 0;          // argv[port_arg] is its port once known
+    size_t metrics_port_arg = 0;  // and argv[metrics_port_arg] its metrics port
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point next_try;
     std::chrono::milliseconds backoff{1000};
@@ -288,6 +299,22 @@ class LocalCluster {
   std::vector<std::unique_ptr<NodeProcess>> children_;
   std::vector<Supervised> supervised_;
 };
+
+// What a user needs once the cluster serves (stderr: stdout has the listening line for scripts).
+void PrintEndpoints(const RouterRuntime& router, const std::vector<MetricsTarget>& targets,
+                    const std::string& scrape_config) {
+  const std::string base = "http://" + router.host() + ":" + std::to_string(router.port());
+  std::cerr << "\n  OpenAI API    " << base << "/v1  (model \"" << router.model().name << "\")\n"
+            << "  health        " << base << "/health\n"
+            << "  load          " << base << "/v1/load\n";
+  for (const MetricsTarget& t : targets) {
+    std::cerr << "  metrics       http://" << t.host << ":" << t.port << "/metrics  (" << t.name << ")\n";
+  }
+  std::cerr << "  Prometheus    " << scrape_config << "  (prometheus --config.file=...)\n"
+            << "  try: curl " << base << "/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": \""
+            << router.model().name << "\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'\n\n"
+            << std::flush;
+}
 
 Status RunServe(ServeArgs args) {
   auto log = GetLogger("serve");
@@ -325,6 +352,13 @@ Status RunServe(ServeArgs args) {
   // stdout carries only the reply with --demo-request, so the line goes to stderr then.
   (args.demo_request ? std::cerr : std::cout)
       << "listening on http://" << router->host() << ":" << router->port() << std::endl;
+  if (!args.demo_request) {
+    std::vector<MetricsTarget> targets = {{"router", router->host(), router->port()}};
+    targets.insert(targets.end(), cluster.metrics_targets.begin(), cluster.metrics_targets.end());
+    if (args.scrape_config.empty()) args.scrape_config = (fs::path(args.log_dir) / "prometheus.yml").string();
+    RETURN_IF_ERROR(WriteScrapeConfig(args.scrape_config, targets, args.scrape_interval_s));
+    PrintEndpoints(*router, targets, args.scrape_config);
+  }
 
   Status result = Status::Ok();
   if (args.demo_request) {
@@ -394,6 +428,12 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   sub->add_option("--log-dir", args->log_dir, "Where node logs go (default: a new /tmp/tandem-serve-* dir)");
+  sub->add_option(
+      "--scrape-config", args->scrape_config,
+      "Where to write the Prometheus configuration scraping every process (default: LOG_DIR/prometheus.yml)");
+  sub->add_option("--scrape-interval-s", args->scrape_interval_s, "Scrape interval written into it")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   return {sub, [args] {
             Status s = RunServe(*args);
             return s.ok() ? 0 : ReportError(s);

@@ -39,11 +39,19 @@ Status RunWorker(WorkerArgs args) {
   args.engine.first_token_timeout = args.admission.first_token_timeout;
   args.engine.inter_token_timeout = args.admission.inter_token_timeout;
   args.engine.max_queued = args.admission.max_queued;
-  ASSIGN_OR_RETURN(args.engine.on_finished, RequestLogHook(args.admission));
+  // The served name is known only once the model is loaded; the metrics get it through this.
+  auto metrics = std::make_shared<std::shared_ptr<RouterMetrics>>();
+  ASSIGN_OR_RETURN(auto log_hook, FinishedHook(args.admission, nullptr));
+  args.engine.on_finished = [metrics, log_hook](const RequestRecord& r) {
+    if (*metrics) (*metrics)->ObserveFinished(r);
+    log_hook(r);
+  };
   ASSIGN_OR_RETURN(std::unique_ptr<LocalEngineClient> client,
                    LocalEngineClient::Create(std::move(backend), args.model, args.engine));
   ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
                    LoadServedModel(args.model, args.served_model_name, client->config()));
+  args.http.metrics = std::make_shared<RouterMetrics>(model->name, "worker");
+  *metrics = args.http.metrics;  // before the server starts: no request has finished yet
   // Installed before the server starts, so an early signal still shuts down cleanly.
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);

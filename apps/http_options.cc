@@ -47,10 +47,16 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
       "\"slo_class\", \"requests_per_minute\", \"tokens_per_minute\", \"max_concurrent\"}]})");
 }
 
-Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags) {
-  if (flags.request_log.empty()) return std::function<void(const RequestRecord&)>();
-  ASSIGN_OR_RETURN(std::shared_ptr<RequestLog> log, RequestLog::Open(flags.request_log));
-  return std::function<void(const RequestRecord&)>([log](const RequestRecord& r) { log->Write(r); });
+Result<std::function<void(const RequestRecord&)>> FinishedHook(const AdmissionFlags& flags,
+                                                               std::shared_ptr<RouterMetrics> metrics) {
+  std::shared_ptr<RequestLog> log;
+  if (!flags.request_log.empty()) {
+    ASSIGN_OR_RETURN(log, RequestLog::Open(flags.request_log));
+  }
+  return std::function<void(const RequestRecord&)>([log, metrics](const RequestRecord& r) {
+    if (metrics) metrics->ObserveFinished(r);
+    if (log) log->Write(r);
+  });
 }
 
 void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -28,9 +27,11 @@ struct AdmissionFlags {
 // --first-token-timeout-s, --inter-token-timeout-s, --max-queued-requests, --request-log.
 void AddAdmissionOptions(CLI::App& sub, AdmissionFlags& flags);
 
-// The router core's on_finished hook for --request-log (nullptr without one); the log stays
-// open as long as the hook lives. A Status naming the file when it cannot be opened.
-Result<std::function<void(const RequestRecord&)>> RequestLogHook(const AdmissionFlags& flags);
+// The router core's on_finished hook: `metrics` (may be null) observes every finished request,
+// and --request-log writes it; the log stays open as long as the hook lives. A Status naming the
+// file when it cannot be opened.
+Result<std::function<void(const RequestRecord&)>> FinishedHook(const AdmissionFlags& flags,
+                                                               std::shared_ptr<RouterMetrics> metrics);
 
 // Where the router places requests: --policy least-loaded|slo, --latency-profile (the slo
 // policy's model, from `tandem profile`), --admission queue|slo.

@@ -19,6 +19,9 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
   sub.add_option("--latency-profile", args.latency_profile,
                  "Latency model (tandem profile): the node reports its measured / predicted step time with its load")
       ->check(CLI::ExistingFile);
+  sub.add_option("--metrics-port", args.metrics_port,
+                 "Serve Prometheus metrics on this port at /metrics, on --host (0: ephemeral; default: not served)")
+      ->check(CLI::Range(0, 65535));
 }
 
 void AddKvAllocationOption(CLI::App& sub, KvAllocation* value) {

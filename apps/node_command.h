@@ -20,6 +20,7 @@ struct NodeArgs {
   int threads = 0;
   double kv_cache_gib = 1.0;
   std::string latency_profile;
+  int metrics_port = -1;
 
   NodeRuntimeOptions Runtime() const {
     NodeRuntimeOptions o;
@@ -27,12 +28,13 @@ struct NodeArgs {
     o.threads = threads;
     o.kv_cache_gib = kv_cache_gib;
     o.latency_profile = latency_profile;
+    o.metrics_port = metrics_port;
     return o;
   }
 };
 
 // --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib,
-// --latency-profile.
+// --latency-profile, --metrics-port.
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
 
 // --kv-allocation grow|reserve, for an engine that decodes (the worker, decode nodes).
@@ -47,6 +49,9 @@ template <typename Service>
 int RunNodeUntilSignal(Service& service, const NodeArgs& args) {
   const Status started = service.Start();
   if (!started.ok()) return ReportError(started);
+  if (service.metrics_port() != 0) {  // before the listening line: tandem serve reads both, in this order
+    std::cout << "metrics on http://" << args.host << ":" << service.metrics_port() << "/metrics" << std::endl;
+  }
   std::cout << "listening on " << args.host << ":" << service.port() << std::endl;
   WaitForTerminationSignal();
   service.Stop();

@@ -16,14 +16,19 @@
 
 namespace tandem {
 
-Result<uint16_t> ParseListeningLine(std::string_view line) {
-  constexpr std::string_view kPrefix = "listening on ";
+namespace {
+// The port of "<prefix>[http://]HOST:PORT[/path]".
+Result<uint16_t> ParsePortLine(std::string_view line, std::string_view prefix) {
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
-  if (line.substr(0, kPrefix.size()) != kPrefix) return InvalidArgumentError("not a listening line: " + std::string(line));
-  std::string_view addr = line.substr(kPrefix.size());
+  if (line.substr(0, prefix.size()) != prefix) {
+    return InvalidArgumentError("not a '" + std::string(prefix) + "' line: " + std::string(line));
+  }
+  std::string_view addr = line.substr(prefix.size());
   if (addr.substr(0, 7) == "http://") addr.remove_prefix(7);
+  if (const size_t slash = addr.find('/'); slash != std::string_view::npos) addr = addr.substr(0, slash);
   const size_t colon = addr.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return InvalidArgumentError("no HOST:PORT in: " + std::string(line));
+  if (colon == std::string_view::npos || colon == 0)
+    return InvalidArgumentError("no HOST:PORT in: " + std::string(line));
   const std::string_view port_text = addr.substr(colon + 1);
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
@@ -32,9 +37,13 @@ Result<uint16_t> ParseListeningLine(std::string_view line) {
   }
   return static_cast<uint16_t>(port);
 }
+}  // namespace
+
+Result<uint16_t> ParseListeningLine(std::string_view line) { return ParsePortLine(line, "listening on "); }
+Result<uint16_t> ParseMetricsLine(std::string_view line) { return ParsePortLine(line, "metrics on "); }
 
 Result<std::unique_ptr<NodeProcess>> NodeProcess::Spawn(std::string name, std::vector<std::string> argv,
-                                                          std::string log_path) {
+                                                        std::string log_path) {
   if (argv.empty()) return InvalidArgumentError("NodeProcess: empty argv");
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) return NotFoundError("cannot create " + log_path + ": " + std::strerror(errno));
@@ -104,6 +113,7 @@ Result<uint16_t> NodeProcess::WaitListening(std::chrono::milliseconds timeout) {
     while ((nl = stdout_buf_.find('\n')) != std::string::npos) {
       const std::string line = stdout_buf_.substr(0, nl);
       stdout_buf_.erase(0, nl + 1);
+      if (auto metrics = ParseMetricsLine(line); metrics.ok()) metrics_port_ = *metrics;
       auto port = ParseListeningLine(line);
       if (port.ok()) return port;
     }

@@ -21,6 +21,8 @@ namespace tandem {
 
 // The port of a "listening on [http://]HOST:PORT" line; InvalidArgument for any other line.
 Result<uint16_t> ParseListeningLine(std::string_view line);
+// The port of a "metrics on http://HOST:PORT/metrics" line (printed before the listening line).
+Result<uint16_t> ParseMetricsLine(std::string_view line);
 
 class NodeProcess {
  public:
@@ -28,7 +30,7 @@ class NodeProcess {
   // Unavailable when fork or pipe fails, NotFound when the log cannot be created. An exec
   // failure shows up as an early exit (status 127) with the reason in the log.
   static Result<std::unique_ptr<NodeProcess>> Spawn(std::string name, std::vector<std::string> argv,
-                                                     std::string log_path);
+                                                    std::string log_path);
   ~NodeProcess();  // Terminate(2 s) if still running
   NodeProcess(const NodeProcess&) = delete;
   NodeProcess& operator=(const NodeProcess&) = delete;
@@ -36,6 +38,8 @@ class NodeProcess {
   // Reads stdout until the listening line. Errors: Unavailable when the child exits first
   // (with its exit status and the tail of its log), DeadlineExceeded after `timeout`.
   Result<uint16_t> WaitListening(std::chrono::milliseconds timeout);
+  // The metrics port its output announced before the listening line; 0 if none.
+  uint16_t metrics_port() const { return metrics_port_; }
 
   // Reaps the child if it has exited; true while it runs.
   bool Alive();
@@ -64,6 +68,7 @@ class NodeProcess {
   bool term_sent_ = false;  // a second SIGTERM would kill a node that is already shutting down
   int wait_status_ = 0;
   std::string stdout_buf_;
+  uint16_t metrics_port_ = 0;
 };
 
 }  // namespace tandem

@@ -19,7 +19,9 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   co.first_token_timeout = config.admission.first_token_timeout;
   co.inter_token_timeout = config.admission.inter_token_timeout;
   co.max_queued = config.admission.max_queued;
-  ASSIGN_OR_RETURN(co.on_finished, RequestLogHook(config.admission));
+  HttpServerOptions http = config.http;
+  http.metrics = std::make_shared<RouterMetrics>(rt->model_->name, "router");
+  ASSIGN_OR_RETURN(co.on_finished, FinishedHook(config.admission, http.metrics));
   ASSIGN_OR_RETURN(rt->client_, ClusterClient::Create(std::move(co), std::move(policy)));
   if (config.ready_timeout.count() > 0) {
     RETURN_IF_ERROR(rt->client_->WaitReady(config.ready_timeout));
@@ -27,7 +29,7 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
               config.cluster.decode.size());
   }
   rt->host_ = config.http.host;
-  rt->server_ = std::make_unique<HttpServer>(config.http, rt->model_, *rt->client_);
+  rt->server_ = std::make_unique<HttpServer>(std::move(http), rt->model_, *rt->client_);
   RETURN_IF_ERROR(rt->server_->Start());
   return rt;
 }

@@ -8,6 +8,7 @@ find_package(CLI11 REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(OpenSSL REQUIRED)  # SHA-256 of API keys, constant-time compare
+find_package(prometheus-cpp CONFIG REQUIRED)  # /metrics: the registry and the text format
 
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)

@@ -179,6 +179,14 @@ void DecodeEngine::Poll(std::vector<DecodeEvent>* events) {
   }
 }
 
+int32_t DecodeEngine::awaiting_blocks() const {
+  size_t n = 0;
+  for (const auto& [id, a] : awaiting_) {
+    if (a->session) n += a->session->reservation().block_ids.size();
+  }
+  return static_cast<int32_t>(n);
+}
+
 bool DecodeEngine::Step(std::vector<DecodeEvent>* events) {
   if (!engine_.HasWork()) return false;
   Result<std::vector<StepOutput>> outputs = engine_.Step();

@@ -118,6 +118,9 @@ class DecodeEngine {
 
   int32_t num_awaiting() const { return static_cast<int32_t>(awaiting_.size()); }
   int32_t num_running() const { return engine_.num_running() + engine_.num_queued(); }
+  int32_t num_batched() const { return engine_.num_running(); }  // in the decode batch (not waiting in it)
+  // Blocks reserved for requests whose KV has not landed (GET /metrics).
+  int32_t awaiting_blocks() const;
   int32_t free_blocks() const { return cache_.pool().num_free(); }
   int64_t num_preemptions() const { return engine_.scheduler().num_preemptions(); }
   int32_t total_blocks() const { return cache_.num_blocks(); }

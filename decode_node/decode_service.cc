@@ -20,6 +20,7 @@ DecodeService::~DecodeService() { Stop(); }
 
 Status DecodeService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
+  RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "decode", options_.node_id, options_.host));
   DecodeEngineOptions engine_options = options_.engine;
   if (rt_->profile && !engine_options.step_time_us) {
     // TPOT-aware admission on the profile, as this node corrects it (engine thread only).
@@ -161,6 +162,7 @@ void DecodeService::OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&
     if (m.ok()) {
       const TransferStamps transfer{static_cast<int64_t>(m.bytes()), UnixToSteadyMicros(m.transfer_start_unix_us()),
                                     UnixToSteadyMicros(m.completed_unix_us())};
+      rt_->metrics->ObserveTransfer(transfer.bytes, transfer.end_us - transfer.start_us);
       Status s = engine_->OnKvReady(m.request_id(), m.first_token_id(), &events, transfer);
       if (!s.ok()) GetLogger("decode")->warn("{}", s.ToString());
     } else {
@@ -237,6 +239,14 @@ void DecodeService::SendLoadReport() {
   r->set_free_blocks(static_cast<uint32_t>(engine_->free_blocks()));
   r->set_total_blocks(static_cast<uint32_t>(engine_->total_blocks()));
   r->set_latency_factor(rt_->latency_factor());
+  NodeMetrics::State state;
+  state.running = engine_->num_batched();
+  state.waiting = engine_->num_awaiting() + engine_->num_running() - engine_->num_batched();
+  state.total_blocks = engine_->total_blocks();
+  state.used_blocks = state.total_blocks - engine_->free_blocks();
+  state.reserved_unfilled_blocks = engine_->awaiting_blocks();
+  state.preemptions = engine_->num_preemptions();
+  rt_->metrics->SetState(state);
   reporter_->Broadcast(env, *server_);
 }
 

@@ -1,17 +1,17 @@
 // The decode node process: one RpcServer that the routers (Abort; we send TokenChunk, Error,
 // LoadReport) and the prefill nodes (ReserveKv -> KvReservation, KvReady, Abort) connect to. The
-// prefill node names the router in its ReserveKv; the tokens go to that router's connection. Our HelloAck carries the UCX worker address and the KV pool's rkey/base/size/blocks and
-// layout hash; a prefill node with another layout hash is refused at Hello.
-// ONE engine thread owns the Transformer, the KvCache, the DecodeEngine and the UCX worker,
-// which it progresses every iteration, idle or not (UCX 1.13 tcp and sm puts into application
-// memory need the target's progress). io threads only post closures into a mutex-guarded inbox.
+// prefill node names the router in its ReserveKv; the tokens go to that router's connection. Our HelloAck carries the
+// UCX worker address and the KV pool's rkey/base/size/blocks and layout hash; a prefill node with another layout hash
+// is refused at Hello. ONE engine thread owns the Transformer, the KvCache, the DecodeEngine and the UCX worker, which
+// it progresses every iteration, idle or not (UCX 1.13 tcp and sm puts into application memory need the target's
+// progress). io threads only post closures into a mutex-guarded inbox.
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <deque>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -43,11 +43,12 @@ class DecodeService {
   Status Start();
   void Stop();  // idempotent
   uint16_t port() const { return server_ ? server_->port() : 0; }
+  uint16_t metrics_port() const { return rt_ ? rt_->metrics_port() : 0; }
 
  private:
   void Post(std::function<void()> fn) { loop_.Post(std::move(fn)); }
   bool Iterate();  // one round of the engine thread (NodeLoop); whether a step ran
-  void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
+  void OnMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);         // engine thread
   void OnReserve(const rpc::Connection::Ptr& prefill, const proto::ReserveKv& m);  // engine thread
   // A router or prefill connection closed: what only it could finish or receive is ended
   // (requests streaming to a router that is gone are aborted; reservations of a prefill node

@@ -20,7 +20,8 @@ ServerContext::ServerContext(HttpServerOptions o, std::shared_ptr<const ServedMo
       keys(options.api_keys          ? options.api_keys
            : options.api_key.empty() ? nullptr
                                      : std::make_shared<const ApiKeys>(ApiKeys::Single(options.api_key))),
-      limiter(keys ? std::make_unique<RateLimiter>(*keys) : nullptr) {}
+      limiter(keys ? std::make_unique<RateLimiter>(*keys) : nullptr),
+      metrics(options.metrics ? options.metrics : std::make_shared<RouterMetrics>(model->name, "router")) {}
 
 std::string ServerContext::PublicId(ApiKind kind, int64_t id) const {
   // splitmix64 is a bijection, so distinct ids give distinct strings.

@@ -3,7 +3,8 @@
 //
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (JSON or SSE streams),
 // GET /v1/models, GET /health, POST /tokenize, POST /detokenize (vLLM's bodies), and
-// GET /v1/load (the InferenceClient's LoadInfo as JSON, read-only).
+// GET /v1/load (the InferenceClient's LoadInfo as JSON, read-only), GET /metrics (Prometheus text
+// format: scheduler/router_metrics.h; like /health it needs no key, as in vLLM).
 // With api_key or api_keys set every route but /health needs "Authorization: Bearer <key>";
 // api_keys also limit each key's models, SLO class, rate and concurrency (429 with Retry-After
 // and x-ratelimit-* headers).
@@ -22,6 +23,7 @@
 #include "frontend/api_keys.h"
 #include "frontend/served_model.h"
 #include "scheduler/inference_client.h"
+#include "scheduler/router_metrics.h"
 #include "slo/slo_config.h"
 
 namespace tandem {
@@ -39,6 +41,9 @@ struct HttpServerOptions {
   int write_timeout_s = 30;                     // a client that stops reading is dropped (and aborted)
   int32_t max_connections = 4096;               // open connections; beyond: 503 at once, and closed
   std::shared_ptr<const SloConfig> slo_config;  // --slo-config: the SLO classes (null: none)
+  // What GET /metrics shows; the same object should see every finished request (the client's
+  // on_finished hook). Null: the server makes its own (role "router"), which sees rejections only.
+  std::shared_ptr<RouterMetrics> metrics;
 };
 
 struct ServerContext;  // shared by the connections (scheduler/server_context.h)

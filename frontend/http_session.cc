@@ -40,7 +40,7 @@ constexpr Route kRoutes[] = {
     {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
     {"/v1/models", http::verb::get},       {"/health", http::verb::get},
     {"/tokenize", http::verb::post},       {"/detokenize", http::verb::post},
-    {"/v1/load", http::verb::get},
+    {"/v1/load", http::verb::get},         {"/metrics", http::verb::get},
 };
 
 }  // namespace
@@ -63,6 +63,7 @@ void HttpSession::Start() {
       ApiError e = HttpError(503, "the server has too many open connections; retry later", "server_overloaded");
       e.type = "server_error";
       e.retry_after_s = 1;
+      self->ctx_->metrics->CountRejection(e.code);
       self->SendError(e, /*close=*/true);
     });
     return;
@@ -110,6 +111,7 @@ void HttpSession::OnRead(beast::error_code ec, size_t) {
 void HttpSession::Handle(Request& req) {
   state_ = State::kHandling;
   rate_headers_.clear();
+  generation_route_ = false;
   const int64_t arrival_us = SteadyClock::Read();
   const std::string_view target(req.target().data(), req.target().size());
   const std::string_view path = target.substr(0, target.find('?'));
@@ -131,6 +133,17 @@ void HttpSession::Handle(Request& req) {
     SendJson(e.http_status, e.ToJson(), /*close=*/false, allowed);
     return;
   }
+  if (path == "/metrics") {
+    response_ = {};
+    response_.version(11);
+    response_.result(http::status::ok);
+    response_.set(http::field::server, kServerName);
+    response_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    response_.body() = ctx_->metrics->Render(ctx_->client.Load());
+    Send(false);
+    return;
+  }
+  generation_route_ = path == "/v1/completions" || path == "/v1/chat/completions";
   if (path == "/health") {
     const InferenceClient::Health health = ctx_->client.GetHealth();
     if (!health.serving) {
@@ -229,6 +242,7 @@ void HttpSession::SendEmpty(int status) {
 }
 
 void HttpSession::SendError(const ApiError& error, bool close) {
+  if (generation_route_) ctx_->metrics->CountRejection(error.code.empty() ? error.type : error.code);
   if (error.http_status >= 500) {
     ctx_->log->warn("answering {}: {}", error.http_status, error.message);
   } else {

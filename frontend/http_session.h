@@ -89,6 +89,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<ServerContext> ctx_;
   State state_ = State::kReading;
   bool keep_alive_ = true;
+  bool generation_route_ = false;    // the request being handled asks for a completion
   uint64_t generation_counter_ = 0;  // bumped per response; stale watch callbacks compare it
   std::unique_ptr<Generation> active_;
   // The x-ratelimit-* headers of the request being answered (its API key's limits).

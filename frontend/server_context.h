@@ -46,6 +46,7 @@ struct ServerContext {
   // Who may call (null: anyone): api_keys, or the one api_key; and their limits.
   const std::shared_ptr<const ApiKeys> keys;
   const std::unique_ptr<RateLimiter> limiter;
+  const std::shared_ptr<RouterMetrics> metrics;  // never null
   std::atomic<int64_t> next_request_id{1};
   std::atomic<int32_t> open_connections{0};  // HttpSessions alive (see max_connections)
 

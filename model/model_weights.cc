@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/logging.h"
+#include "common/progress.h"
 #include "model/safetensors.h"
 
 namespace tandem {
@@ -40,8 +41,7 @@ std::string HumanCount(double n) {
 // and which dtypes it saw for the summary line.
 class WeightLoader {
  public:
-  WeightLoader(const SafetensorsCheckpoint& ckpt, Backend& backend)
-      : ckpt_(ckpt), backend_(backend) {}
+  WeightLoader(const SafetensorsCheckpoint& ckpt, Backend& backend) : ckpt_(ckpt), backend_(backend) {}
 
   Result<DeviceWeight> Load(const std::string& name, std::vector<int64_t> expected) {
     Result<TensorInfo> found = ckpt_.Find(name);
@@ -54,8 +54,8 @@ class WeightLoader {
     }
     const TensorInfo& t = *found;
     if (t.shape != expected) {
-      return InvalidArgumentError(name + " in " + t.file + ": expected shape " +
-                                  ShapeString(expected) + ", got " + t.ShapeString());
+      return InvalidArgumentError(name + " in " + t.file + ": expected shape " + ShapeString(expected) + ", got " +
+                                  t.ShapeString());
     }
     // Kernels read elements through typed pointers; a misaligned tensor (possible in files
     // written by other tools) would be undefined behaviour there.
@@ -123,8 +123,7 @@ Status LoadLayer(WeightLoader& w, const ModelConfig& c, int64_t i, LayerWeights&
 
 }  // namespace
 
-Result<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir,
-                                                       Backend& backend) {
+Result<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir, Backend& backend) {
   const auto start = std::chrono::steady_clock::now();
   auto weights = std::make_unique<ModelWeights>();
   ASSIGN_OR_RETURN(weights->config, LoadModelConfig(model_dir));
@@ -133,12 +132,14 @@ Result<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_
   const SafetensorsCheckpoint& ckpt = *weights->checkpoint;
 
   WeightLoader w(ckpt, backend);
-  ASSIGN_OR_RETURN(weights->embed_tokens,
-                   w.Load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(weights->embed_tokens, w.Load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
   weights->layers.resize(static_cast<size_t>(c.num_layers));
+  TerminalProgress progress("loading " + model_dir, c.num_layers, "layers");
   for (int64_t i = 0; i < c.num_layers; ++i) {
     RETURN_IF_ERROR(LoadLayer(w, c, i, weights->layers[static_cast<size_t>(i)]));
+    progress.Update(i + 1);
   }
+  progress.Done();
   ASSIGN_OR_RETURN(weights->final_norm, w.Load("model.norm.weight", {c.hidden_size}));
   if (c.tie_word_embeddings) {
     // HF ties the two even when an exporter also saved lm_head.weight; the storage stays owned
@@ -157,10 +158,9 @@ Result<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_
   }
   if (unused > 0) log->warn("{}: {} tensor(s) in the checkpoint are not used", model_dir, unused);
 
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  log->info("loaded {} from {}: {} params, {}, {:.2f} MiB in {} file(s), {:.1f} ms", c.architecture,
-            model_dir, HumanCount(static_cast<double>(c.NumParameters())), w.DTypeSummary(),
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  log->info("loaded {} from {}: {} params, {}, {:.2f} MiB in {} file(s), {:.1f} ms", c.architecture, model_dir,
+            HumanCount(static_cast<double>(c.NumParameters())), w.DTypeSummary(),
             static_cast<double>(w.bytes()) / (1024.0 * 1024.0), ckpt.files().size(), ms);
   return weights;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 
 #include "common/logging.h"
@@ -23,6 +24,7 @@ KvLayout LayoutOf(const KvCache& cache, const ModelConfig& config) {
 }
 
 NodeRuntime::~NodeRuntime() {
+  metrics_endpoint.reset();  // no scrape reads the metrics while they go
   transformer.reset();
   cache.reset();
   transport.reset();
@@ -71,7 +73,20 @@ Result<std::unique_ptr<NodeRuntime>> LoadNodeRuntime(const NodeRuntimeOptions& o
   return rt;
 }
 
+Status NodeRuntime::StartMetrics(const NodeRuntimeOptions& options, std::string_view role, std::string_view node_id,
+                                 const std::string& host) {
+  // The router serves the model under the directory's name unless told otherwise.
+  std::string name = std::filesystem::path(options.model_dir).lexically_normal().filename().string();
+  if (name.empty())
+    name = std::filesystem::path(options.model_dir).lexically_normal().parent_path().filename().string();
+  metrics = std::make_unique<NodeMetrics>(name, role, node_id);
+  if (options.metrics_port < 0) return Status::Ok();
+  ASSIGN_OR_RETURN(metrics_endpoint, MetricsEndpoint::Start(host, options.metrics_port, metrics->registry()));
+  return Status::Ok();
+}
+
 void NodeRuntime::ObserveStep(const StepShape& shape, int64_t measured_us) {
+  if (metrics) metrics->ObserveStep(shape, measured_us);
   if (!profile) return;
   // A node's step is mostly one phase: a prefill node's prompt chunks, or a decode node's batch
   // (with the recompute of a preempted request now and then: both parts count).

@@ -11,27 +11,30 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/metrics_endpoint.h"
+#include "common/rpc/rpc_server.h"
 #include "common/status.h"
+#include "engine/scheduler.h"
 #include "kernels/backend.h"
 #include "kv_transfer/kv_layout.h"
 #include "kv_transfer/transport.h"
-#include "engine/scheduler.h"
 #include "model/kv_cache.h"
-#include "slo/latency_model.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"
-#include "common/rpc/rpc_server.h"
+#include "node/node_metrics.h"
 #include "proto/tandem.pb.h"
 #include "proto/wire_model.h"  // the services convert with it
+#include "slo/latency_model.h"
 
 namespace tandem {
 
 struct NodeRuntimeOptions {
   std::string model_dir;
-  int threads = 0;             // CPU backend threads; 0 = all cores
-  double kv_cache_gib = 1.0;   // KV pool size
+  int threads = 0;            // CPU backend threads; 0 = all cores
+  double kv_cache_gib = 1.0;  // KV pool size
   int32_t block_size = 16;
   std::string latency_profile;  // --latency-profile: "" for none
+  int metrics_port = -1;        // --metrics-port: GET /metrics there (0: ephemeral; -1: not served)
 };
 
 // Declaration order is destruction order reversed: the cache (a view) goes before the
@@ -51,6 +54,13 @@ struct NodeRuntime {
   // Observes a step (engine thread); a no-op without a profile.
   void ObserveStep(const StepShape& shape, int64_t measured_us);
   float latency_factor() const { return profile ? static_cast<float>(correction.factor()) : 0.0f; }
+  // What the node exports (always kept), and where it serves them (null without --metrics-port).
+  std::unique_ptr<NodeMetrics> metrics;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  // Makes `metrics` and, with options.metrics_port >= 0, serves them on host:port.
+  Status StartMetrics(const NodeRuntimeOptions& options, std::string_view role, std::string_view node_id,
+                      const std::string& host);
+  uint16_t metrics_port() const { return metrics_endpoint ? metrics_endpoint->port() : 0; }
 
   ~NodeRuntime();
 };

@@ -35,6 +35,7 @@ PrefillService::~PrefillService() { Stop(); }
 
 Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
+  RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "prefill", options_.node_id, options_.host));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
   engine_->SetEarlyDispatch([this](std::vector<PrefillEvent>& events) { Dispatch(events); });
 
@@ -260,6 +261,7 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         m->set_finished(ev.finished);
         m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
         to_router(std::move(out));
+        rt_->metrics->AddGeneratedTokens(1);
         if (ev.finished) routers_.erase(ev.request_id);  // our last word to the router on it
         break;
       }
@@ -274,6 +276,9 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         m->set_ok(true);
         m->set_transfer_start_unix_us(SteadyToUnixMicros(ev.transfer_start_us));
         m->set_completed_unix_us(SteadyToUnixMicros(ev.transfer_end_us));
+        rt_->metrics->ObserveTransfer(
+            static_cast<int64_t>(ev.bytes), ev.transfer_end_us - ev.transfer_start_us,
+            ev.prefill_end_us ? std::max<int64_t>(0, ev.transfer_end_us - ev.prefill_end_us) : -1);
         // The router first: it must know the KV landed before it could hear that we died.
         to_router(proto::Envelope(out));
         SendToDecode(ev.decode_node, std::move(out));
@@ -320,6 +325,12 @@ void PrefillService::SendLoadReport() {
     if (d->connected) r->add_connected_decode_nodes(d->address.node_id);
   }
   r->set_latency_factor(rt_->latency_factor());
+  NodeMetrics::State state;
+  state.running = static_cast<int32_t>(engine_->num_transferring());
+  state.waiting = static_cast<int32_t>(engine_->num_queued());
+  state.total_blocks = rt_->cache->num_blocks();
+  state.used_blocks = state.total_blocks - rt_->cache->pool().num_free();
+  rt_->metrics->SetState(state);
   reporter_->Broadcast(env, *server_);
 }
 

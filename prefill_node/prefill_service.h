@@ -61,6 +61,7 @@ class PrefillService {
   Status Start();
   void Stop();  // idempotent
   uint16_t port() const { return server_ ? server_->port() : 0; }
+  uint16_t metrics_port() const { return rt_ ? rt_->metrics_port() : 0; }
 
  private:
   struct DecodeLink {
@@ -73,13 +74,13 @@ class PrefillService {
   bool Iterate();  // one round of the engine thread (NodeLoop); whether a step ran
   void Dispatch(std::vector<PrefillEvent>& events);
   void OnRouterMessage(const rpc::Connection::Ptr& conn, proto::Envelope&& env);  // engine thread
-  void OnClusterView(const proto::ClusterView& view);                              // engine thread
+  void OnClusterView(const proto::ClusterView& view);                             // engine thread
   // A router's connection closed: its requests are aborted here (nobody would receive them).
-  void OnRouterClosed(const rpc::Connection::Ptr& conn);                           // engine thread
+  void OnRouterClosed(const rpc::Connection::Ptr& conn);  // engine thread
   // Adds a client for a decode node and starts it (engine thread, or Start()).
   Status AddDecodeNode(const DecodeNodeAddress& address);
-  void OnDecodeReady(size_t index, const proto::Hello& hello);     // engine thread
-  void OnDecodeLost(size_t index, const Status& status);           // engine thread
+  void OnDecodeReady(size_t index, const proto::Hello& hello);  // engine thread
+  void OnDecodeLost(size_t index, const Status& status);        // engine thread
   DecodeLink* FindDecode(const std::string& node_id);
   void SendToDecode(const std::string& node_id, proto::Envelope env);
   void SendLoadReport();
@@ -88,10 +89,10 @@ class PrefillService {
   std::unique_ptr<NodeRuntime> rt_;
   std::unique_ptr<PrefillEngine> engine_;
   std::unique_ptr<rpc::RpcServer> server_;
-  proto::Hello hello_;                                     // ours, for the decode clients
-  std::vector<std::unique_ptr<DecodeLink>> decodes_;       // engine thread; index = peer id - 1
-  std::unordered_map<std::string, size_t> decode_index_;   // engine thread; node id -> index
-  std::map<std::string, rpc::Connection::Ptr> routers_;    // request -> router; engine thread
+  proto::Hello hello_;                                    // ours, for the decode clients
+  std::vector<std::unique_ptr<DecodeLink>> decodes_;      // engine thread; index = peer id - 1
+  std::unordered_map<std::string, size_t> decode_index_;  // engine thread; node id -> index
+  std::map<std::string, rpc::Connection::Ptr> routers_;   // request -> router; engine thread
 
   std::vector<PrefillEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;

@@ -38,25 +38,36 @@
 namespace tandem {
 
 struct ServingRequest {
-  int64_t id = 0;                 // assigned by the router; unique among requests in flight
-  std::vector<int32_t> prompt;    // token ids, non-empty
-  SamplingParams params;          // max_tokens already resolved against the context window
-  int64_t arrival_us = 0;         // steady µs (common/clock.h) when the router received it; 0: now
-  RequestSlo slo;                 // its SLO class and targets (slo/slo_config.h); empty: none
+  int64_t id = 0;               // assigned by the router; unique among requests in flight
+  std::vector<int32_t> prompt;  // token ids, non-empty
+  SamplingParams params;        // max_tokens already resolved against the context window
+  int64_t arrival_us = 0;       // steady µs (common/clock.h) when the router received it; 0: now
+  RequestSlo slo;               // its SLO class and targets (slo/slo_config.h); empty: none
 };
 
 struct InferenceEvent {
   int64_t request_id = 0;
-  std::vector<int32_t> tokens;    // new output tokens, in order (may be empty)
-  int64_t emitted_us = 0;         // steady µs when the client produced this event
+  std::vector<int32_t> tokens;                       // new output tokens, in order (may be empty)
+  int64_t emitted_us = 0;                            // steady µs when the client produced this event
   FinishReason finish_reason = FinishReason::kNone;  // kNone: more events follow
-  Status status;                  // non-OK only with kError
-  RequestRecord record;           // the request's whole record; filled on the final event
+  Status status;                                     // non-OK only with kError
+  RequestRecord record;                              // the request's whole record; filled on the final event
 
   bool final() const { return finish_reason != FinishReason::kNone; }
 };
 
 using EventCallback = std::function<void(InferenceEvent event)>;
+
+// The router core's decisions since it started (GET /metrics: tandem:placement_decisions_total).
+struct RouterDecisionCounts {
+  int64_t placed = 0;               // sent to a (prefill, decode) pair; a move after a refusal counts again
+  int64_t queued = 0;               // deferred into the router's queue (nothing had room)
+  int64_t rejected = 0;             // refused by the policy: no healthy node, never fits, slo_unattainable
+  int64_t queue_full = 0;           // refused: the router's queue was full
+  int64_t shed = 0;                 // waiting requests failed for a more important newcomer
+  int64_t reservation_refused = 0;  // a decode node refused to reserve KV (the request moves on)
+  int64_t timed_out = 0;            // first-token or inter-token deadline passed
+};
 
 // A snapshot for admission control, placement, operators (GET /v1/load) and tests. Fields a
 // client cannot know are -1.
@@ -65,8 +76,9 @@ struct LoadInfo {
   int32_t num_queued = 0;           // of those, waiting in the router's queue for a placement
   int32_t num_free_kv_blocks = -1;  // over healthy decode (or colocated) nodes
   int32_t num_total_kv_blocks = -1;
-  int64_t num_steps = 0;            // engine steps run so far (colocated worker; 0 otherwise)
-  std::vector<NodeView> nodes;      // every node as the router sees it
+  int64_t num_steps = 0;        // engine steps run so far (colocated worker; 0 otherwise)
+  std::vector<NodeView> nodes;  // every node as the router sees it
+  RouterDecisionCounts decisions;
 };
 
 class InferenceClient {

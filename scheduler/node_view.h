@@ -77,6 +77,8 @@ struct NodeView {
                                 // not count yet (until a report that follows their first token)
   PlacedWork placed;
   std::string last_error;
+  int64_t times_up = 0;    // handshakes completed (kReady entered)
+  int64_t times_down = 0;  // connections lost (kDown entered)
 
   bool healthy() const { return state == NodeState::kReady && reported; }
   bool can_prefill() const { return role != NodeRole::kDecode; }

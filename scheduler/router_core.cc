@@ -50,14 +50,18 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
   if (!queue_.empty()) {
     const PlacementDecision decision = policy_->Place(PlacementFor(f, now), PlacementContext{nodes_, {}});
     if (decision.kind == PlacementDecision::Kind::kReject) {
+      ++decisions_.rejected;
       flights_.erase(f.record.id);
       return decision.reason;
     }
     if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
+      ++decisions_.queue_full;
       flights_.erase(f.record.id);
       return ResourceExhaustedError("the router's queue is full (" + std::to_string(options_.max_queued) +
                                     " requests wait for a placement); retry later");
     }
+    ++decisions_.queued;
+    f.counted_deferral = true;
     Enqueue(f, now);
     return Status::Ok();
   }
@@ -78,16 +82,21 @@ RouterCore::Outcome RouterCore::TryPlace(Flight& f, int64_t now, RouterActions* 
         *refused = InternalError("placement policy " + std::string(policy_->name()) + " chose unknown nodes");
         return Outcome::kFailed;
       }
+      ++decisions_.placed;
       Send(f, decision.prefill, decision.decode, now, out);
       return Outcome::kPlaced;
     case PlacementDecision::Kind::kDefer:
       if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
+        ++decisions_.queue_full;
         *refused = ResourceExhaustedError(decision.reason.message() + "; the router's queue is full");
         return Outcome::kFailed;
       }
+      if (!f.counted_deferral) ++decisions_.queued;  // the head deferred again is no new deferral
+      f.counted_deferral = true;
       Enqueue(f, now);
       return Outcome::kQueued;
     case PlacementDecision::Kind::kReject:
+      ++decisions_.rejected;
       break;
   }
   *refused = decision.reason;
@@ -169,6 +178,7 @@ bool RouterCore::ShedForRoom(const Flight& f, int64_t now, RouterActions* out) {
     }
   }
   if (least == nullptr || least->request->slo.priority <= f.request->slo.priority) return false;
+  ++decisions_.shed;
   Finish(victim, FinishReason::kError,
          ResourceExhaustedError("shed: the router's queue is full and a request of a more important SLO class "
                                 "arrived; retry later"),
@@ -274,6 +284,7 @@ void RouterCore::Tick(int64_t now, RouterActions* out) {
                                                   std::to_string(options_.inter_token_timeout_us / 1000) + " ms"));
     }
   }
+  decisions_.timed_out += static_cast<int64_t>(late.size());
   for (auto& [id, why] : late) Finish(id, FinishReason::kError, why, {}, kAbortAll, now, out);
   DrainQueue(now, out);
 }
@@ -377,6 +388,7 @@ void RouterCore::OnReservationRefused(NodeIndex node, int64_t request_id, const 
   Flight& f = *it->second;
   if (f.p != node || f.phase != Flight::Phase::kPrefilling) return;
   const NodeIndex d = FindNode(decode_node);
+  ++decisions_.reservation_refused;
   Uncharge(f);
   ReleasePlacedWork(f, /*decode_too=*/true);
   f.refused.push_back(d >= 0 ? d : f.d);

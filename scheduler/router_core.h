@@ -201,6 +201,7 @@ class RouterCore {
   std::unordered_map<int64_t, std::unique_ptr<Flight>> flights_;
   std::deque<int64_t> queue_;  // kQueued flights, in arrival order
   bool shutting_down_ = false;
+  RouterDecisionCounts decisions_;
 };
 
 }  // namespace tandem

@@ -18,15 +18,16 @@ struct RouterCore::Flight {
   Phase phase = Phase::kQueued;
   NodeIndex p = -1;  // placed on (-1 while queued)
   NodeIndex d = -1;
-  uint32_t charged_blocks = 0;     // charged to d until D's first report after the first token
-  bool placed_prefill = false;     // counted in nodes_[p].placed (until its first token)
+  uint32_t charged_blocks = 0;  // charged to d until D's first report after the first token
+  bool placed_prefill = false;  // counted in nodes_[p].placed (until its first token)
   std::multimap<int64_t, int64_t>::iterator placed_prefill_entry;  // its entry in prefill_queue
   bool placed_decode = false;      // counted in nodes_[d].placed (until it ends or moves)
   int64_t placed_context = 0;      // the tokens it counts for in nodes_[d].placed
   std::vector<NodeIndex> refused;  // decode nodes that refused its reservation
   std::string last_refusal;
   std::vector<std::pair<NodeIndex, TokensReport>> held;  // tokens that overtook the FirstToken
-  bool kv_ready = false;           // P reported its KV landed on D: P is no longer needed
+  bool counted_deferral = false;                         // in RouterDecisionCounts::queued already
+  bool kv_ready = false;                                 // P reported its KV landed on D: P is no longer needed
   int64_t last_token_us = 0;
   RequestRecord record;
 };

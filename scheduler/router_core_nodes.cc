@@ -11,6 +11,7 @@ void RouterCore::OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int
   NodeView& n = nodes_[node];
   n.reserves_output_blocks = reserves_output_blocks;
   n.state = NodeState::kReady;
+  ++n.times_up;
   n.reported = false;  // placement waits for a fresh report from this incarnation
   n.last_error.clear();
   n.block_size_tokens = block_size_tokens;
@@ -25,6 +26,7 @@ void RouterCore::OnNodeRefused(NodeIndex node, const Status& why) { nodes_[node]
 
 void RouterCore::OnNodeDisconnected(NodeIndex node, const Status& why, int64_t now, RouterActions* out) {
   NodeView& n = nodes_[node];
+  if (n.state != NodeState::kDown) ++n.times_down;
   n.state = NodeState::kDown;
   n.reported = false;
   n.last_error = why.ToString();
@@ -129,6 +131,7 @@ LoadInfo RouterCore::Load() const {
   LoadInfo info;
   info.num_requests = static_cast<int32_t>(flights_.size());
   info.num_queued = static_cast<int32_t>(queue_.size());
+  info.decisions = decisions_;
   bool any = false;
   int32_t free = 0, total = 0;
   for (const NodeView& n : nodes_) {

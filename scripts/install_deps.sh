@@ -8,6 +8,7 @@ PACKAGES=(
   libopenblas-dev libprotobuf-dev protobuf-compiler libspdlog-dev libboost-dev
   libucx-dev ucx-utils libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
   libutf8proc-dev clang libclang-rt-14-dev curl libcairo2-dev libssl-dev
+  prometheus-cpp-dev prometheus
 )
 
 missing=()
@@ -27,3 +28,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts the prometheus service on install where systemd runs; tests start their own on
+# 127.0.0.1 with their own configuration, so the system one is not wanted.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -1,8 +1,7 @@
 #include "apps/node_process.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 namespace tandem {
 namespace {
@@ -21,14 +20,26 @@ TEST(ClusterNodeProcessTest, ParsesListeningLines) {
   }
 }
 
+TEST(ClusterNodeProcessTest, ParsesMetricsLines) {
+  EXPECT_EQ(*ParseMetricsLine("metrics on http://127.0.0.1:9464/metrics"), 9464);
+  EXPECT_EQ(*ParseMetricsLine("metrics on 127.0.0.1:9464\n"), 9464);
+  for (const char* bad : {"", "metrics on", "metrics on http://127.0.0.1/metrics", "listening on 127.0.0.1:5"}) {
+    EXPECT_FALSE(ParseMetricsLine(bad).ok()) << bad;
+  }
+}
+
 TEST(ClusterNodeProcessTest, ReadsThePortAfterOtherOutputAndTerminates) {
   auto child = NodeProcess::Spawn(
-      "sh", {"/bin/sh", "-c", "echo starting; echo oops >&2; sleep 0.1; echo 'listening on 127.0.0.1:4321'; exec sleep 30"},
+      "sh",
+      {"/bin/sh", "-c",
+       "echo starting; echo oops >&2; sleep 0.1; echo 'metrics on http://127.0.0.1:4322/metrics'; echo 'listening on "
+       "127.0.0.1:4321'; exec sleep 30"},
       LogPath("ok"));
   ASSERT_TRUE(child.ok()) << child.status().ToString();
   auto port = (*child)->WaitListening(milliseconds(5000));
   ASSERT_TRUE(port.ok()) << port.status().ToString();
   EXPECT_EQ(*port, 4321);
+  EXPECT_EQ((*child)->metrics_port(), 4322);
   EXPECT_TRUE((*child)->Alive());
   EXPECT_EQ((*child)->Terminate(milliseconds(2000)), "signal " + std::to_string(SIGTERM));
   EXPECT_FALSE((*child)->Alive());
@@ -36,8 +47,8 @@ TEST(ClusterNodeProcessTest, ReadsThePortAfterOtherOutputAndTerminates) {
 }
 
 TEST(ClusterNodeProcessTest, EarlyDeathReportsItsLog) {
-  auto child = NodeProcess::Spawn("bad-node", {"/bin/sh", "-c", "echo 'error: no such model' >&2; exit 3"},
-                                   LogPath("dead"));
+  auto child =
+      NodeProcess::Spawn("bad-node", {"/bin/sh", "-c", "echo 'error: no such model' >&2; exit 3"}, LogPath("dead"));
   ASSERT_TRUE(child.ok());
   auto port = (*child)->WaitListening(milliseconds(5000));
   ASSERT_FALSE(port.ok());

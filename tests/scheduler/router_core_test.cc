@@ -238,6 +238,12 @@ TEST_F(RouterCoreTest, AFullQueueRefusesAndNeverFittingIsOutOfRange) {
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(last_.events().empty());  // a refused Submit has no events
   EXPECT_EQ(Submit(2, 1, 1).code(), StatusCode::kAlreadyExists);
+  const RouterDecisionCounts d = core_->Load().decisions;  // GET /metrics shows these
+  EXPECT_EQ(d.placed, 1);
+  EXPECT_EQ(d.queued, 4);
+  EXPECT_EQ(d.rejected, 2);
+  EXPECT_EQ(d.queue_full, 1);
+  EXPECT_EQ(d.shed, 0);
 }
 
 // Overload: a full queue sheds its least important request (the latest among equals) for a more
@@ -258,6 +264,8 @@ TEST_F(RouterCoreTest, AFullQueueShedsTheLeastImportantForAMoreImportantRequest)
   EXPECT_EQ(last_.events()[0].request_id, 3);
   EXPECT_EQ(Submit(10, 150, 10, 0).code(), StatusCode::kResourceExhausted);  // nothing less important left
   EXPECT_EQ(core_->Load().num_queued, 4);
+  EXPECT_EQ(core_->Load().decisions.shed, 3);
+  EXPECT_EQ(core_->Load().decisions.queue_full, 2);
 }
 
 TEST_F(RouterCoreTest, DeadlinesFailQueuedAndPlacedRequests) {
