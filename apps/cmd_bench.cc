@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apps/command.h"
+#include "apps/workload_flags.h"
 #include "loadgen/benchmark.h"
 #include "loadgen/plot_results.h"
 #include "loadgen/rescore.h"
@@ -24,20 +25,13 @@ namespace {
 using namespace loadgen;  // NOLINT: this file is the command-line face of loadgen
 
 struct BenchArgs {
-  std::string base_url, host = "127.0.0.1", endpoint = "/v1/completions", model, tokenizer;
+  std::string base_url, host = "127.0.0.1", endpoint = "/v1/completions", model;
   int port = 8000;
-  std::string dataset_name = "random", dataset_path, preset;
-  int64_t num_prompts = 1000;
-  std::string request_rate = "inf";
-  double burstiness = 1.0;
+  WorkloadFlags workload;
   int64_t max_concurrency = 0;
   std::string ramp_up;
   double ramp_up_start = 0, ramp_up_end = 0;
-  int32_t random_input_len = 1024, random_output_len = 128, sharegpt_output_len = 0, custom_output_len = 256;
-  int32_t max_model_len = 0;
-  double random_range_ratio = 0;
   bool ignore_eos = false;
-  uint64_t seed = 0;
   std::vector<std::string> goodput;
   std::string slo_config;
   std::string percentile_metrics = "ttft,tpot,itl", metric_percentiles = "99";
@@ -63,17 +57,6 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
-Result<double> ParseRate(const std::string& text) {
-  if (text == "inf" || text == "Inf" || text == "INF") return std::numeric_limits<double>::infinity();
-  try {
-    size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && v > 0) return v;
-  } catch (const std::exception&) {
-  }
-  return InvalidArgumentError("--request-rate '" + text + "': a positive number or inf");
-}
-
 std::string RateWord(double rate) {
   if (std::isinf(rate)) return "inf";
   std::ostringstream out;
@@ -84,17 +67,17 @@ std::string RateWord(double rate) {
 Status RunBenchCommand(const BenchArgs& a) {
   BenchConfig c;
   ASSIGN_OR_RETURN(c.run.endpoint, ParseEndpoint(a.base_url, a.host, a.port, a.endpoint));
-  ASSIGN_OR_RETURN(const double rate, ParseRate(a.request_rate));
+  ASSIGN_OR_RETURN(const double rate, a.workload.Rate());
   c.arrivals.rate = rate;
-  c.arrivals.burstiness = a.burstiness;
-  c.arrivals.seed = a.seed;
+  c.arrivals.burstiness = a.workload.burstiness;
+  c.arrivals.seed = a.workload.seed;
   if (!a.ramp_up.empty()) {
     ASSIGN_OR_RETURN(c.arrivals.ramp_up, ParseRampUp(a.ramp_up));
     c.arrivals.ramp_up_start_rps = a.ramp_up_start;
     c.arrivals.ramp_up_end_rps = a.ramp_up_end;
   }
   if (!(a.request_timeout_s > 0)) return InvalidArgumentError("--request-timeout-s must be positive");
-  if (a.num_prompts < 1) return InvalidArgumentError("--num-prompts must be at least 1");
+  if (a.workload.num_prompts < 1) return InvalidArgumentError("--num-prompts must be at least 1");
 
   // Targets: --goodput for everyone, --slo-config classes for requests that name one.
   ASSIGN_OR_RETURN(SloTargets fallback, SloTargets::Parse(a.goodput));
@@ -121,38 +104,23 @@ Status RunBenchCommand(const BenchArgs& a) {
     }
   }
 
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (!a.tokenizer.empty()) {
-    ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromModelDir(a.tokenizer));
-  }
-  WorkloadOptions wo;
-  wo.dataset_name = a.dataset_name;
-  wo.dataset_path = a.dataset_path;
-  wo.preset = a.preset;
-  wo.num_prompts = a.num_prompts;
-  wo.random_input_len = a.random_input_len;
-  wo.random_output_len = a.random_output_len;
-  wo.random_range_ratio = a.random_range_ratio;
-  wo.sharegpt_output_len = a.sharegpt_output_len;
-  wo.custom_output_len = a.custom_output_len;
-  wo.max_model_len = a.max_model_len;
-  wo.seed = a.seed;
-  wo.tokenizer = tokenizer.get();
-  ASSIGN_OR_RETURN(Workload workload, LoadWorkload(wo));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, a.workload.LoadTokenizer());
+  ASSIGN_OR_RETURN(Workload workload, LoadWorkload(a.workload.Options(tokenizer.get())));
   if (c.run.endpoint.chat()) {
     for (BenchRequest& r : workload.requests) {
       if (!r.prompt_text.empty()) continue;
       if (!tokenizer) {
-        return InvalidArgumentError("--endpoint " + c.run.endpoint.path + " with --dataset-name " + a.dataset_name +
+        return InvalidArgumentError("--endpoint " + c.run.endpoint.path + " with --dataset-name " +
+                                    a.workload.dataset_name +
                                     " needs --tokenizer (a model folder) to turn token-id prompts into text");
       }
       r.prompt_text = tokenizer->Decode(r.prompt_ids, /*skip_special_tokens=*/true);
     }
   }
-  std::cerr << "workload: " << workload.requests.size() << " requests (" << a.dataset_name
-            << (a.preset.empty() ? "" : " " + a.preset) << ")";
+  std::cerr << "workload: " << workload.requests.size() << " requests (" << a.workload.DatasetLabel() << ")";
   if (workload.skipped) std::cerr << ", " << workload.skipped << " entries filtered out";
-  if (workload.clipped) std::cerr << ", " << workload.clipped << " clipped to --max-model-len " << a.max_model_len;
+  if (workload.clipped)
+    std::cerr << ", " << workload.clipped << " clipped to --max-model-len " << a.workload.max_model_len;
   std::cerr << std::endl;
 
   c.run.api_key = a.api_key;
@@ -182,11 +150,11 @@ Status RunBenchCommand(const BenchArgs& a) {
   c.info.base_url = "http://" + c.run.endpoint.host + ":" + std::to_string(c.run.endpoint.port);
   c.info.endpoint = c.run.endpoint.path;
   c.info.model_id = c.run.model;
-  c.info.tokenizer_id = a.tokenizer;
-  c.info.dataset_name = a.dataset_name + (a.preset.empty() ? "" : ":" + a.preset);
+  c.info.tokenizer_id = a.workload.tokenizer;
+  c.info.dataset_name = a.workload.DatasetLabel();
   c.info.num_prompts = static_cast<int64_t>(workload.requests.size());
   c.info.request_rate = rate;
-  c.info.burstiness = a.burstiness;
+  c.info.burstiness = a.workload.burstiness;
   c.info.max_concurrency = a.max_concurrency;
   c.info.resources = a.resources;
   c.info.goodput = a.goodput;
@@ -245,33 +213,13 @@ std::pair<CLI::App*, CommandRunner> SetupBench(CLI::App& app) {
   cmd->add_option("--port", args->port, "server port")->capture_default_str();
   cmd->add_option("--endpoint", args->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
   cmd->add_option("--model", args->model, "model name to send (default: the server's first in /v1/models)");
-  cmd->add_option("--tokenizer", args->tokenizer, "a local HF model folder: counts text prompts, decodes ids for chat");
-  cmd->add_option("--dataset-name", args->dataset_name, "random|sharegpt|custom|trace|synthetic")
-      ->capture_default_str();
-  cmd->add_option("--dataset-path", args->dataset_path, "the sharegpt JSON, custom JSONL or trace (JSONL or CSV)");
-  std::string presets;
-  for (const SyntheticPreset& p : SyntheticPresets()) presets += (presets.empty() ? "" : "|") + p.name;
-  cmd->add_option("--synthetic-preset", args->preset, presets);
-  cmd->add_option("--num-prompts", args->num_prompts, "requests to send")->capture_default_str();
-  cmd->add_option("--request-rate", args->request_rate, "requests/s, or inf: all at once (a trace: its own times)")
-      ->capture_default_str();
-  cmd->add_option("--burstiness", args->burstiness, "gamma shape of the gaps: 1 Poisson, <1 burstier")
-      ->capture_default_str();
+  AddWorkloadOptions(*cmd, args->workload);
   cmd->add_option("--max-concurrency", args->max_concurrency, "requests in flight at most (0: no limit)");
   cmd->add_option("--ramp-up-strategy", args->ramp_up, "linear|exponential");
   cmd->add_option("--ramp-up-start-rps", args->ramp_up_start, "ramp-up start rate");
   cmd->add_option("--ramp-up-end-rps", args->ramp_up_end, "ramp-up end rate");
-  cmd->add_option("--random-input-len", args->random_input_len)->capture_default_str();
-  cmd->add_option("--random-output-len", args->random_output_len)->capture_default_str();
-  cmd->add_option("--random-range-ratio", args->random_range_ratio, "lengths uniform in [len*(1-r), len*(1+r)]")
-      ->capture_default_str();
-  cmd->add_option("--sharegpt-output-len", args->sharegpt_output_len, "override the answers' lengths");
-  cmd->add_option("--custom-output-len", args->custom_output_len, "output length of custom lines without one")
-      ->capture_default_str();
-  cmd->add_option("--max-model-len", args->max_model_len, "clip prompt + output to this many tokens");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "ask the server to ignore EOS (fixed output lengths)");
   cmd->add_option("--temperature", args->temperature)->capture_default_str();
-  cmd->add_option("--seed", args->seed)->capture_default_str();
   cmd->add_option("--goodput", args->goodput, "SLO targets: ttft:MS tpot:MS e2el:MS");
   cmd->add_option("--slo-config", args->slo_config, "SLO classes (JSON, the router's format) for classed requests");
   cmd->add_flag("--send-slo-class", args->send_slo_class,

@@ -22,6 +22,7 @@ set(_TANDEM_LAYERS
   "frontend=common,slo,tokenizer,scheduler,model/model_config.h,model/sampling_params.h"
   "worker=common,slo,kernels,model,engine,scheduler"
   "loadgen=common,tokenizer,slo/slo_config.h"
+  "sim=common,slo,model,engine,scheduler,loadgen"
 )
 
 function(tandem_check_layering)

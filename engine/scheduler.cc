@@ -54,8 +54,10 @@ Status Scheduler::Enqueue(Request r, int64_t now, std::deque<std::unique_ptr<Req
     return AlreadyExistsError("request " + std::to_string(r.id) + " is already queued");
   }
   r.history = TokenHistory();
-  r.history.AddPrompt(r.prompt);
-  for (int32_t t : r.output) r.history.AddOutput(t);
+  if (r.params.uses_penalties()) {  // counting every token costs a hash update per token
+    r.history.AddPrompt(r.prompt);
+    for (int32_t t : r.output) r.history.AddOutput(t);
+  }
   r.record.id = r.id;
   r.record.prompt_tokens = static_cast<int32_t>(r.prompt.size());
   if (r.record.arrival_us == 0) r.record.arrival_us = now;
@@ -336,6 +338,7 @@ StepPlan Scheduler::Schedule(int64_t now) {
 
 std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan, const StepResult& result) {
   std::vector<StepOutput> outputs;
+  outputs.reserve(plan.chunks.size());
   size_t sample = 0;
   for (const ScheduledChunk& c : plan.chunks) {
     Request& r = *c.request;
@@ -352,7 +355,7 @@ std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan
     }
     const int32_t token = result.tokens[sample++];
     r.output.push_back(token);
-    r.history.AddOutput(token);
+    if (r.params.uses_penalties()) r.history.AddOutput(token);
     if (was_prefill) r.record.prefill_end_us = now;
     r.record.AddToken(now);
     FinishReason reason = FinishReason::kNone;
@@ -362,7 +365,7 @@ std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan
       reason = FinishReason::kLength;
     }
     if (reason != FinishReason::kNone) Finish(r, reason, now);
-    outputs.push_back({r.id, token, r.finish_reason, r.status});
+    outputs.push_back({r.id, token, r.finish_reason, {}, r.output.size() == 1});  // r.status is Ok here
   }
   Retire();
   return outputs;

@@ -125,7 +125,8 @@ struct StepOutput {
   int64_t request_id = 0;
   int32_t token = -1;  // -1 when the request ended without a new token (failed step)
   FinishReason finish_reason = FinishReason::kNone;
-  Status status;  // kError: why
+  Status status;             // kError: why
+  bool first_token = false;  // `token` is the request's first output token
 };
 
 class Scheduler {

@@ -23,6 +23,10 @@ struct SamplingParams {
   bool ignore_eos = false;
 
   bool greedy() const { return temperature <= 0.0f; }
+  // Whether a draw reads the token history (the engine keeps it only then).
+  bool uses_penalties() const {
+    return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+  }
   // InvalidArgument naming the field and its allowed range.
   Status Validate() const;
 };

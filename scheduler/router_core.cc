@@ -206,17 +206,18 @@ void RouterCore::Uncharge(Flight& f) {
   f.charged_blocks = 0;
 }
 
-void RouterCore::Emit(Flight& f, std::vector<int32_t> tokens, int64_t now, RouterActions* out) {
+void RouterCore::Emit(Flight& f, const std::vector<int32_t>& tokens, int64_t now, RouterActions* out) {
   if (f.placed_decode) {
     nodes_[f.d].placed.decode_context_tokens += static_cast<int64_t>(tokens.size());
     f.placed_context += static_cast<int64_t>(tokens.size());
   }
   for (size_t i = 0; i < tokens.size(); ++i) f.record.AddToken(now);
   f.last_token_us = now;
+  if (!options_.token_events) return;
   InferenceEvent ev;
   ev.request_id = f.record.id;
   ev.emitted_us = now;
-  ev.tokens = std::move(tokens);
+  ev.tokens = tokens;
   out->push_back(DeliverEvent{std::move(ev)});
 }
 

@@ -54,6 +54,9 @@ struct RouterCoreOptions {
   int32_t max_queued = 1024;                    // requests waiting for a placement; beyond: ResourceExhausted (429)
   // What every request is checked against (ValidateRequest); fields 0 are not checked.
   RequestLimits limits;
+  // false: no event for a request's tokens until its final one (which carries the record):
+  // the simulator wants records only, and skips building an event per token.
+  bool token_events = true;
 };
 
 struct NodeSpec {
@@ -185,7 +188,7 @@ class RouterCore {
   // (429: lower-priority classes are shed first) and there is room for `f`. Whether there is.
   bool ShedForRoom(const Flight& f, int64_t now, RouterActions* out);
   void Uncharge(Flight& f);
-  void Emit(Flight& f, std::vector<int32_t> tokens, int64_t now, RouterActions* out);
+  void Emit(Flight& f, const std::vector<int32_t>& tokens, int64_t now, RouterActions* out);
   // The final event; SendAbort to the placed nodes but `except` (kAbortAll: no exception,
   // kAbortNone: no Abort at all); removes the flight.
   static constexpr NodeIndex kAbortAll = -1;

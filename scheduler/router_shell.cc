@@ -13,11 +13,7 @@ constexpr std::chrono::milliseconds kTickInterval{50};
 
 RouterShell::RouterShell(std::unique_ptr<RouterCore> core, NodeLink& link, const Clock& clock,
                          std::shared_ptr<spdlog::logger> log, std::function<void(const RequestRecord&)> on_finished)
-    : core_(std::move(core)),
-      link_(link),
-      clock_(clock),
-      log_(std::move(log)),
-      on_finished_(std::move(on_finished)) {
+    : core_(std::move(core)), link_(link), clock_(clock), log_(std::move(log)), on_finished_(std::move(on_finished)) {
   dispatcher_ = std::thread([this] { DispatchLoop(); });
 }
 
@@ -99,10 +95,17 @@ void RouterShell::Deliver(Delivery& d) {
   const bool final = d.event.final();
   if (final) {
     log_->info("{}", d.event.record.Summary());
+    // Before the client hears the end: whoever has its answer finds it in the metrics and log.
+    if (on_finished_) {
+      try {
+        on_finished_(d.event.record);
+      } catch (const std::exception& e) {
+        log_->error("on_finished for request {} threw: {}", id, e.what());
+      }
+    }
   } else if (threw_.count(id)) {
     return;  // its callback threw on an earlier event: only the final one goes out now
   }
-  RequestRecord record = final ? d.event.record : RequestRecord{};
   try {
     d.callback(std::move(d.event));
   } catch (const std::exception& e) {
@@ -120,14 +123,7 @@ void RouterShell::Deliver(Delivery& d) {
       });
     }
   }
-  if (!final) return;
-  threw_.erase(id);
-  if (!on_finished_) return;
-  try {
-    on_finished_(record);
-  } catch (const std::exception& e) {
-    log_->error("on_finished for request {} threw: {}", id, e.what());
-  }
+  if (final) threw_.erase(id);
 }
 
 void RouterShell::DispatchLoop() {

@@ -10,12 +10,15 @@
 // down or disturb another request.
 //
 // The finished request's RequestRecord is logged here, once (RequestRecord::Summary), and handed
-// to `on_finished`.
+// to `on_finished` before the final event goes to the request's callback (so a client that has
+// its answer finds the request counted in the metrics and written to the request log).
 //
 // Threading: every public method may be called from any thread; Update() is how io threads feed
 // the core. NodeLink methods run with the mutex held: they must only queue, never block, and
 // never call back into the shell.
 #pragma once
+
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -27,8 +30,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "scheduler/router_core.h"
@@ -96,11 +97,11 @@ class RouterShell {
   const std::function<void(const RequestRecord&)> on_finished_;
 
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;  // work for the dispatcher; core state changes (WaitReady)
+  mutable std::condition_variable cv_;                    // work for the dispatcher; core state changes (WaitReady)
   std::unordered_map<int64_t, EventCallback> callbacks_;  // GUARDED_BY(mu_): accepted, not final
   std::deque<Delivery> work_;                             // GUARDED_BY(mu_)
   bool exit_ = false;                                     // GUARDED_BY(mu_)
-  std::unordered_set<int64_t> threw_;  // dispatcher thread: requests whose callback threw
+  std::unordered_set<int64_t> threw_;                     // dispatcher thread: requests whose callback threw
   std::thread dispatcher_;
   std::once_flag stop_once_;
 };
