@@ -32,6 +32,7 @@ struct SimulateArgs {
   std::string slo_config;
   std::vector<std::string> goodput;
   int32_t kv_blocks = 0;
+  double prefill_scale = 1.0, decode_scale = 1.0;
   double kv_cache_gib = 1.0;
   int32_t max_num_batched_tokens = 0;  // 0: the role's default
   int32_t max_num_seqs = 0;
@@ -55,6 +56,8 @@ Status RunSimulate(const SimulateArgs& a) {
     std::cerr << "warning: the profile has no KV transfer phase: transfers are simulated as free" << std::endl;
   }
   o.kv_blocks = a.kv_blocks;
+  o.prefill_scale = a.prefill_scale;
+  o.decode_scale = a.decode_scale;
   o.kv_cache_gib = a.kv_cache_gib;
   if (a.max_num_batched_tokens > 0) {
     o.prefill_max_num_batched_tokens = o.colocated_max_num_batched_tokens = a.max_num_batched_tokens;
@@ -150,6 +153,11 @@ std::pair<CLI::App*, CommandRunner> SetupSimulate(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--goodput", a->goodput, "SLO targets to score: ttft:MS tpot:MS e2el:MS");
   cmd->add_option("--kv-blocks", a->kv_blocks, "KV blocks per node (default: from --kv-cache-gib)");
+  cmd->add_option("--prefill-scale", a->prefill_scale,
+                  "prefill takes this many times the profile's time (a loaded machine's measured / predicted)")
+      ->capture_default_str();
+  cmd->add_option("--decode-scale", a->decode_scale, "decode steps take this many times the profile's time")
+      ->capture_default_str();
   cmd->add_option("--kv-cache-gib", a->kv_cache_gib, "KV pool per node in GiB")->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "prefill nodes' / workers' token budget per step (default 2048)");

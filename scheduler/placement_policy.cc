@@ -78,6 +78,9 @@ PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, cons
   const auto node = [&](NodeIndex i) -> const NodeView& { return ctx.nodes[static_cast<size_t>(i)]; };
   std::sort(c.prefill.begin(), c.prefill.end(), [&](NodeIndex a, NodeIndex b) {
     if (node(a).queued_tokens() != node(b).queued_tokens()) return node(a).queued_tokens() < node(b).queued_tokens();
+    // No prompts waiting on either: the one holding less (a colocated node's decode batch lives in
+    // its blocks; without this, every request between reports would go to the first node).
+    if (node(a).free_blocks() != node(b).free_blocks()) return node(a).free_blocks() > node(b).free_blocks();
     return node(a).id < node(b).id;
   });
   bool any_pair = false;

@@ -91,7 +91,10 @@ class Simulation {
   void OnTransferDone(int64_t id);
   Status Reserve(NodeIndex d, const Request& r);
   void Report(NodeIndex n, RouterActions* out);
-  double StepUs(const StepPlan& plan) const;
+  double StepUs(const SimNode& node, const StepPlan& plan) const;
+  const LatencyProfile& ProfileOf(const SimNode& node) const {
+    return node.role == NodeRole::kDecode && o_.decode_profile ? *o_.decode_profile : o_.profile;
+  }
   void FreeBlocks(NodeIndex n, std::vector<int32_t>& blocks);
 
   const SimOptions& o_;
@@ -138,8 +141,9 @@ Status Simulation::BuildNodes() {
       so.max_num_seqs = o_.decode_max_num_seqs;
       so.max_num_batched_tokens = std::max(o_.decode_max_num_seqs, o_.decode_max_num_batched_tokens);
       if (o_.decode_tpot_admission) {
-        const LatencyProfile* p = &o_.profile;
-        so.step_time_us = [p](int32_t batch, int64_t ctx) { return p->DecodeStepUs(batch, ctx); };
+        const LatencyProfile* p = &ProfileOf(*n);
+        const double scale = o_.decode_scale;
+        so.step_time_us = [p, scale](int32_t batch, int64_t ctx) { return p->DecodeStepUs(batch, ctx) * scale; };
       }
     } else {
       so.max_num_seqs = o_.colocated_max_num_seqs;
@@ -151,11 +155,12 @@ Status Simulation::BuildNodes() {
   return Status::Ok();
 }
 
-double Simulation::StepUs(const StepPlan& plan) const {
+double Simulation::StepUs(const SimNode& node, const StepPlan& plan) const {
+  const LatencyProfile& profile = ProfileOf(node);
   const StepShape shape = ShapeOf(plan);
   double us = 0;
-  if (shape.prefill.tokens > 0) us += o_.profile.PrefillUs(shape.prefill);
-  if (shape.decode_batch > 0) us += o_.profile.DecodeStepUs(shape.decode_batch, shape.decode_context);
+  if (shape.prefill.tokens > 0) us += profile.PrefillUs(shape.prefill) * o_.prefill_scale;
+  if (shape.decode_batch > 0) us += profile.DecodeStepUs(shape.decode_batch, shape.decode_context) * o_.decode_scale;
   return std::max(us, 1.0);
 }
 
@@ -238,7 +243,7 @@ void Simulation::TryStart(NodeIndex n) {
   if (node.plan.empty()) return;  // waiting for blocks: a later event frees them
   node.busy = true;
   node.step_start_us = now_;
-  Push(now_ + static_cast<int64_t>(std::llround(StepUs(node.plan))), EventKind::kStepDone, n, 0);
+  Push(now_ + static_cast<int64_t>(std::llround(StepUs(node, node.plan))), EventKind::kStepDone, n, 0);
 }
 
 void Simulation::OnStepDone(NodeIndex n) {
@@ -460,10 +465,12 @@ Result<SimResult> Simulation::Run() {
   if (o_.num_colocated == 0 && (o_.num_prefill < 1 || o_.num_decode < 1)) {
     return InvalidArgumentError("a disaggregated deployment needs at least one prefill and one decode node");
   }
-  if (o_.profile.prefill.empty() || o_.profile.decode.empty()) {
+  if (o_.profile.prefill.empty() || o_.profile.decode.empty() ||
+      (o_.decode_profile && o_.decode_profile->decode.empty())) {
     return InvalidArgumentError("the latency profile has no prefill or no decode model");
   }
   if (o_.report_interval_us <= 0) return InvalidArgumentError("the report interval must be positive");
+  if (!(o_.prefill_scale > 0) || !(o_.decode_scale > 0)) return InvalidArgumentError("step scales must be positive");
   RETURN_IF_ERROR(BuildNodes());
   result_.records.resize(requests_.size());
   result_.refused.resize(requests_.size());

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,15 @@ struct SimRequest {
 };
 
 struct SimOptions {
-  LatencyProfile profile;
+  LatencyProfile profile;  // every node's step times, and the KV transfer
+  // The decode nodes' step times when they differ (another instance size); unset: `profile`.
+  std::optional<LatencyProfile> decode_profile;
+  // A step's prefill part takes prefill_scale times the profile's prediction, its decode part
+  // decode_scale times: what a profile measured on an idle machine does not see on a loaded one
+  // (the server's own threads and the clients beside it slow short memory-bound decode steps more
+  // than long prefills), measured as a deployment's step time / the profile's.
+  double prefill_scale = 1.0;
+  double decode_scale = 1.0;
   int num_prefill = 1;
   int num_decode = 1;
   int num_colocated = 0;  // > 0: that many colocated workers instead of prefill and decode nodes

@@ -47,6 +47,19 @@ TEST(PlacementPolicyTest, TiesGoToLowestIdWhateverTheOrder) {
   EXPECT_EQ(n.Id(r.decode), "decode-1");
 }
 
+// Colocated workers with no prompt waiting: the one holding fewer blocks (a smaller decode
+// batch) takes the request, not always the first by id.
+TEST(PlacementPolicyTest, IdleColocatedWorkersBalanceByTheBlocksTheyHold) {
+  Nodes n;
+  n.Colocated("worker-0", 100);
+  const NodeIndex w1 = n.Colocated("worker-1", 700);
+  n.Colocated("worker-2", 400);
+  const PlacementDecision r = n.Place({100, 50});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_EQ(r.prefill, w1);
+  EXPECT_EQ(r.decode, w1);
+}
+
 TEST(PlacementPolicyTest, SkipsDecodeNodesThatCannotHoldTheRequest) {
   // 100 + 60 tokens: 10 blocks of 16, or 3 blocks of 64. decode-0 has more free blocks but
   // small ones that do not suffice; decode-1's bigger blocks hold it.

@@ -1,0 +1,289 @@
+#include "sim/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <future>
+#include <random>
+#include <thread>
+
+namespace tandem {
+
+double JointAttainment(const SimResult& r, double ttft_ms, double tpot_ms) {
+  if (r.records.empty()) return 0;
+  int64_t met = 0;
+  for (const RequestRecord& rec : r.records) {
+    const bool finished = rec.finish_reason == FinishReason::kStop || rec.finish_reason == FinishReason::kLength;
+    const bool ttft = ttft_ms <= 0 || (rec.ttft_ms() >= 0 && rec.ttft_ms() <= ttft_ms);
+    const bool tpot = tpot_ms <= 0 || rec.tpot_ms() <= tpot_ms;
+    met += finished && ttft && tpot;
+  }
+  return static_cast<double>(met) / static_cast<double>(r.records.size());
+}
+
+namespace {
+
+// The workload's requests arriving as a Poisson process at `rate`.
+std::vector<SimRequest> AtRate(const std::vector<SimRequest>& workload, double rate, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::exponential_distribution<double> gap(rate);
+  std::vector<SimRequest> out = workload;
+  double t = 0;
+  for (SimRequest& r : out) {
+    t += gap(rng);
+    r.arrival_us = static_cast<int64_t>(t * 1e6);
+  }
+  return out;
+}
+
+struct Setup {
+  int32_t prefill_size = 0, num_prefill = 0, decode_size = 0, num_decode = 0;
+  int32_t colocated_size = 0, num_colocated = 0;
+  bool instant_prefill = false;  // the decode phase alone: prompts take no time
+  bool single_token = false;     // the prefill phase alone: every answer is its first token
+};
+
+class Planner {
+ public:
+  explicit Planner(const PlanOptions& o) : o_(o) {}
+
+  const LatencyProfile& ProfileOf(int32_t size) const {
+    for (const InstanceKind& k : o_.kinds) {
+      if (k.size == size) return k.profile;
+    }
+    return o_.kinds.front().profile;
+  }
+
+  Result<SimResult> Run(const Setup& s, double rate) const {
+    SimOptions so = o_.node;
+    so.router.first_token_timeout_us = 0;  // a request late for its SLO still counts as late, not failed
+    so.router.inter_token_timeout_us = 0;
+    so.router.max_queued = 1 << 30;
+    if (s.num_colocated > 0) {
+      so.num_colocated = s.num_colocated;
+      so.profile = ProfileOf(s.colocated_size);
+    } else {
+      so.num_prefill = s.num_prefill;
+      so.num_decode = s.num_decode;
+      so.profile = ProfileOf(s.prefill_size);
+      so.decode_profile = ProfileOf(s.decode_size);
+      if (s.instant_prefill) so.profile.prefill = {{0, 1, 0, 0}};
+    }
+    std::vector<SimRequest> requests = AtRate(o_.workload, rate, o_.seed);
+    for (SimRequest& r : requests) {
+      r.slo.ttft_ms = o_.ttft_ms;
+      r.slo.tpot_ms = o_.tpot_ms;
+      if (s.single_token) r.output_len = 1;
+    }
+    ASSIGN_OR_RETURN(auto policy, CreatePlacementPolicy("least-loaded"));
+    return Simulate(so, std::move(policy), requests);
+  }
+
+  Result<double> Attainment(const Setup& s, double rate) {
+    ASSIGN_OR_RETURN(SimResult r, Run(s, rate));
+    ++simulations_;
+    return JointAttainment(r, o_.ttft_ms, o_.tpot_ms);
+  }
+
+  // The highest rate meeting the goal: doubling or halving from a first guess, then bisection.
+  Result<double> MaxRate(const Setup& s, double guess) {
+    double lo = 0, hi = 0, r = std::max(guess, 1e-3);
+    ASSIGN_OR_RETURN(double a, Attainment(s, r));
+    if (a >= o_.attainment) {
+      lo = r;
+      // A finite workload is served at any rate once it all fits in a few steps: beyond 10^4 x
+      // the first guess the deployment is not what limits the rate.
+      for (int i = 0; i < 14 && hi == 0; ++i) {
+        r *= 2;
+        ASSIGN_OR_RETURN(a, Attainment(s, r));
+        (a >= o_.attainment ? lo : hi) = r;
+      }
+    } else {
+      hi = r;
+      for (int i = 0; i < 40 && lo == 0; ++i) {
+        r /= 2;
+        ASSIGN_OR_RETURN(a, Attainment(s, r));
+        (a >= o_.attainment ? lo : hi) = r;
+      }
+    }
+    if (lo == 0 || hi == 0) return lo;
+    while ((hi - lo) / hi > o_.tolerance) {
+      const double mid = (lo + hi) / 2;
+      ASSIGN_OR_RETURN(a, Attainment(s, mid));
+      (a >= o_.attainment ? lo : hi) = mid;
+    }
+    return lo;
+  }
+
+  int64_t simulations() const { return simulations_; }
+
+ private:
+  const PlanOptions& o_;
+  int64_t simulations_ = 0;
+};
+
+// A first guess of one instance's rate: the prompts it can prefill per second.
+double Guess(const LatencyProfile& p, const std::vector<SimRequest>& w) {
+  double prompt = 0;
+  for (const SimRequest& r : w) prompt += r.prompt_len;
+  prompt /= std::max<size_t>(1, w.size());
+  return 1e6 / std::max(1.0, p.PrefillUs(static_cast<int64_t>(prompt)));
+}
+
+// Runs `jobs` on up to `threads` threads; the first error wins.
+Status RunAll(std::vector<std::function<Status()>>& jobs, int threads) {
+  const size_t n = static_cast<size_t>(std::max(1, threads));
+  std::vector<std::future<Status>> running;
+  Status first = Status::Ok();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    running.push_back(std::async(std::launch::async, jobs[i]));
+    if (running.size() == n || i + 1 == jobs.size()) {
+      for (auto& f : running) {
+        Status s = f.get();
+        if (first.ok() && !s.ok()) first = s;
+      }
+      running.clear();
+    }
+  }
+  return first;
+}
+
+std::string Name(const Deployment& d) {
+  if (d.num_colocated > 0)
+    return std::to_string(d.num_colocated) + "x" + std::to_string(d.colocated_size) + " colocated";
+  return std::to_string(d.num_prefill) + "x" + std::to_string(d.prefill_size) + "P + " + std::to_string(d.num_decode) +
+         "x" + std::to_string(d.decode_size) + "D";
+}
+
+}  // namespace
+
+Result<Plan> MakePlan(const PlanOptions& o) {
+  if (o.kinds.empty()) return InvalidArgumentError("no instance profile to plan with");
+  if (o.workload.empty()) return InvalidArgumentError("no workload to plan for");
+  if (o.ttft_ms <= 0 && o.tpot_ms <= 0) return InvalidArgumentError("no SLO: give a TTFT and/or a TPOT target");
+  if (!(o.attainment > 0 && o.attainment <= 1)) return InvalidArgumentError("the attainment goal must be in (0, 1]");
+  if (o.resources <= 0 && o.rate <= 0) return InvalidArgumentError("give a resource budget or a rate to provision for");
+  for (const InstanceKind& k : o.kinds) {
+    if (k.size < 1) return InvalidArgumentError("an instance size must be at least 1");
+    if (k.profile.prefill.empty() || k.profile.decode.empty()) {
+      return InvalidArgumentError("the profile for size " + std::to_string(k.size) + " has no prefill or decode model");
+    }
+  }
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  Plan plan;
+  const size_t n = o.kinds.size();
+  plan.prefill.resize(n);
+  plan.decode.resize(n);
+  plan.colocated.resize(n);
+  std::vector<int64_t> sims(3 * n, 0);
+  std::vector<std::function<Status()>> jobs;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t size = o.kinds[i].size;
+    const double guess = Guess(o.kinds[i].profile, o.workload);
+    // Prefill alone: one prefill instance, a decode side that never limits (one token answers).
+    jobs.push_back([&, i, size, guess]() -> Status {
+      Planner p(o);
+      Setup s{size, 1, size, 1, 0, 0, false, true};
+      ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
+      plan.prefill[i] = {size, r};
+      sims[3 * i] = p.simulations();
+      return Status::Ok();
+    });
+    // Decode alone: prompts take no time, the transfer and the decode node are real.
+    jobs.push_back([&, i, size, guess]() -> Status {
+      Planner p(o);
+      Setup s{size, 1, size, 1, 0, 0, true, false};
+      ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
+      plan.decode[i] = {size, r};
+      sims[3 * i + 1] = p.simulations();
+      return Status::Ok();
+    });
+    jobs.push_back([&, i, size, guess]() -> Status {
+      Planner p(o);
+      Setup s;
+      s.colocated_size = size;
+      s.num_colocated = 1;
+      ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
+      plan.colocated[i] = {size, r};
+      sims[3 * i + 2] = p.simulations();
+      return Status::Ok();
+    });
+  }
+  RETURN_IF_ERROR(RunAll(jobs, threads));
+  for (int64_t s : sims) plan.simulations += s;
+
+  // Candidate deployments: every (prefill size, decode size) pair replicated to the budget or the
+  // rate, and colocated instances of every size.
+  std::vector<Deployment> candidates;
+  for (const PhaseRate& p : plan.prefill) {
+    for (const PhaseRate& d : plan.decode) {
+      if (p.rate <= 0 || d.rate <= 0) continue;
+      Deployment best;
+      if (o.rate > 0) {
+        best.num_prefill = static_cast<int32_t>(std::ceil(o.rate / p.rate));
+        best.num_decode = static_cast<int32_t>(std::ceil(o.rate / d.rate));
+        best.predicted_rate = std::min(best.num_prefill * p.rate, best.num_decode * d.rate);
+      } else {
+        for (int32_t np = 1; np * p.size + d.size <= o.resources; ++np) {
+          const int32_t nd = (o.resources - np * p.size) / d.size;
+          const double predicted = std::min(np * p.rate, nd * d.rate);
+          if (predicted > best.predicted_rate) {
+            best.num_prefill = np;
+            best.num_decode = nd;
+            best.predicted_rate = predicted;
+          }
+        }
+        if (best.num_prefill == 0) continue;
+      }
+      best.prefill_size = p.size;
+      best.decode_size = d.size;
+      best.resources = best.num_prefill * p.size + best.num_decode * d.size;
+      candidates.push_back(best);
+    }
+  }
+  for (const PhaseRate& c : plan.colocated) {
+    if (c.rate <= 0) continue;
+    Deployment d;
+    d.colocated_size = c.size;
+    d.num_colocated = o.rate > 0 ? static_cast<int32_t>(std::ceil(o.rate / c.rate)) : o.resources / c.size;
+    if (d.num_colocated < 1) continue;
+    d.resources = d.num_colocated * c.size;
+    d.predicted_rate = d.num_colocated * c.rate;
+    candidates.push_back(d);
+  }
+  // The most promising by prediction are simulated whole.
+  std::sort(candidates.begin(), candidates.end(), [](const Deployment& a, const Deployment& b) {
+    return a.predicted_rate / a.resources > b.predicted_rate / b.resources;
+  });
+  if (candidates.size() > 8) candidates.resize(8);
+  std::vector<int64_t> joint_sims(candidates.size(), 0);
+  jobs.clear();
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    jobs.push_back([&, i]() -> Status {
+      Deployment& d = candidates[i];
+      Planner p(o);
+      Setup s{d.prefill_size, d.num_prefill, d.decode_size, d.num_decode, d.colocated_size, d.num_colocated};
+      ASSIGN_OR_RETURN(d.goodput, p.MaxRate(s, d.predicted_rate));
+      if (o.rate > 0) {
+        ASSIGN_OR_RETURN(d.attainment_at_rate, p.Attainment(s, o.rate));
+      }
+      joint_sims[i] = p.simulations();
+      return Status::Ok();
+    });
+  }
+  RETURN_IF_ERROR(RunAll(jobs, threads));
+  for (int64_t s : joint_sims) plan.simulations += s;
+  for (Deployment& d : candidates) d.name = Name(d);
+  std::sort(candidates.begin(), candidates.end(), [&](const Deployment& a, const Deployment& b) {
+    if (o.rate > 0) {  // for a rate: the fewest resources that meet the goal there
+      const bool am = a.attainment_at_rate >= o.attainment, bm = b.attainment_at_rate >= o.attainment;
+      if (am != bm) return am;
+      if (a.resources != b.resources) return a.resources < b.resources;
+    }
+    return a.per_resource() > b.per_resource();
+  });
+  plan.ranked = std::move(candidates);
+  return plan;
+}
+
+}  // namespace tandem

@@ -1,0 +1,70 @@
+// Capacity planning on the simulator (`tandem plan`): DistServe's placement search for a
+// cluster whose prefill and decode instances sit on their own nodes (its Algorithm 1): every
+// instance size is simulated one phase at a time to find the highest rate one instance serves
+// within the phase's target (TTFT for prefill, TPOT for decode) at the attainment goal; the
+// best size per phase (most rate per resource) is replicated to the budget or to the target rate;
+// the chosen P:D deployment is then simulated whole (transfer, queueing, both phases) to report
+// the goodput it really reaches. Colocated instances of every size are searched the same way, as
+// the baseline a disaggregated plan must beat.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "sim/simulator.h"
+
+namespace tandem {
+
+struct InstanceKind {
+  int32_t size = 1;  // resources per instance: cores (threads) or GPUs (tensor-parallel degree)
+  LatencyProfile profile;
+};
+
+struct PlanOptions {
+  std::vector<InstanceKind> kinds;   // one profile per instance size
+  std::vector<SimRequest> workload;  // lengths and SLOs; arrivals are made per rate (Poisson)
+  double ttft_ms = 0;                // the targets every request is held to
+  double tpot_ms = 0;
+  double attainment = 0.9;
+  int32_t resources = 0;    // budget (cores or GPUs); 0: none (then `rate` sizes the plan)
+  double rate = 0;          // > 0: provision for this many requests/s
+  SimOptions node;          // node knobs (budgets, KV pool); counts and profile are set per run
+  double tolerance = 0.03;  // bisection stops at this relative width
+  int threads = 0;          // parallel simulations (0: the cores)
+  uint64_t seed = 1;
+};
+
+// The highest rate (requests/s) one deployment serves at the goal, by phase or jointly.
+struct PhaseRate {
+  int32_t size = 0;
+  double rate = 0;  // per instance
+  double per_resource() const { return size > 0 ? rate / size : 0; }
+};
+
+struct Deployment {
+  std::string name;  // "2x4P + 3x2D", "6x2 colocated"
+  int32_t prefill_size = 0, num_prefill = 0, decode_size = 0, num_decode = 0;
+  int32_t colocated_size = 0, num_colocated = 0;
+  int32_t resources = 0;
+  double predicted_rate = 0;       // from the phases alone: min over phases of count x per-instance rate
+  double goodput = 0;              // simulated whole: the highest rate meeting the goal
+  double attainment_at_rate = -1;  // with PlanOptions::rate: joint attainment there
+  double per_resource() const { return resources > 0 ? goodput / resources : 0; }
+};
+
+struct Plan {
+  std::vector<PhaseRate> prefill, decode, colocated;  // one per instance size
+  std::vector<Deployment> ranked;                     // best first (goodput per resource)
+  int64_t simulations = 0;
+};
+
+// InvalidArgument for no instance kinds, no targets, a goal outside (0, 1], or neither a budget
+// nor a rate; the simulator's errors otherwise.
+Result<Plan> MakePlan(const PlanOptions& options);
+
+// Joint SLO attainment (share of all requests finishing normally within both targets).
+double JointAttainment(const SimResult& r, double ttft_ms, double tpot_ms);
+
+}  // namespace tandem
