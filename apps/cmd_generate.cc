@@ -9,8 +9,8 @@
 #include "apps/command.h"
 #include "apps/prompt_input.h"
 #include "common/logging.h"
-#include "kernels/backend.h"
 #include "engine/engine.h"
+#include "kernels/backend.h"
 #include "model/kv_cache.h"
 #include "model/model_weights.h"
 #include "model/transformer.h"
@@ -46,8 +46,8 @@ Status RunGenerate(const GenerateArgs& args) {
   request.params.stop_token_ids = args.stop_token_ids;
 
   KvCacheOptions kv_options;
-  kv_options.num_blocks = KvBlocksForRequest(static_cast<int64_t>(request.prompt.size()), request.params.max_tokens,
-                                             kv_options.block_size);
+  kv_options.num_blocks =
+      KvBlocksForRequest(static_cast<int64_t>(request.prompt.size()), request.params.max_tokens, kv_options.block_size);
   ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(*backend, weights->config, kv_options));
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> transformer, Transformer::Create(*backend, *weights));
   Engine engine(*transformer, *cache, EngineOptions{});
@@ -79,7 +79,7 @@ Status RunGenerate(const GenerateArgs& args) {
   if (!done) return InternalError("request 1 finished without a record");
   const RequestRecord& rec = done->record;
   const size_t n = done->output.size();
-  const double decode_s = n > 1 ? (rec.token_us.back() - rec.token_us.front()) / 1e6 : 0.0;
+  const double decode_s = n > 1 ? (rec.last_token_us - rec.first_token_us) / 1e6 : 0.0;
   std::fprintf(stderr, "prompt tokens: %zu, generated tokens: %zu, finish: %s\n", done->prompt.size(), n,
                std::string(FinishReasonName(done->finish_reason)).c_str());
   std::fprintf(stderr, "TTFT: %.2f ms, decode: %.1f tokens/s\n", rec.ttft_ms(),

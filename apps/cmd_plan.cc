@@ -25,7 +25,8 @@ struct PlanArgs {
   std::string resource_kind = "core";
   double rate = 0;
   int32_t kv_blocks = 0;
-  double kv_cache_gib = 1.0;
+  int64_t max_requests = 100000;
+  double kv_cache_gib = 0;
   int32_t max_num_batched_tokens = 0, max_num_seqs = 0;
   int threads = 0;
 };
@@ -93,6 +94,7 @@ Status RunPlan(const PlanArgs& a) {
   o.seed = a.workload.seed;
   o.node.kv_blocks = a.kv_blocks;
   o.node.kv_cache_gib = a.kv_cache_gib;
+  o.max_requests = a.max_requests;
   if (a.max_num_batched_tokens > 0) {
     o.node.prefill_max_num_batched_tokens = o.node.colocated_max_num_batched_tokens = a.max_num_batched_tokens;
   }
@@ -138,6 +140,12 @@ Status RunPlan(const PlanArgs& a) {
                   best.goodput, best.per_resource(), unit);
     }
   }
+  if (plan.capped) {
+    std::printf(
+        "note: some runs were cut at --max-requests %lld; their steady state lasted less than four "
+        "settling times\n",
+        static_cast<long long>(o.max_requests));
+  }
   std::fprintf(stderr, "%lld simulations in %.1f s\n", static_cast<long long>(plan.simulations), secs);
   return Status::Ok();
 }
@@ -159,8 +167,11 @@ std::pair<CLI::App*, CommandRunner> SetupPlan(CLI::App& app) {
       ->check(CLI::IsMember({"core", "gpu"}))
       ->capture_default_str();
   cmd->add_option("--rate", a->rate, "provision for this many requests/s instead of a budget");
+  cmd->add_option("--max-requests", a->max_requests,
+                  "Requests per simulated run at most (runs are sized to four settling times at their rate)")
+      ->capture_default_str();
   cmd->add_option("--kv-blocks", a->kv_blocks, "KV blocks per instance (default: from --kv-cache-gib)");
-  cmd->add_option("--kv-cache-gib", a->kv_cache_gib, "KV pool per instance in GiB")->capture_default_str();
+  cmd->add_option("--kv-cache-gib", a->kv_cache_gib, "KV pool per instance in GiB (default: the profile's, else 1)");
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "prefill / colocated token budget per step");
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "decode / colocated sequences per step");
   cmd->add_option("--threads", a->threads, "parallel simulations (0: the cores)");

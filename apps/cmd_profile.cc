@@ -2,7 +2,8 @@
 // device, fits the latency model (slo/latency_model.h) and writes it as JSON for the nodes, the
 // router and the simulator. --validate measures random held-out shapes as well and prints the
 // fit's mean absolute percentage error per phase; with --profile it checks an existing profile
-// on this machine instead of fitting a new one.
+// on this machine instead of fitting a new one. --synthetic derives a profile for hardware we do
+// not have from its peak numbers (sim/roofline_profile.h), without running anything.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -12,8 +13,10 @@
 #include "common/file_io.h"
 #include "common/logging.h"
 #include "kernels/backend.h"
+#include "model/model_config.h"
 #include "model/model_weights.h"
 #include "node/latency_profiler.h"
+#include "sim/roofline_profile.h"
 
 namespace tandem {
 namespace {
@@ -28,6 +31,8 @@ struct ProfileArgs {
   bool validate = false;
   bool no_transfer = false;
   ProfilerOptions options;
+  bool synthetic = false;
+  RooflineHardware hardware;
 };
 
 void PrintProfile(const LatencyProfile& p) {
@@ -79,7 +84,24 @@ void PrintValidation(const ProfileValidation& v) {
   phase("transfer", v.transfer_mape);
 }
 
+Status RunSynthetic(const ProfileArgs& args) {
+  if (args.out.empty()) return InvalidArgumentError("--out is required");
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(args.model));
+  ASSIGN_OR_RETURN(LatencyProfile profile, RooflineProfile(config, args.hardware));
+  profile.model = std::filesystem::path(args.model).lexically_normal().filename().string();
+  std::printf("derived, not measured: %s, %.2fB parameters\n", profile.device.c_str(), config.NumParameters() / 1e9);
+  PrintProfile(profile);
+  if (profile.kv_cache_gib > 0) {
+    std::printf("KV pool        %.1f GiB per instance (%.0fk tokens)\n", profile.kv_cache_gib,
+                profile.kv_cache_gib * (1ull << 30) / static_cast<double>(profile.kv_bytes_per_token) / 1e3);
+  }
+  RETURN_IF_ERROR(WriteTextFile(args.out, profile.ToJson()));
+  std::printf("wrote %s\n", args.out.c_str());
+  return Status::Ok();
+}
+
 Status RunProfile(ProfileArgs& args) {
+  if (args.synthetic) return RunSynthetic(args);
   if (args.existing.empty() && args.out.empty())
     return InvalidArgumentError("--out is required (or --profile to validate one)");
   BackendOptions bo;
@@ -154,6 +176,26 @@ std::pair<CLI::App*, CommandRunner> SetupProfile(CLI::App& app) {
   sub->add_option("--seed", args->options.seed, "Seed of the held-out shapes")->capture_default_str();
   sub->add_option("--samples-out", args->samples_out, "Also write every measured shape with its prediction (CSV)");
   sub->add_flag("--no-transfer", args->no_transfer, "Skip the KV transfer phase (a colocated deployment)");
+  sub->add_flag("--synthetic", args->synthetic,
+                "Derive the profile from peak hardware numbers (roofline) instead of measuring: needs only "
+                "the model's config.json");
+  RooflineHardware& hw = args->hardware;
+  sub->add_option("--flops", hw.tflops, "--synthetic: dense 16-bit peak per device, TFLOP/s (H100 SXM: 989)");
+  sub->add_option("--mem-bw", hw.mem_gbps, "--synthetic: memory bandwidth per device, GB/s (H100 SXM: 3350)");
+  sub->add_option("--link-bw", hw.link_gbps, "--synthetic: KV transfer link between instances, GB/s");
+  sub->add_option("--interconnect-bw", hw.interconnect_gbps,
+                  "--synthetic: tensor-parallel all-reduce bandwidth per device, GB/s (NVLink 4: 450)");
+  sub->add_option("--tp", hw.tp, "--synthetic: devices per instance (tensor parallel)")->capture_default_str();
+  sub->add_option("--mfu", hw.mfu, "--synthetic: achieved fraction of peak compute")->capture_default_str();
+  sub->add_option("--bandwidth-efficiency", hw.bandwidth_efficiency,
+                  "--synthetic: achieved fraction of peak memory bandwidth")
+      ->capture_default_str();
+  sub->add_option("--mem-gib", hw.mem_gib,
+                  "--synthetic: device memory per device, GiB (H100 SXM: 80); sets the profile's KV pool");
+  sub->add_option("--gpu-memory-utilization", hw.memory_utilization,
+                  "--synthetic: share of device memory for weights and KV")
+      ->capture_default_str();
+  sub->add_option("--hardware-name", hw.name, "--synthetic: what to call the device in the profile");
   return {sub, [args] {
             Status s = RunProfile(*args);
             return s.ok() ? 0 : ReportError(s);

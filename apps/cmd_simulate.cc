@@ -33,7 +33,7 @@ struct SimulateArgs {
   std::vector<std::string> goodput;
   int32_t kv_blocks = 0;
   double prefill_scale = 1.0, decode_scale = 1.0;
-  double kv_cache_gib = 1.0;
+  double kv_cache_gib = 0;
   int32_t max_num_batched_tokens = 0;  // 0: the role's default
   int32_t max_num_seqs = 0;
   std::string kv_allocation = "grow", prefill_queue = "edf";
@@ -158,7 +158,7 @@ std::pair<CLI::App*, CommandRunner> SetupSimulate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--decode-scale", a->decode_scale, "decode steps take this many times the profile's time")
       ->capture_default_str();
-  cmd->add_option("--kv-cache-gib", a->kv_cache_gib, "KV pool per node in GiB")->capture_default_str();
+  cmd->add_option("--kv-cache-gib", a->kv_cache_gib, "KV pool per node in GiB (default: the profile's, else 1)");
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "prefill nodes' / workers' token budget per step (default 2048)");
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "decode nodes' / workers' sequences per step (default 64)");

@@ -357,7 +357,7 @@ std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan
     r.output.push_back(token);
     if (r.params.uses_penalties()) r.history.AddOutput(token);
     if (was_prefill) r.record.prefill_end_us = now;
-    r.record.AddToken(now);
+    r.record.AddToken(now, options_.token_times);
     FinishReason reason = FinishReason::kNone;
     if (IsStopToken(r, token)) {
       reason = FinishReason::kStop;

@@ -85,6 +85,9 @@ struct SchedulerOptions {
   // admission, as DistServe's decode instances). An empty batch always takes the head. Null:
   // admit up to max_num_seqs.
   std::function<double(int32_t, int64_t)> step_time_us = nullptr;
+  // false: requests' records keep first and last token stamps only (RequestRecord::AddToken);
+  // the simulator's planner runs touch one cache line less per token.
+  bool token_times = true;
 };
 
 // A run of one request's tokens in a step: a prompt chunk, or one decode token.

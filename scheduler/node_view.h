@@ -72,9 +72,10 @@ struct NodeView {
   // Prefill nodes: reaches[d] says whether decode node index d is in its connected list.
   std::vector<bool> reaches;
   // The router's own charges on top of the report:
-  uint64_t charged_tokens = 0;  // prefill: prompt tokens placed since the last report
-  uint32_t charged_blocks = 0;  // decode: blocks of requests placed here that its last report may
-                                // not count yet (until a report that follows their first token)
+  uint64_t charged_tokens = 0;       // prefill: prompt tokens placed since the last report
+  uint32_t charged_blocks = 0;       // decode: blocks of requests placed here that its last report may
+                                     // not count yet (until a report that follows their first token)
+  std::vector<int64_t> charged_ids;  // the requests holding those charges (some may have ended since)
   PlacedWork placed;
   std::string last_error;
   int64_t times_up = 0;    // handshakes completed (kReady entered)

@@ -116,6 +116,7 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   if (nodes_[d].block_size_tokens > 0) {
     f.charged_blocks = BlocksNeeded(PlacementFor(f, now), nodes_[d]);
     nodes_[d].charged_blocks += f.charged_blocks;
+    if (f.charged_blocks > 0) nodes_[d].charged_ids.push_back(f.record.id);
   }
   const int64_t deadline =
       options_.first_token_timeout_us > 0 ? f.record.arrival_us + options_.first_token_timeout_us : 0;
@@ -211,7 +212,7 @@ void RouterCore::Emit(Flight& f, const std::vector<int32_t>& tokens, int64_t now
     nodes_[f.d].placed.decode_context_tokens += static_cast<int64_t>(tokens.size());
     f.placed_context += static_cast<int64_t>(tokens.size());
   }
-  for (size_t i = 0; i < tokens.size(); ++i) f.record.AddToken(now);
+  for (size_t i = 0; i < tokens.size(); ++i) f.record.AddToken(now, options_.token_times);
   f.last_token_us = now;
   if (!options_.token_events) return;
   InferenceEvent ev;
@@ -244,7 +245,7 @@ void RouterCore::Finish(int64_t request_id, FinishReason reason, Status status, 
       if (f->p == f->d) break;  // colocated: one node, one Abort
     }
   }
-  for (size_t i = 0; i < tokens.size(); ++i) f->record.AddToken(now);
+  for (size_t i = 0; i < tokens.size(); ++i) f->record.AddToken(now, options_.token_times);
   f->record.finish_us = now;
   f->record.finish_reason = reason;
   f->record.status = reason == FinishReason::kError ? status : Status::Ok();

@@ -57,6 +57,9 @@ struct RouterCoreOptions {
   // false: no event for a request's tokens until its final one (which carries the record):
   // the simulator wants records only, and skips building an event per token.
   bool token_events = true;
+  // false: records keep their first and last token stamps and the count, not every stamp (the
+  // planner needs TTFT and TPOT only; inter-token latencies need them all).
+  bool token_times = true;
 };
 
 struct NodeSpec {

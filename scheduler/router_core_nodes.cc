@@ -66,12 +66,21 @@ void RouterCore::OnLoadReport(NodeIndex node, NodeLoadReport report, int64_t now
   n.report_us = now;
   n.charged_tokens = 0;  // the report includes what was placed before it
   n.reported = true;
-  if (n.can_decode() && n.charged_blocks > 0) {
+  if (n.can_decode()) {
     // A request past its first token had its blocks reserved before the token was sampled, so this
-    // report counts them: the router's charge for it ends here.
-    for (auto& [id, f] : flights_) {
-      if (f->d == node && f->phase == Flight::Phase::kDecoding) Uncharge(*f);
+    // report counts them: the router's charge for it ends here. Only the charged are visited (a
+    // cluster's thousands of decoding requests are not, on every report of every node).
+    std::vector<int64_t> still;
+    for (int64_t id : n.charged_ids) {
+      auto it = flights_.find(id);
+      if (it == flights_.end() || it->second->d != node || it->second->charged_blocks == 0) continue;
+      if (it->second->phase == Flight::Phase::kDecoding) {
+        Uncharge(*it->second);
+      } else {
+        still.push_back(id);
+      }
     }
+    n.charged_ids = std::move(still);
   }
   DrainQueue(now, out);
 }

@@ -72,7 +72,7 @@ void RouterMetrics::ObserveFinished(const RequestRecord& r) {
   finished_.Add({{"finished_reason", std::string(FinishReasonName(r.finish_reason))}}).Increment();
   if (r.first_token_us) ttft_.Observe((r.first_token_us - r.arrival_us) / kUsPerS);
   for (size_t i = 1; i < r.token_us.size(); ++i) itl_.Observe((r.token_us[i] - r.token_us[i - 1]) / kUsPerS);
-  if (r.token_us.size() >= 2) tpot_.Observe(r.tpot_ms() / 1000.0);
+  if (r.output_tokens >= 2) tpot_.Observe(r.tpot_ms() / 1000.0);
   if (r.finish_us) e2e_.Observe((r.finish_us - r.arrival_us) / kUsPerS);
   if (r.queued_us && (r.prefill_start_us || r.placed_us)) {
     const int64_t left = r.prefill_start_us ? r.prefill_start_us : r.placed_us;
@@ -81,7 +81,7 @@ void RouterMetrics::ObserveFinished(const RequestRecord& r) {
   if (r.prefill_start_us && r.prefill_end_us) {
     prefill_.Observe(std::max<int64_t>(0, r.prefill_end_us - r.prefill_start_us) / kUsPerS);
   }
-  if (r.token_us.size() >= 2) decode_.Observe((r.token_us.back() - r.token_us.front()) / kUsPerS);
+  if (r.output_tokens >= 2) decode_.Observe((r.last_token_us - r.first_token_us) / kUsPerS);
   if (r.transfer_start_us && r.transfer_end_us) {
     transfer_.Observe(std::max<int64_t>(0, r.transfer_end_us - r.transfer_start_us) / kUsPerS);
     if (r.prefill_end_us)

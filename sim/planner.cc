@@ -1,39 +1,57 @@
 #include "sim/planner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
-#include <future>
 #include <random>
 #include <thread>
 
 namespace tandem {
 
+namespace {
+
+bool MeetsGoal(const RequestRecord& rec, double ttft_ms, double tpot_ms) {
+  const bool finished = rec.finish_reason == FinishReason::kStop || rec.finish_reason == FinishReason::kLength;
+  const bool ttft = ttft_ms <= 0 || (rec.ttft_ms() >= 0 && rec.ttft_ms() <= ttft_ms);
+  const bool tpot = tpot_ms <= 0 || rec.tpot_ms() <= tpot_ms;
+  return finished && ttft && tpot;
+}
+
+}  // namespace
+
 double JointAttainment(const SimResult& r, double ttft_ms, double tpot_ms) {
   if (r.records.empty()) return 0;
   int64_t met = 0;
-  for (const RequestRecord& rec : r.records) {
-    const bool finished = rec.finish_reason == FinishReason::kStop || rec.finish_reason == FinishReason::kLength;
-    const bool ttft = ttft_ms <= 0 || (rec.ttft_ms() >= 0 && rec.ttft_ms() <= ttft_ms);
-    const bool tpot = tpot_ms <= 0 || rec.tpot_ms() <= tpot_ms;
-    met += finished && ttft && tpot;
-  }
+  for (const RequestRecord& rec : r.records) met += MeetsGoal(rec, ttft_ms, tpot_ms);
   return static_cast<double>(met) / static_cast<double>(r.records.size());
 }
 
 namespace {
 
-// The workload's requests arriving as a Poisson process at `rate`.
-std::vector<SimRequest> AtRate(const std::vector<SimRequest>& workload, double rate, uint64_t seed) {
+// `n` requests (the workload's, cycled) arriving as a Poisson process at `rate`.
+std::vector<SimRequest> AtRate(const std::vector<SimRequest>& workload, double rate, size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::exponential_distribution<double> gap(rate);
-  std::vector<SimRequest> out = workload;
+  std::vector<SimRequest> out;
+  out.reserve(n);
   double t = 0;
-  for (SimRequest& r : out) {
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(workload[i % workload.size()]);
     t += gap(rng);
-    r.arrival_us = static_cast<int64_t>(t * 1e6);
+    out.back().arrival_us = static_cast<int64_t>(t * 1e6);
   }
   return out;
+}
+
+// A request's end-to-end latency at the limit of its targets: how long the system takes to fill
+// up to its steady state (and to drain after the last arrival).
+double SettleSeconds(const PlanOptions& o) {
+  double out = 0;
+  for (const SimRequest& r : o.workload) out += r.output_len;
+  out /= static_cast<double>(o.workload.size());
+  const double tpot_ms = o.tpot_ms > 0 ? o.tpot_ms : 100;
+  return (std::max(0.0, o.ttft_ms) + out * tpot_ms) / 1e3;
 }
 
 struct Setup {
@@ -59,6 +77,8 @@ class Planner {
     so.router.first_token_timeout_us = 0;  // a request late for its SLO still counts as late, not failed
     so.router.inter_token_timeout_us = 0;
     so.router.max_queued = 1 << 30;
+    so.router.token_times = false;
+    so.coalesce_tokens = true;
     if (s.num_colocated > 0) {
       so.num_colocated = s.num_colocated;
       so.profile = ProfileOf(s.colocated_size);
@@ -69,7 +89,7 @@ class Planner {
       so.decode_profile = ProfileOf(s.decode_size);
       if (s.instant_prefill) so.profile.prefill = {{0, 1, 0, 0}};
     }
-    std::vector<SimRequest> requests = AtRate(o_.workload, rate, o_.seed);
+    std::vector<SimRequest> requests = AtRate(o_.workload, rate, RequestsAt(rate), o_.seed);
     for (SimRequest& r : requests) {
       r.slo.ttft_ms = o_.ttft_ms;
       r.slo.tpot_ms = o_.tpot_ms;
@@ -79,35 +99,71 @@ class Planner {
     return Simulate(so, std::move(policy), requests);
   }
 
+  // Enough requests to cover kSettles settling times at `rate` (the workload's size at least,
+  // max_requests at most): a finite burst at a high rate would otherwise finish in a few steps
+  // without the deployment ever reaching its steady state.
+  size_t RequestsAt(double rate) const {
+    const double wanted = std::ceil(rate * kSettles * SettleSeconds(o_));
+    const size_t floor = o_.workload.size();
+    const size_t cap = std::max<size_t>(floor, static_cast<size_t>(std::max<int64_t>(1, o_.max_requests)));
+    if (wanted > static_cast<double>(cap)) capped_ = true;
+    return std::clamp(static_cast<size_t>(std::min(wanted, 1e12)), floor, cap);
+  }
+
+  // Attainment in the steady state: requests arriving after the first settling time and before
+  // the last one (the fill and the drain see less load), when that window holds at least half.
   Result<double> Attainment(const Setup& s, double rate) {
     ASSIGN_OR_RETURN(SimResult r, Run(s, rate));
     ++simulations_;
-    return JointAttainment(r, o_.ttft_ms, o_.tpot_ms);
+    const int64_t settle_us = static_cast<int64_t>(SettleSeconds(o_) * 1e6);
+    int64_t last = 0;
+    for (const RequestRecord& rec : r.records) last = std::max(last, rec.arrival_us);
+    int64_t in_window = 0, met_in_window = 0, met = 0;
+    for (const RequestRecord& rec : r.records) {
+      const bool ok = MeetsGoal(rec, o_.ttft_ms, o_.tpot_ms);
+      met += ok;
+      if (rec.arrival_us >= settle_us && rec.arrival_us <= last - settle_us) {
+        ++in_window;
+        met_in_window += ok;
+      }
+    }
+    if (r.records.empty()) return 0.0;
+    if (2 * in_window >= static_cast<int64_t>(r.records.size())) {
+      return static_cast<double>(met_in_window) / static_cast<double>(in_window);
+    }
+    return static_cast<double>(met) / static_cast<double>(r.records.size());
   }
 
-  // The highest rate meeting the goal: doubling or halving from a first guess, then bisection.
-  Result<double> MaxRate(const Setup& s, double guess) {
+  bool capped() const { return capped_; }
+
+  // The highest rate meeting the goal: stepping up or down by `step` from a first guess (x2 for a
+  // rough guess; less for a whole deployment, whose phase-alone prediction is close), then
+  // bisection.
+  Result<double> MaxRate(const Setup& s, double guess, double step = 2, double tolerance = 0) {
+    if (tolerance <= 0) tolerance = o_.tolerance;
     double lo = 0, hi = 0, r = std::max(guess, 1e-3);
     ASSIGN_OR_RETURN(double a, Attainment(s, r));
     if (a >= o_.attainment) {
       lo = r;
       // A finite workload is served at any rate once it all fits in a few steps: beyond 10^4 x
       // the first guess the deployment is not what limits the rate.
-      for (int i = 0; i < 14 && hi == 0; ++i) {
-        r *= 2;
+      const int tries = static_cast<int>(std::ceil(std::log(1e4) / std::log(step)));
+      for (int i = 0; i < tries && hi == 0; ++i) {
+        r *= step;
         ASSIGN_OR_RETURN(a, Attainment(s, r));
         (a >= o_.attainment ? lo : hi) = r;
       }
     } else {
       hi = r;
-      for (int i = 0; i < 40 && lo == 0; ++i) {
-        r /= 2;
+      const int tries = static_cast<int>(std::ceil(std::log(1e12) / std::log(step)));
+      for (int i = 0; i < tries && lo == 0; ++i) {
+        r /= step;
         ASSIGN_OR_RETURN(a, Attainment(s, r));
         (a >= o_.attainment ? lo : hi) = r;
       }
     }
     if (lo == 0 || hi == 0) return lo;
-    while ((hi - lo) / hi > o_.tolerance) {
+    while ((hi - lo) / hi > tolerance) {
       const double mid = (lo + hi) / 2;
       ASSIGN_OR_RETURN(a, Attainment(s, mid));
       (a >= o_.attainment ? lo : hi) = mid;
@@ -118,8 +174,10 @@ class Planner {
   int64_t simulations() const { return simulations_; }
 
  private:
+  static constexpr double kSettles = 4;
   const PlanOptions& o_;
   int64_t simulations_ = 0;
+  mutable bool capped_ = false;
 };
 
 // A first guess of one instance's rate: the prompts it can prefill per second.
@@ -130,22 +188,23 @@ double Guess(const LatencyProfile& p, const std::vector<SimRequest>& w) {
   return 1e6 / std::max(1.0, p.PrefillUs(static_cast<int64_t>(prompt)));
 }
 
-// Runs `jobs` on up to `threads` threads; the first error wins.
+// Runs `jobs` on up to `threads` threads, each taking the next job when it is done (runs differ
+// in length by orders of magnitude); the first error in job order wins.
 Status RunAll(std::vector<std::function<Status()>>& jobs, int threads) {
-  const size_t n = static_cast<size_t>(std::max(1, threads));
-  std::vector<std::future<Status>> running;
-  Status first = Status::Ok();
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    running.push_back(std::async(std::launch::async, jobs[i]));
-    if (running.size() == n || i + 1 == jobs.size()) {
-      for (auto& f : running) {
-        Status s = f.get();
-        if (first.ok() && !s.ok()) first = s;
-      }
-      running.clear();
-    }
+  std::vector<Status> results(jobs.size(), Status::Ok());
+  std::atomic<size_t> next{0};
+  const auto worker = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) results[i] = jobs[i]();
+  };
+  std::vector<std::thread> pool;
+  const size_t n = std::min(jobs.size(), static_cast<size_t>(std::max(1, threads)));
+  for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  for (Status& s : results) {
+    if (!s.ok()) return s;
   }
-  return first;
+  return Status::Ok();
 }
 
 std::string Name(const Deployment& d) {
@@ -156,6 +215,10 @@ std::string Name(const Deployment& d) {
 }
 
 }  // namespace
+
+// How many deployments, best predicted first, are simulated whole: each costs a bisection over
+// the whole cluster, the search's largest runs.
+constexpr size_t kWholeDeployments = 6;
 
 Result<Plan> MakePlan(const PlanOptions& o) {
   if (o.kinds.empty()) return InvalidArgumentError("no instance profile to plan with");
@@ -176,6 +239,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   plan.decode.resize(n);
   plan.colocated.resize(n);
   std::vector<int64_t> sims(3 * n, 0);
+  std::atomic<bool> capped{false};
   std::vector<std::function<Status()>> jobs;
   for (size_t i = 0; i < n; ++i) {
     const int32_t size = o.kinds[i].size;
@@ -187,6 +251,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
       plan.prefill[i] = {size, r};
       sims[3 * i] = p.simulations();
+      if (p.capped()) capped = true;
       return Status::Ok();
     });
     // Decode alone: prompts take no time, the transfer and the decode node are real.
@@ -196,6 +261,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
       plan.decode[i] = {size, r};
       sims[3 * i + 1] = p.simulations();
+      if (p.capped()) capped = true;
       return Status::Ok();
     });
     jobs.push_back([&, i, size, guess]() -> Status {
@@ -206,6 +272,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
       plan.colocated[i] = {size, r};
       sims[3 * i + 2] = p.simulations();
+      if (p.capped()) capped = true;
       return Status::Ok();
     });
   }
@@ -255,7 +322,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   std::sort(candidates.begin(), candidates.end(), [](const Deployment& a, const Deployment& b) {
     return a.predicted_rate / a.resources > b.predicted_rate / b.resources;
   });
-  if (candidates.size() > 8) candidates.resize(8);
+  if (candidates.size() > kWholeDeployments) candidates.resize(kWholeDeployments);
   std::vector<int64_t> joint_sims(candidates.size(), 0);
   jobs.clear();
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -263,11 +330,12 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       Deployment& d = candidates[i];
       Planner p(o);
       Setup s{d.prefill_size, d.num_prefill, d.decode_size, d.num_decode, d.colocated_size, d.num_colocated};
-      ASSIGN_OR_RETURN(d.goodput, p.MaxRate(s, d.predicted_rate));
+      ASSIGN_OR_RETURN(d.goodput, p.MaxRate(s, d.predicted_rate, 1.25));
       if (o.rate > 0) {
         ASSIGN_OR_RETURN(d.attainment_at_rate, p.Attainment(s, o.rate));
       }
       joint_sims[i] = p.simulations();
+      if (p.capped()) capped = true;
       return Status::Ok();
     });
   }
@@ -283,6 +351,7 @@ Result<Plan> MakePlan(const PlanOptions& o) {
     return a.per_resource() > b.per_resource();
   });
   plan.ranked = std::move(candidates);
+  plan.capped = capped.load();
   return plan;
 }
 

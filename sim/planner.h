@@ -23,9 +23,13 @@ struct InstanceKind {
 };
 
 struct PlanOptions {
-  std::vector<InstanceKind> kinds;   // one profile per instance size
-  std::vector<SimRequest> workload;  // lengths and SLOs; arrivals are made per rate (Poisson)
-  double ttft_ms = 0;                // the targets every request is held to
+  std::vector<InstanceKind> kinds;  // one profile per instance size
+  // Lengths and SLOs; arrivals are made per rate (Poisson), the workload cycled so that a run
+  // lasts four settling times (TTFT target + mean output x TPOT target) at its rate, with
+  // attainment counted in the steady state between the first and the last settling time.
+  std::vector<SimRequest> workload;
+  int64_t max_requests = 100000;  // a run's requests at most (the workload's size at least)
+  double ttft_ms = 0;             // the targets every request is held to
   double tpot_ms = 0;
   double attainment = 0.9;
   int32_t resources = 0;    // budget (cores or GPUs); 0: none (then `rate` sizes the plan)
@@ -58,6 +62,7 @@ struct Plan {
   std::vector<PhaseRate> prefill, decode, colocated;  // one per instance size
   std::vector<Deployment> ranked;                     // best first (goodput per resource)
   int64_t simulations = 0;
+  bool capped = false;  // some run wanted more than max_requests: its steady state is shorter
 };
 
 // InvalidArgument for no instance kinds, no targets, a goal outside (0, 1], or neither a budget

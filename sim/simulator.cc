@@ -113,16 +113,21 @@ class Simulation {
 };
 
 Status Simulation::BuildNodes() {
-  int32_t blocks = o_.kv_blocks;
-  if (blocks <= 0) {
-    const double per_block = static_cast<double>(o_.profile.kv_bytes_per_token) * o_.block_size;
-    if (per_block <= 0) return InvalidArgumentError("the profile does not say its KV bytes per token: give kv_blocks");
-    blocks = static_cast<int32_t>(std::min(o_.kv_cache_gib * (1ull << 30) / per_block, 1e9));
-  }
-  if (blocks <= 0) return InvalidArgumentError("a node's KV pool holds no block");
   int64_t context = 1;
   for (const SimRequest& r : requests_) context = std::max<int64_t>(context, r.prompt_len + r.output_len);
   for (auto& n : nodes_) {
+    // The pool: kv_blocks, else kv_cache_gib, else what the node's profile says one instance
+    // holds (a synthetic profile knows its device memory), else 1 GiB.
+    int32_t blocks = o_.kv_blocks;
+    if (blocks <= 0) {
+      const LatencyProfile& profile = ProfileOf(*n);
+      const double per_block = static_cast<double>(profile.kv_bytes_per_token) * o_.block_size;
+      if (per_block <= 0)
+        return InvalidArgumentError("the profile does not say its KV bytes per token: give kv_blocks");
+      const double gib = o_.kv_cache_gib > 0 ? o_.kv_cache_gib : profile.kv_cache_gib > 0 ? profile.kv_cache_gib : 1.0;
+      blocks = static_cast<int32_t>(std::min(gib * (1ull << 30) / per_block, 1e9));
+    }
+    if (blocks <= 0) return InvalidArgumentError("a node's KV pool holds no block");
     RequestLimits limits;
     limits.vocab_size = o_.vocab_size;
     limits.context_window = context;
@@ -149,6 +154,7 @@ Status Simulation::BuildNodes() {
       so.max_num_seqs = o_.colocated_max_num_seqs;
       so.max_num_batched_tokens = o_.colocated_max_num_batched_tokens;
     }
+    so.token_times = o_.router.token_times;
     n->pool = std::make_unique<BlockPool>(blocks);
     n->sched = std::make_unique<Scheduler>(*n->pool, o_.block_size, limits, std::vector<int64_t>{}, so);
   }
@@ -283,6 +289,7 @@ void Simulation::OnColocatedOutputs(NodeIndex n, const std::vector<StepOutput>& 
     }
     if (o.token < 0) continue;
     const bool finished = o.finish_reason != FinishReason::kNone;
+    if (o_.coalesce_tokens && !finished && !o.first_token) continue;
     // Only a first or a last token needs the request itself (its stamps); the rest are counted.
     std::unique_ptr<Request> done = finished ? sched.TakeFinished(o.request_id) : nullptr;
     const Request* r = done ? done.get() : o.first_token ? sched.Find(o.request_id) : nullptr;
@@ -292,7 +299,8 @@ void Simulation::OnColocatedOutputs(NodeIndex n, const std::vector<StepOutput>& 
       core_->OnFirstToken(n, o.request_id, report, now_, out);
     } else {
       TokensReport& report = tokens_report_;  // reused: one token per request per step
-      report.tokens.assign(1, o.token);
+      // Coalesced: the tokens since the first (r is the finished request here).
+      report.tokens.assign(o_.coalesce_tokens && r != nullptr ? r->output.size() - 1 : 1, o.token);
       report.finished = finished;
       report.finish_reason = o.finish_reason;
       report.preemptions = r != nullptr ? r->record.preemptions : 0;
@@ -414,9 +422,11 @@ void Simulation::OnDecodeOutputs(NodeIndex d, const std::vector<StepOutput>& out
       continue;
     }
     if (o.token < 0) continue;
+    const bool finished = o.finish_reason != FinishReason::kNone;
+    if (o_.coalesce_tokens && !finished) continue;
     TokensReport& report = tokens_report_;  // reused: one token per request per step
     report.tokens.assign(1, o.token);
-    report.finished = o.finish_reason != FinishReason::kNone;
+    report.finished = finished;
     report.finish_reason = o.finish_reason;
     report.decode_admitted_us = 0;
     report.preemptions = 0;
@@ -425,6 +435,8 @@ void Simulation::OnDecodeOutputs(NodeIndex d, const std::vector<StepOutput>& out
       if (done) {
         report.decode_admitted_us = done->record.decode_admitted_us;
         report.preemptions = done->record.preemptions;
+        // Coalesced: every token after the first (the prefill node's), the last included.
+        if (o_.coalesce_tokens) report.tokens.assign(std::max<size_t>(1, done->output.size() - 1), o.token);
       }
     }
     core_->OnTokens(d, o.request_id, report, now_, out);
@@ -470,6 +482,9 @@ Result<SimResult> Simulation::Run() {
     return InvalidArgumentError("the latency profile has no prefill or no decode model");
   }
   if (o_.report_interval_us <= 0) return InvalidArgumentError("the report interval must be positive");
+  if (o_.coalesce_tokens && (o_.router.token_times || o_.router.inter_token_timeout_us > 0)) {
+    return InvalidArgumentError("coalesced tokens need records without token times and no inter-token timeout");
+  }
   if (!(o_.prefill_scale > 0) || !(o_.decode_scale > 0)) return InvalidArgumentError("step scales must be positive");
   RETURN_IF_ERROR(BuildNodes());
   result_.records.resize(requests_.size());

@@ -52,9 +52,9 @@ struct SimOptions {
   double decode_scale = 1.0;
   int num_prefill = 1;
   int num_decode = 1;
-  int num_colocated = 0;  // > 0: that many colocated workers instead of prefill and decode nodes
-  int32_t kv_blocks = 0;  // per node; 0: from kv_cache_gib and the profile's KV bytes per token
-  double kv_cache_gib = 1.0;
+  int num_colocated = 0;    // > 0: that many colocated workers instead of prefill and decode nodes
+  int32_t kv_blocks = 0;    // per node; 0: from kv_cache_gib and the profile's KV bytes per token
+  double kv_cache_gib = 0;  // 0: the node's profile's kv_cache_gib when it has one, else 1 GiB
   int32_t block_size = 16;
   int32_t prefill_max_num_batched_tokens = 2048;  // the prefill node's default
   QueueOrder prefill_queue = QueueOrder::kDeadline;
@@ -67,6 +67,13 @@ struct SimOptions {
   // member's TPOT target (they do when given --latency-profile).
   bool decode_tpot_admission = true;
   RouterCoreOptions router;
+  // Deliver to the router core only a request's first and last tokens (the last with the count
+  // of those between): its records' first and last stamps and counts, hence TTFT and TPOT, stay
+  // exact, and a planner's millions of middle tokens cost nothing there. Needs
+  // router.token_times false and no inter-token timeout; a policy that reads the router's
+  // per-token decode context (the SLO policy) sees it grow only at the end, so the planner,
+  // which uses least-loaded, is its user.
+  bool coalesce_tokens = false;
   int64_t report_interval_us = 100'000;
   int32_t vocab_size = 32000;
 };

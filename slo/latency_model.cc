@@ -171,6 +171,7 @@ std::string LatencyProfile::ToJson() const {
   j["max_num_batched_tokens"] = max_num_batched_tokens;
   j["num_layers"] = num_layers;
   j["kv_bytes_per_token"] = kv_bytes_per_token;
+  if (kv_cache_gib > 0) j["kv_cache_gib"] = kv_cache_gib;
   j["prefill"] = nlohmann::ordered_json::array();
   for (const PrefillRegime& r : prefill) {
     j["prefill"].push_back({{"max_tokens", r.max_tokens},
@@ -256,6 +257,8 @@ Result<LatencyProfile> ParseLatencyProfile(const std::string& text, const std::s
   RETURN_IF_ERROR(Require(j, "kv_bytes_per_token", source));
   p.num_layers = j["num_layers"].get<int32_t>();
   p.kv_bytes_per_token = j["kv_bytes_per_token"].get<int64_t>();
+  p.kv_cache_gib = j.value("kv_cache_gib", 0.0);
+  if (!(p.kv_cache_gib >= 0)) return InvalidArgumentError(who + "kv_cache_gib must not be negative");
   ASSIGN_OR_RETURN(auto prefill,
                    ParseRegimes(j, "prefill", {"max_tokens", "a_us", "b_us_per_token", "c_us_per_pair"}, true, source));
   for (const auto& v : prefill) p.prefill.push_back({static_cast<int64_t>(v[0]), v[1], v[2], v[3]});

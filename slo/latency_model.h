@@ -72,6 +72,7 @@ struct LatencyProfile {
   int32_t max_num_batched_tokens = 2048;  // the token budget of one prefill step it was fitted for
   int32_t num_layers = 0;
   int64_t kv_bytes_per_token = 0;        // K and V of every layer
+  double kv_cache_gib = 0;               // the KV pool one instance holds, when known (0: not said)
   std::vector<PrefillRegime> prefill;    // ascending max_tokens, the last has max_tokens 0
   std::vector<DecodeRegime> decode;      // ascending max_batch, the last has max_batch 0
   std::vector<TransferRegime> transfer;  // ascending max_bytes, the last 0; empty: not measured

@@ -55,7 +55,7 @@ nlohmann::ordered_json RequestLogLine(const RequestRecord& r, int64_t steady_to_
                     {"transfer_end", MsAfter(r.transfer_end_us, a)},
                     {"decode_admitted", MsAfter(r.decode_admitted_us, a)},
                     {"first_token", MsAfter(r.first_token_us, a)},
-                    {"last_token", r.token_us.empty() ? nullptr : MsAfter(r.token_us.back(), a)},
+                    {"last_token", r.output_tokens == 0 ? nullptr : MsAfter(r.last_token_us, a)},
                     {"finish", MsAfter(r.finish_us, a)}};
   return j;
 }

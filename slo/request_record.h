@@ -47,7 +47,8 @@ struct RequestRecord {
   int64_t kv_bytes = -1;           // -1: unknown (no transfer, or not reported)
   int64_t decode_admitted_us = 0;  // joined the decode node's batch
   int64_t first_token_us = 0;      // the first token was seen by whoever keeps the record
-  std::vector<int64_t> token_us;   // one per output token, the first included
+  std::vector<int64_t> token_us;   // one per output token, the first included (unless not kept)
+  int64_t last_token_us = 0;
   int64_t finish_us = 0;
 
   FinishReason finish_reason = FinishReason::kNone;
@@ -59,7 +60,7 @@ struct RequestRecord {
   double ttft_ms() const { return first_token_us ? (first_token_us - arrival_us) / 1000.0 : -1.0; }
   // Mean time per output token after the first; 0 with fewer than two tokens.
   double tpot_ms() const {
-    return token_us.size() < 2 ? 0.0 : (token_us.back() - token_us.front()) / 1000.0 / (token_us.size() - 1);
+    return output_tokens < 2 ? 0.0 : (last_token_us - first_token_us) / 1000.0 / (output_tokens - 1);
   }
   double e2e_ms() const { return finish_us ? (finish_us - arrival_us) / 1000.0 : -1.0; }
   double queue_ms() const { return placed_us && queued_us ? (placed_us - queued_us) / 1000.0 : 0.0; }
@@ -68,11 +69,14 @@ struct RequestRecord {
     return transfer_end_us && transfer_start_us ? (transfer_end_us - transfer_start_us) / 1000.0 : -1.0;
   }
 
-  // Stamps a token: the first one also sets first_token_us.
-  void AddToken(int64_t now_us) {
-    if (token_us.empty()) first_token_us = now_us;
-    token_us.push_back(now_us);
-    output_tokens = static_cast<int32_t>(token_us.size());
+  // Stamps a token: the first one also sets first_token_us. Without `keep_time` only the first
+  // and last stamps and the count are kept (TTFT and TPOT need no more; a planner's millions of
+  // simulated tokens would otherwise all be stored).
+  void AddToken(int64_t now_us, bool keep_time = true) {
+    if (output_tokens == 0) first_token_us = now_us;
+    last_token_us = now_us;
+    ++output_tokens;
+    if (keep_time) token_us.push_back(now_us);
   }
 
   // Whether it met its targets: finished normally (stop or length) and within each one.

@@ -112,10 +112,35 @@ TEST(PlannerTest, JointAttainmentCountsFailuresAsMisses) {
     rec.AddToken(120'000);  // TPOT 20 ms
   }
   r.records[1].finish_reason = FinishReason::kError;
-  r.records[2].token_us.back() = 200'000;  // TPOT 100 ms
+  r.records[2].last_token_us = 200'000;  // TPOT 100 ms
   EXPECT_DOUBLE_EQ(JointAttainment(r, 150, 50), 0.5);
   EXPECT_DOUBLE_EQ(JointAttainment(r, 50, 0), 0.0);
   EXPECT_DOUBLE_EQ(JointAttainment(r, 0, 200), 0.75);
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A decode instance limited by its batch cap, not its TPOT: at most max_num_seqs sequences every
+// step of 1 ms + 0.1 ms per sequence, 19 decode steps a request (its first token comes from the
+// prefill). Twenty requests at that rate all fit one batch and would meet the goal at any rate;
+// the runs are sized to the rate instead, so the phase's rate stays at what the batch cap allows
+// (the queue a slight overload builds within a run's length may still meet the TTFT target).
+TEST(PlannerTest, AHighRateRunsLongEnoughToReachItsSteadyState) {
+  PlanOptions o = Options(Profile(1'000, 1'000, 100), 100, 10);
+  o.workload.resize(20);
+  o.resources = 2;
+  o.node.decode_max_num_seqs = 8;
+  auto plan = MakePlan(o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  const double step_s = (1'000 + 8 * 100) / 1e6;
+  const double cap = 8 / (19 * step_s);  // requests/s one decode instance can finish
+  EXPECT_LT(plan->decode[0].rate, 1.15 * cap);
+  EXPECT_GT(plan->decode[0].rate, 0.5 * cap);
+  EXPECT_FALSE(plan->capped);
 }
 
 }  // namespace

@@ -126,6 +126,39 @@ TEST(SimulatorTest, TheSameInputsGiveTheSameRecords) {
   EXPECT_EQ(a->steps, b->steps);
 }
 
+// The planner's fast path: only first and last tokens reach the router core. With least-loaded
+// placement nothing it decides reads the middle ones, so records keep the same TTFT and TPOT.
+TEST(SimulatorTest, CoalescedTokensKeepEveryRecordsLatencies) {
+  for (int colocated : {0, 2}) {
+    SimOptions o = colocated > 0 ? Options(0, 0, colocated) : Options(2, 2);
+    o.kv_blocks = 40;  // tight: preemptions happen
+    o.router.inter_token_timeout_us = 0;
+    const auto requests = Poisson(200, 20, 100, 200, 7);
+    auto every = Simulate(o, LeastLoaded(), requests);
+    o.router.token_times = false;
+    o.coalesce_tokens = true;
+    auto coalesced = Simulate(o, LeastLoaded(), requests);
+    ASSERT_TRUE(every.ok() && coalesced.ok()) << every.status().ToString() << coalesced.status().ToString();
+    int64_t preemptions = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const RequestRecord& a = every->records[i];
+      const RequestRecord& b = coalesced->records[i];
+      EXPECT_EQ(a.output_tokens, b.output_tokens) << i;
+      EXPECT_EQ(a.first_token_us, b.first_token_us) << i;
+      EXPECT_EQ(a.last_token_us, b.last_token_us) << i;
+      EXPECT_DOUBLE_EQ(a.tpot_ms(), b.tpot_ms()) << i;
+      EXPECT_EQ(a.decode_node, b.decode_node) << i;
+      EXPECT_EQ(a.finish_reason, b.finish_reason) << i;
+      EXPECT_TRUE(b.token_us.empty());
+      preemptions += a.preemptions;
+    }
+    EXPECT_GT(preemptions, 0) << "colocated " << colocated;
+  }
+  SimOptions o = Options(1, 1);
+  o.coalesce_tokens = true;  // with token times still kept: refused
+  EXPECT_EQ(Simulate(o, LeastLoaded(), Poisson(3, 1, 10, 10, 1)).status().code(), StatusCode::kInvalidArgument);
+}
+
 // M/D/1: Poisson arrivals, one prefill node serving one prompt per step (the budget is the
 // prompt) in a fixed time D. DistServe's closed form for the mean TTFT: D + R·D² / (2(1 − R·D)).
 TEST(SimulatorTest, APrefillOnlyQueueMatchesMD1) {
@@ -178,6 +211,31 @@ TEST(SimulatorTest, SloAdmissionRefusesWhatNoNodeCanServeInTime) {
   EXPECT_EQ(r->records[0].finish_reason, FinishReason::kError);
   EXPECT_TRUE(r->refused[1].ok());
   EXPECT_TRUE(r->records[1].slo_met());
+}
+
+// A profile that knows its instance's KV pool (a synthetic GPU profile) sizes each node's pool,
+// the decode nodes' from their own profile; kv_cache_gib and kv_blocks override it.
+TEST(SimulatorTest, EachNodesPoolComesFromItsProfile) {
+  SimOptions o = Options(1, 1);
+  o.kv_blocks = 0;
+  const double block_gib = 1024.0 * 16 / (1ull << 30);
+  o.profile.kv_cache_gib = 20 * block_gib;  // prefill: 20 blocks, 320 tokens
+  LatencyProfile decode = TestProfile();
+  decode.kv_cache_gib = 4 * block_gib;  // decode: 4 blocks, 64 tokens
+  o.decode_profile = decode;
+  const std::vector<SimRequest> request = {{0, 100, 2, {}}};  // 7 blocks
+  auto r = Simulate(o, LeastLoaded(), request);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->refused[0].ok());  // no decode pool holds it
+  o.decode_profile->kv_cache_gib = 8 * block_gib;
+  r = Simulate(o, LeastLoaded(), request);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->refused[0].ok());
+  EXPECT_EQ(r->records[0].finish_reason, FinishReason::kLength);
+  o.kv_cache_gib = 4 * block_gib;  // the flag wins over the profiles
+  r = Simulate(o, LeastLoaded(), request);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->refused[0].ok());
 }
 
 TEST(SimulatorTest, BadSetupsAreClearErrors) {
