@@ -38,8 +38,7 @@ Status RunRouter(RouterArgs args) {
 std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
   auto args = std::make_shared<RouterArgs>();
   auto* sub = app.add_subcommand("router", "Serve the OpenAI API in front of prefill and decode nodes");
-  sub->add_option("--model", args->config.model_dir, "Model directory (tokenizer, chat template, config)")
-      ->required();
+  sub->add_option("--model", args->config.model_dir, "Model directory (tokenizer, chat template, config)")->required();
   AddHttpOptions(*sub, args->config.http);
   AddAdmissionOptions(*sub, args->config.admission);
   sub->add_option("--prefill-node", args->prefill_nodes, "ID=HOST:PORT of a prefill node (repeatable)");
@@ -48,6 +47,10 @@ std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
                   "JSON {\"prefill\": [{\"id\", \"address\"}], \"decode\": [...]}; flags add to it")
       ->check(CLI::ExistingFile);
   sub->add_option("--served-model-name", args->config.served_model_name, "Model name clients use");
+  sub->add_option("--cluster-secret-file", args->config.cluster_secret_file,
+                  "File holding the cluster's shared secret (the nodes' --cluster-secret-file): the router proves it "
+                  "to every node and checks theirs")
+      ->check(CLI::ExistingFile);
   AddPlacementOptions(*sub, args->config.placement);
   sub->add_option("--ready-timeout-s", args->ready_timeout_s,
                   "Wait this long for every node before listening (0: listen at once; /health is 503 until ready)")

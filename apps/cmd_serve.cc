@@ -34,6 +34,7 @@
 #include "apps/router_runtime.h"
 #include "apps/scrape_config.h"
 #include "common/logging.h"
+#include "common/rpc/cluster_auth.h"
 #include "model/make_model.h"
 
 namespace tandem {
@@ -271,6 +272,8 @@ class LocalCluster {
       argv.push_back(args.kv_allocation);
     }
     if (role == "decode") pass("--kv-timeout-ms", args.kv_timeout_ms);
+    argv.push_back("--cluster-secret-file");
+    argv.push_back(args.router.cluster_secret_file);
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
     children_.push_back(std::move(child));
@@ -335,6 +338,10 @@ Status RunServe(ServeArgs args) {
     if (ec) return InvalidArgumentError("--log-dir " + args.log_dir + ": " + ec.message());
   }
 
+  if (args.router.cluster_secret_file.empty()) {  // a fresh secret per cluster, readable by us only
+    args.router.cluster_secret_file = (fs::path(args.log_dir) / "cluster.secret").string();
+    RETURN_IF_ERROR(rpc::WriteNewClusterSecret(args.router.cluster_secret_file));
+  }
   LocalCluster cluster;
   RETURN_IF_ERROR(cluster.Spawn(exe.string(), args, args.model, args.log_dir, stop));
   args.router.model_dir = args.model;
@@ -423,6 +430,10 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
   AddHttpOptions(*sub, args->router.http);
   AddAdmissionOptions(*sub, args->router.admission);
   sub->add_option("--served-model-name", args->router.served_model_name, "Model name clients use");
+  sub->add_option("--cluster-secret-file", args->router.cluster_secret_file,
+                  "The cluster's shared secret, given to the router and every node (default: a new random one in "
+                  "the log directory, mode 0600)")
+      ->check(CLI::ExistingFile);
   AddPlacementOptions(*sub, args->router.placement);
   sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")
       ->capture_default_str()

@@ -22,6 +22,11 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
   sub.add_option("--metrics-port", args.metrics_port,
                  "Serve Prometheus metrics on this port at /metrics, on --host (0: ephemeral; default: not served)")
       ->check(CLI::Range(0, 65535));
+  sub.add_option("--cluster-secret-file", args.cluster_secret_file,
+                 "File holding the cluster's shared secret: routers and nodes connecting here must prove they hold "
+                 "it (HMAC challenge-response) before anything else they send is read; this node proves it to the "
+                 "decode nodes it connects to")
+      ->check(CLI::ExistingFile);
 }
 
 void AddKvAllocationOption(CLI::App& sub, KvAllocation* value) {

@@ -21,6 +21,7 @@ struct NodeArgs {
   double kv_cache_gib = 1.0;
   std::string latency_profile;
   int metrics_port = -1;
+  std::string cluster_secret_file;
 
   NodeRuntimeOptions Runtime() const {
     NodeRuntimeOptions o;
@@ -29,12 +30,13 @@ struct NodeArgs {
     o.kv_cache_gib = kv_cache_gib;
     o.latency_profile = latency_profile;
     o.metrics_port = metrics_port;
+    o.cluster_secret_file = cluster_secret_file;
     return o;
   }
 };
 
 // --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib,
-// --latency-profile, --metrics-port.
+// --latency-profile, --metrics-port, --cluster-secret-file.
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
 
 // --kv-allocation grow|reserve, for an engine that decodes (the worker, decode nodes).

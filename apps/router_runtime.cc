@@ -1,6 +1,7 @@
 #include "apps/router_runtime.h"
 
 #include "common/logging.h"
+#include "common/rpc/cluster_auth.h"
 #include "model/model_config.h"
 
 namespace tandem {
@@ -13,6 +14,9 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   ASSIGN_OR_RETURN(rt->model_, LoadServedModel(config.model_dir, config.served_model_name, model_config));
   ASSIGN_OR_RETURN(std::unique_ptr<PlacementPolicy> policy, MakePlacementPolicy(config.placement));
   ClusterClientOptions co;
+  if (!config.cluster_secret_file.empty()) {
+    ASSIGN_OR_RETURN(co.connection.cluster_secret, rpc::LoadClusterSecret(config.cluster_secret_file));
+  }
   co.cluster = config.cluster;
   co.model_name = rt->model_->name;
   co.limits = RequestLimits::ForModel(model_config);

@@ -7,11 +7,11 @@
 #include <memory>
 #include <string>
 
-#include "common/status.h"
 #include "apps/http_options.h"
-#include "scheduler/cluster_client.h"
+#include "common/status.h"
 #include "frontend/http_server.h"
 #include "frontend/served_model.h"
+#include "scheduler/cluster_client.h"
 
 namespace tandem {
 
@@ -25,6 +25,8 @@ struct RouterConfig {
   // How long Start waits for every node to connect and report before serving anyway
   // (GET /health answers 503 until they have). 0: do not wait.
   std::chrono::milliseconds ready_timeout{0};
+  // The cluster's shared secret, proven to every node at connection ("": none).
+  std::string cluster_secret_file;
 };
 
 class RouterRuntime {

@@ -33,8 +33,9 @@ struct NodeRuntimeOptions {
   int threads = 0;            // CPU backend threads; 0 = all cores
   double kv_cache_gib = 1.0;  // KV pool size
   int32_t block_size = 16;
-  std::string latency_profile;  // --latency-profile: "" for none
-  int metrics_port = -1;        // --metrics-port: GET /metrics there (0: ephemeral; -1: not served)
+  std::string latency_profile;      // --latency-profile: "" for none
+  int metrics_port = -1;            // --metrics-port: GET /metrics there (0: ephemeral; -1: not served)
+  std::string cluster_secret_file;  // --cluster-secret-file: peers must prove the secret ("": none)
 };
 
 // Declaration order is destruction order reversed: the cache (a view) goes before the

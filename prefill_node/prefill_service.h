@@ -89,6 +89,7 @@ class PrefillService {
   std::unique_ptr<NodeRuntime> rt_;
   std::unique_ptr<PrefillEngine> engine_;
   std::unique_ptr<rpc::RpcServer> server_;
+  std::string cluster_secret_;                            // from --cluster-secret-file; "" for none
   proto::Hello hello_;                                    // ours, for the decode clients
   std::vector<std::unique_ptr<DecodeLink>> decodes_;      // engine thread; index = peer id - 1
   std::unordered_map<std::string, size_t> decode_index_;  // engine thread; node id -> index

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "common/logging.h"
+#include "common/rpc/cluster_auth.h"
 #include "common/rpc/connection_internal.h"
 #include "common/rpc/wire_status.h"
 
@@ -29,8 +30,7 @@ constexpr size_t kMaxBatchBytes = size_t{4} << 20;
 
 std::chrono::steady_clock::duration TickPeriod(const ConnectionOptions& o) {
   // Fine enough that every timeout fires within ~25% of its bound, coarse enough to be free.
-  auto period =
-      std::min({o.heartbeat_interval, o.idle_timeout, o.write_timeout, o.drain_timeout}) / 4;
+  auto period = std::min({o.heartbeat_interval, o.idle_timeout, o.write_timeout, o.drain_timeout}) / 4;
   return std::clamp(period, std::chrono::milliseconds(1), std::chrono::milliseconds(250));
 }
 
@@ -52,16 +52,14 @@ std::string_view StateName(Connection::State state) {
   return "unknown";
 }
 
-Connection::Ptr Connection::Create(asio::io_context& io, Side side, ConnectionOptions options,
-                                   proto::Hello local_hello, Callbacks callbacks,
-                                   HelloValidator validator) {
-  return std::make_shared<Connection>(PrivateTag{}, io, side, std::move(options),
-                                      std::move(local_hello), std::move(callbacks),
-                                      std::move(validator));
+Connection::Ptr Connection::Create(asio::io_context& io, Side side, ConnectionOptions options, proto::Hello local_hello,
+                                   Callbacks callbacks, HelloValidator validator) {
+  return std::make_shared<Connection>(PrivateTag{}, io, side, std::move(options), std::move(local_hello),
+                                      std::move(callbacks), std::move(validator));
 }
 
-Connection::Connection(PrivateTag, asio::io_context& io, Side side, ConnectionOptions options,
-                       proto::Hello local_hello, Callbacks callbacks, HelloValidator validator)
+Connection::Connection(PrivateTag, asio::io_context& io, Side side, ConnectionOptions options, proto::Hello local_hello,
+                       Callbacks callbacks, HelloValidator validator)
     : strand_(asio::make_strand(io)),
       socket_(strand_),
       timer_(strand_),
@@ -113,8 +111,7 @@ void Connection::Connect(const tcp::endpoint& endpoint) {
     self->ArmTimer(Clock::now() + self->options_.connect_timeout);
     const uint64_t gen = self->generation();
     self->socket_.async_connect(
-        endpoint, asio::bind_executor(self->strand_,
-                                      [self, gen](const auto& ec) { self->OnConnect(gen, ec); }));
+        endpoint, asio::bind_executor(self->strand_, [self, gen](const auto& ec) { self->OnConnect(gen, ec); }));
   });
 }
 
@@ -137,15 +134,13 @@ void Connection::Accept(tcp::socket socket) {
 Status Connection::Send(proto::Envelope envelope) {
   const State s = state();
   if (s != State::kReady) {
-    return UnavailableError("connection to " + peer_address() + " is " + std::string(StateName(s)) +
-                            ", not ready");
+    return UnavailableError("connection to " + peer_address() + " is " + std::string(StateName(s)) + ", not ready");
   }
   if (envelope.payload_case() == proto::Envelope::PAYLOAD_NOT_SET) {
     return InvalidArgumentError("Send: envelope has no payload");
   }
   if (IsTransportPayload(envelope.payload_case())) {
-    return InvalidArgumentError("Send: " + PayloadName(envelope) +
-                                " is reserved for the transport");
+    return InvalidArgumentError("Send: " + PayloadName(envelope) + " is reserved for the transport");
   }
   envelope.set_protocol_version(kProtocolVersion);
   if (envelope.sent_unix_us() == 0) envelope.set_sent_unix_us(UnixNowMicros());
@@ -157,20 +152,17 @@ Status Connection::Send(proto::Envelope envelope) {
   }
 
   const size_t frames = queued_frames_.fetch_add(1, std::memory_order_relaxed) + 1;
-  const size_t bytes =
-      queued_bytes_.fetch_add(frame.size(), std::memory_order_relaxed) + frame.size();
+  const size_t bytes = queued_bytes_.fetch_add(frame.size(), std::memory_order_relaxed) + frame.size();
   if (frames > options_.max_queued_frames || bytes > options_.max_queued_bytes) {
     Release(1, frame.size());
-    return ResourceExhaustedError("outgoing queue to " + peer_address() + " is full (" +
-                                  std::to_string(frames - 1) + " frames, " +
-                                  std::to_string(bytes - frame.size()) + " bytes; limits " +
+    return ResourceExhaustedError("outgoing queue to " + peer_address() + " is full (" + std::to_string(frames - 1) +
+                                  " frames, " + std::to_string(bytes - frame.size()) + " bytes; limits " +
                                   std::to_string(options_.max_queued_frames) + " frames, " +
                                   std::to_string(options_.max_queued_bytes) + " bytes)");
   }
-  asio::post(strand_,
-             [self = shared_from_this(), gen = generation(), frame = std::move(frame)]() mutable {
-               self->EnqueueUser(gen, std::move(frame));
-             });
+  asio::post(strand_, [self = shared_from_this(), gen = generation(), frame = std::move(frame)]() mutable {
+    self->EnqueueUser(gen, std::move(frame));
+  });
   return Status::Ok();
 }
 
@@ -197,15 +189,12 @@ void Connection::Drain(std::string reason) {
 }
 
 void Connection::Close(Status status) {
-  asio::post(strand_,
-             [self = shared_from_this(), status = std::move(status)] { self->CloseNow(status); });
+  asio::post(strand_, [self = shared_from_this(), status = std::move(status)] { self->CloseNow(status); });
 }
 
 // ---- strand only --------------------------------------------------------------------------
 
-bool Connection::Live(uint64_t gen) const {
-  return gen == generation() && state() != State::kClosed;
-}
+bool Connection::Live(uint64_t gen) const { return gen == generation() && state() != State::kClosed; }
 
 void Connection::BeginIncarnation(std::string peer_address) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -242,10 +231,22 @@ void Connection::StartHandshake() {
   socket_.set_option(tcp::no_delay(true), ec);  // control frames are small and latency-bound
   state_.store(State::kHandshaking, std::memory_order_release);
   ArmTimer(Clock::now() + options_.hello_timeout);
+  auth_nonce_.clear();
+  peer_auth_nonce_.clear();
+  pending_hello_.reset();
+  peer_authenticated_ = false;
   StartRead();
   if (side_ == Side::kClient) {
     proto::Envelope hello;
     *hello.mutable_hello() = StampedLocalHello();
+    if (!options_.cluster_secret.empty()) {
+      auth_nonce_ = NewAuthNonce();
+      if (auth_nonce_.empty()) {
+        CloseNow(InternalError("no randomness for the authentication nonce"));
+        return;
+      }
+      hello.mutable_hello()->set_auth_nonce(auth_nonce_);
+    }
     EnqueueInternal(std::move(hello));
   }
 }
@@ -254,9 +255,7 @@ void Connection::StartRead() {
   socket_.async_read_some(
       asio::buffer(read_buf_),
       asio::bind_executor(strand_, [self = shared_from_this(), gen = generation()](
-                                       const boost::system::error_code& ec, size_t n) {
-        self->OnRead(gen, ec, n);
-      }));
+                                       const boost::system::error_code& ec, size_t n) { self->OnRead(gen, ec, n); }));
 }
 
 void Connection::OnRead(uint64_t gen, const boost::system::error_code& ec, size_t bytes) {
@@ -310,9 +309,9 @@ void Connection::HandleEnvelope(proto::Envelope&& envelope) {
     return;
   }
   if (envelope.protocol_version() != kProtocolVersion) {
-    Fail(FailedPreconditionError(
-        "envelope with protocol version " + std::to_string(envelope.protocol_version()) + " from " +
-        peer_address() + "; this node speaks version " + std::to_string(kProtocolVersion)));
+    Fail(FailedPreconditionError("envelope with protocol version " + std::to_string(envelope.protocol_version()) +
+                                 " from " + peer_address() + "; this node speaks version " +
+                                 std::to_string(kProtocolVersion)));
     return;
   }
   switch (envelope.payload_case()) {
@@ -324,8 +323,8 @@ void Connection::HandleEnvelope(proto::Envelope&& envelope) {
       return;
     case proto::Envelope::kHello:
     case proto::Envelope::kHelloAck:
-      Fail(FailedPreconditionError("unexpected " + PayloadName(envelope) + " from " +
-                                   peer_address() + " after the handshake"));
+      Fail(FailedPreconditionError("unexpected " + PayloadName(envelope) + " from " + peer_address() +
+                                   " after the handshake"));
       return;
     case proto::Envelope::PAYLOAD_NOT_SET:
       // Same protocol version but a payload we cannot name: a peer built from another .proto.
@@ -336,8 +335,7 @@ void Connection::HandleEnvelope(proto::Envelope&& envelope) {
   }
   if (state() == State::kDraining && discard_input_) return;
   if (!callbacks_.on_message) return;
-  Status outcome = CatchAll(
-      "on_message", [&] { callbacks_.on_message(shared_from_this(), std::move(envelope)); });
+  Status outcome = CatchAll("on_message", [&] { callbacks_.on_message(shared_from_this(), std::move(envelope)); });
   if (!outcome.ok()) Fail(outcome);
 }
 
@@ -362,8 +360,8 @@ void Connection::EnqueueInternal(proto::Envelope envelope) {
 }
 
 void Connection::EnqueueUser(uint64_t gen, std::string frame) {
-  const bool accept = Live(gen) && !shutdown_sent_ &&
-                      (state() == State::kReady || (state() == State::kDraining && drain_accepts_));
+  const bool accept =
+      Live(gen) && !shutdown_sent_ && (state() == State::kReady || (state() == State::kDraining && drain_accepts_));
   if (!accept) {
     Release(1, frame.size());
     return;
@@ -388,10 +386,10 @@ void Connection::StartWrite() {
   inflight_ = batch;
   inflight_bytes_ = bytes;
   write_started_ = Clock::now();
-  asio::async_write(socket_, buffers,
-                    asio::bind_executor(strand_, [self = shared_from_this(), gen = generation(),
-                                                  batch](const boost::system::error_code& ec,
-                                                         size_t n) { self->OnWrite(gen, ec, n); }));
+  asio::async_write(
+      socket_, buffers,
+      asio::bind_executor(strand_, [self = shared_from_this(), gen = generation(), batch](
+                                       const boost::system::error_code& ec, size_t n) { self->OnWrite(gen, ec, n); }));
 }
 
 void Connection::OnWrite(uint64_t gen, const boost::system::error_code& ec, size_t bytes) {
@@ -444,8 +442,8 @@ void Connection::Fail(const Status& status) {
   }
 }
 
-void Connection::BeginDrain(Status close_status, std::optional<proto::Envelope> last_frame,
-                            bool discard_input, bool drop_queue) {
+void Connection::BeginDrain(Status close_status, std::optional<proto::Envelope> last_frame, bool discard_input,
+                            bool drop_queue) {
   state_.store(State::kDraining, std::memory_order_release);
   close_status_ = std::move(close_status);
   discard_input_ = discard_input;
@@ -476,8 +474,7 @@ void Connection::CloseNow(const Status& status) {
   }
   if (callbacks_.on_closed) {
     // Nothing left to close; the best we can do with a throwing on_closed is to say so.
-    Status outcome =
-        CatchAll("on_closed", [&] { callbacks_.on_closed(shared_from_this(), status); });
+    Status outcome = CatchAll("on_closed", [&] { callbacks_.on_closed(shared_from_this(), status); });
     if (!outcome.ok()) log_->error("{}", outcome.message());
   }
 }
@@ -485,25 +482,24 @@ void Connection::CloseNow(const Status& status) {
 void Connection::ArmTimer(Clock::time_point when) {
   const uint64_t seq = ++timer_seq_;
   timer_.expires_at(when);
-  timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this(), gen = generation(),
-                                                  seq](const boost::system::error_code& ec) {
-    if (ec || !self->Live(gen) || seq != self->timer_seq_) return;
-    self->OnTimer();
-  }));
+  timer_.async_wait(asio::bind_executor(
+      strand_, [self = shared_from_this(), gen = generation(), seq](const boost::system::error_code& ec) {
+        if (ec || !self->Live(gen) || seq != self->timer_seq_) return;
+        self->OnTimer();
+      }));
 }
 
 void Connection::OnTimer() {
   switch (state()) {
     case State::kConnecting:
-      CloseNow(DeadlineExceededError("connect to " + peer_address() + " timed out after " +
-                                     Ms(options_.connect_timeout)));
+      CloseNow(
+          DeadlineExceededError("connect to " + peer_address() + " timed out after " + Ms(options_.connect_timeout)));
       return;
     case State::kHandshaking:
       CloseNow(DeadlineExceededError(
           side_ == Side::kServer
               ? "peer " + peer_address() + " sent no hello within " + Ms(options_.hello_timeout)
-              : "peer " + peer_address() +
-                    " accepted the TCP connection but sent no hello_ack within " +
+              : "peer " + peer_address() + " accepted the TCP connection but sent no hello_ack within " +
                     Ms(options_.hello_timeout)));
       return;
     case State::kReady:
@@ -517,18 +513,16 @@ void Connection::OnTimer() {
 
 void Connection::Tick(Clock::time_point now) {
   if (inflight_ && now - write_started_ > options_.write_timeout) {
-    CloseNow(DeadlineExceededError("write of " + std::to_string(inflight_bytes_) + " bytes to " +
-                                   peer_address() + " did not complete within " +
-                                   Ms(options_.write_timeout) + " (peer not reading?)"));
+    CloseNow(DeadlineExceededError("write of " + std::to_string(inflight_bytes_) + " bytes to " + peer_address() +
+                                   " did not complete within " + Ms(options_.write_timeout) + " (peer not reading?)"));
     return;
   }
   if (state() == State::kDraining) {
     if (now >= phase_deadline_) {
       // Our part is done once the FIN is out; a peer that never answers it is not our error.
-      CloseNow(shutdown_sent_
-                   ? close_status_
-                   : DeadlineExceededError("drain to " + peer_address() + " did not flush within " +
-                                           Ms(options_.drain_timeout)));
+      CloseNow(shutdown_sent_ ? close_status_
+                              : DeadlineExceededError("drain to " + peer_address() + " did not flush within " +
+                                                      Ms(options_.drain_timeout)));
       return;
     }
     ArmTimer(std::min(now + tick_period_, phase_deadline_));
@@ -536,8 +530,8 @@ void Connection::Tick(Clock::time_point now) {
   }
   if (now - last_read_ > options_.idle_timeout) {
     // A silent peer is presumed dead: no Goodbye, no drain, close at once.
-    CloseNow(DeadlineExceededError("no bytes from " + peer_address() + " for " +
-                                   Ms(options_.idle_timeout) + " (idle_timeout)"));
+    CloseNow(DeadlineExceededError("no bytes from " + peer_address() + " for " + Ms(options_.idle_timeout) +
+                                   " (idle_timeout)"));
     return;
   }
   if (!inflight_ && queue_.empty() && now - last_write_ >= options_.heartbeat_interval) {

@@ -105,9 +105,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // connection's last pending handler, i.e. the owner joins its io thread before destroying io.
   // `local_hello` is what we send (client) or put in HelloAck (server); a zero
   // protocol_version is replaced by kProtocolVersion (tests set another to provoke a mismatch).
-  static Ptr Create(boost::asio::io_context& io, Side side, ConnectionOptions options,
-                    proto::Hello local_hello, Callbacks callbacks,
-                    HelloValidator validator = nullptr);
+  static Ptr Create(boost::asio::io_context& io, Side side, ConnectionOptions options, proto::Hello local_hello,
+                    Callbacks callbacks, HelloValidator validator = nullptr);
 
   ~Connection();
   Connection(const Connection&) = delete;
@@ -151,8 +150,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct PrivateTag {};
 
  public:
-  Connection(PrivateTag, boost::asio::io_context& io, Side side, ConnectionOptions options,
-             proto::Hello local_hello, Callbacks callbacks, HelloValidator validator);
+  Connection(PrivateTag, boost::asio::io_context& io, Side side, ConnectionOptions options, proto::Hello local_hello,
+             Callbacks callbacks, HelloValidator validator);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -167,6 +166,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleEof();
   void HandleEnvelope(proto::Envelope&& envelope);
   void HandleHello(const proto::Envelope& envelope);
+  void HandleAuthProof(const proto::Envelope& envelope);
+  void AcceptHello(const proto::Hello& hello);
+  // Client: the accepting side's AuthChallenge; false when the connection was closed.
+  bool HandleAuthChallenge(const proto::AuthChallenge& challenge);
   void HandleHelloAck(const proto::Envelope& envelope);
   void HandlePeerGoodbye(const proto::Goodbye& goodbye);
   void RefuseHello(const std::string& reason);
@@ -178,8 +181,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void FinishDrainWrite();
   // Closes after telling the peer why (Goodbye with the error), discarding further input.
   void Fail(const Status& status);
-  void BeginDrain(Status close_status, std::optional<proto::Envelope> last_frame,
-                  bool discard_input, bool drop_queue);
+  void BeginDrain(Status close_status, std::optional<proto::Envelope> last_frame, bool discard_input, bool drop_queue);
   void CloseNow(const Status& status);
   void ArmTimer(Clock::time_point when);
   void OnTimer();
@@ -206,8 +208,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> refused_{false};
   std::atomic<size_t> queued_frames_{0};  // queued + in flight, all incarnations' leftovers freed
   std::atomic<size_t> queued_bytes_{0};
-  std::atomic<uint64_t> frames_sent_{0}, frames_received_{0}, bytes_sent_{0}, bytes_received_{0},
-      heartbeats_sent_{0}, heartbeats_received_{0};
+  std::atomic<uint64_t> frames_sent_{0}, frames_received_{0}, bytes_sent_{0}, bytes_received_{0}, heartbeats_sent_{0},
+      heartbeats_received_{0};
 
   mutable std::mutex info_mu_;
   proto::Hello peer_hello_;   // GUARDED_BY(info_mu_)
@@ -227,6 +229,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool shutdown_sent_ = false;  // our FIN is out
   bool peer_eof_ = false;       // the peer's FIN arrived
   bool reached_ready_ = false;  // this incarnation completed its handshake
+  // Cluster authentication of this incarnation (options_.cluster_secret set).
+  std::string auth_nonce_;                     // ours: the client's in its Hello, the server's in its challenge
+  std::string peer_auth_nonce_;                // server: the client's, from its Hello
+  std::optional<proto::Hello> pending_hello_;  // server: the Hello waiting for its AuthProof
+  bool peer_authenticated_ = false;            // client: the server proved the secret
 };
 
 std::string_view StateName(Connection::State state);

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/logging.h"
+#include "common/rpc/cluster_auth.h"
 #include "common/rpc/connection.h"
 #include "common/rpc/connection_internal.h"
 #include "common/rpc/wire_status.h"
@@ -21,17 +22,60 @@ proto::Hello Connection::StampedLocalHello() const {
 }
 
 void Connection::HandleHello(const proto::Envelope& envelope) {
+  if (pending_hello_) {
+    HandleAuthProof(envelope);
+    return;
+  }
   if (envelope.payload_case() != proto::Envelope::kHello) {
     RefuseHello("expected hello as the first frame, got " + PayloadName(envelope));
     return;
   }
   const proto::Hello& hello = envelope.hello();
-  if (hello.protocol_version() != kProtocolVersion ||
-      envelope.protocol_version() != kProtocolVersion) {
+  if (hello.protocol_version() != kProtocolVersion || envelope.protocol_version() != kProtocolVersion) {
     RefuseHello("protocol version " + std::to_string(hello.protocol_version()) +
                 " is not supported; this node speaks version " + std::to_string(kProtocolVersion));
     return;
   }
+  if (!options_.cluster_secret.empty()) {
+    // Nothing of the Hello is used (validated, logged as an identity, acted on) before its
+    // sender proves the secret.
+    if (hello.auth_nonce().size() != kAuthNonceBytes) {
+      RefuseHello("this node requires cluster authentication: give the peer the cluster's --cluster-secret-file");
+      return;
+    }
+    auth_nonce_ = NewAuthNonce();
+    if (auth_nonce_.empty()) {
+      RefuseHello("no randomness for the authentication nonce");
+      return;
+    }
+    peer_auth_nonce_ = hello.auth_nonce();
+    pending_hello_ = hello;
+    proto::Envelope challenge;
+    challenge.mutable_auth_challenge()->set_nonce(auth_nonce_);
+    challenge.mutable_auth_challenge()->set_proof(
+        ServerAuthProof(options_.cluster_secret, peer_auth_nonce_, auth_nonce_));
+    EnqueueInternal(std::move(challenge));
+    return;
+  }
+  AcceptHello(hello);
+}
+
+void Connection::HandleAuthProof(const proto::Envelope& envelope) {
+  if (envelope.payload_case() != proto::Envelope::kAuthProof) {
+    RefuseHello("expected auth_proof after the challenge, got " + PayloadName(envelope));
+    return;
+  }
+  const proto::Hello hello = *pending_hello_;
+  pending_hello_.reset();
+  const std::string expected = ClientAuthProof(options_.cluster_secret, peer_auth_nonce_, auth_nonce_, hello.node_id());
+  if (!AuthProofMatches(expected, envelope.auth_proof().proof())) {
+    RefuseHello("authentication failed: the peer's cluster secret differs from ours");
+    return;
+  }
+  AcceptHello(hello);
+}
+
+void Connection::AcceptHello(const proto::Hello& hello) {
   if (validator_) {
     Status verdict;
     Status outcome = CatchAll("hello validator", [&] { verdict = validator_(hello); });
@@ -59,8 +103,8 @@ void Connection::RefuseHello(const std::string& reason) {
   ack.mutable_hello_ack()->set_accepted(false);
   ack.mutable_hello_ack()->set_reason(reason);
   *ack.mutable_hello_ack()->mutable_hello() = StampedLocalHello();
-  BeginDrain(FailedPreconditionError("refused hello from " + peer_address() + ": " + reason),
-             std::move(ack), /*discard_input=*/true, /*drop_queue=*/true);
+  BeginDrain(FailedPreconditionError("refused hello from " + peer_address() + ": " + reason), std::move(ack),
+             /*discard_input=*/true, /*drop_queue=*/true);
 }
 
 void Connection::HandleHelloAck(const proto::Envelope& envelope) {
@@ -68,23 +112,31 @@ void Connection::HandleHelloAck(const proto::Envelope& envelope) {
     HandlePeerGoodbye(envelope.goodbye());
     return;
   }
+  if (envelope.payload_case() == proto::Envelope::kAuthChallenge) {
+    HandleAuthChallenge(envelope.auth_challenge());
+    return;
+  }
   if (envelope.payload_case() != proto::Envelope::kHelloAck) {
-    Fail(FailedPreconditionError("expected hello_ack from " + peer_address() + ", got " +
-                                 PayloadName(envelope)));
+    Fail(FailedPreconditionError("expected hello_ack from " + peer_address() + ", got " + PayloadName(envelope)));
     return;
   }
   const proto::HelloAck& ack = envelope.hello_ack();
   if (!ack.accepted()) {
     refused_.store(true, std::memory_order_release);
+    CloseNow(FailedPreconditionError("peer " + peer_address() + " refused the handshake: " + ack.reason()));
+    return;
+  }
+  if (!options_.cluster_secret.empty() && !peer_authenticated_) {
+    refused_.store(true, std::memory_order_release);
     CloseNow(FailedPreconditionError("peer " + peer_address() +
-                                     " refused the handshake: " + ack.reason()));
+                                     " accepted us without authenticating itself: it has no cluster secret"));
     return;
   }
   if (ack.hello().protocol_version() != kProtocolVersion) {
     refused_.store(true, std::memory_order_release);
     Fail(FailedPreconditionError("peer " + peer_address() + " speaks protocol version " +
-                                 std::to_string(ack.hello().protocol_version()) +
-                                 "; this node speaks version " + std::to_string(kProtocolVersion)));
+                                 std::to_string(ack.hello().protocol_version()) + "; this node speaks version " +
+                                 std::to_string(kProtocolVersion)));
     return;
   }
   if (validator_) {
@@ -93,8 +145,7 @@ void Connection::HandleHelloAck(const proto::Envelope& envelope) {
     if (!outcome.ok()) verdict = outcome;
     if (!verdict.ok()) {
       refused_.store(true, std::memory_order_release);
-      Fail(FailedPreconditionError("refused hello from " + peer_address() + ": " +
-                                   verdict.message()));
+      Fail(FailedPreconditionError("refused hello from " + peer_address() + ": " + verdict.message()));
       return;
     }
   }
@@ -105,12 +156,37 @@ void Connection::HandleHelloAck(const proto::Envelope& envelope) {
   EnterReady();
 }
 
+bool Connection::HandleAuthChallenge(const proto::AuthChallenge& challenge) {
+  if (options_.cluster_secret.empty()) {
+    refused_.store(true, std::memory_order_release);
+    CloseNow(FailedPreconditionError("peer " + peer_address() +
+                                     " requires cluster authentication: give this node the cluster's "
+                                     "--cluster-secret-file"));
+    return false;
+  }
+  if (peer_authenticated_ || challenge.nonce().size() != kAuthNonceBytes) {
+    Fail(FailedPreconditionError("peer " + peer_address() + " sent a malformed or repeated auth_challenge"));
+    return false;
+  }
+  if (!AuthProofMatches(ServerAuthProof(options_.cluster_secret, auth_nonce_, challenge.nonce()), challenge.proof())) {
+    refused_.store(true, std::memory_order_release);
+    CloseNow(FailedPreconditionError("peer " + peer_address() +
+                                     " failed authentication: its cluster secret differs from ours"));
+    return false;
+  }
+  peer_authenticated_ = true;
+  proto::Envelope proof;
+  proof.mutable_auth_proof()->set_proof(
+      ClientAuthProof(options_.cluster_secret, auth_nonce_, challenge.nonce(), local_hello_.node_id()));
+  EnqueueInternal(std::move(proof));
+  return true;
+}
+
 void Connection::HandlePeerGoodbye(const proto::Goodbye& goodbye) {
   const StatusCode code = FromProtoErrorCode(goodbye.code());
-  Status status =
-      code == StatusCode::kOk
-          ? UnavailableError("peer " + peer_address() + " is shutting down: " + goodbye.reason())
-          : Status(code, "peer " + peer_address() + " closed the connection: " + goodbye.reason());
+  Status status = code == StatusCode::kOk
+                      ? UnavailableError("peer " + peer_address() + " is shutting down: " + goodbye.reason())
+                      : Status(code, "peer " + peer_address() + " closed the connection: " + goodbye.reason());
   if (state() != State::kReady) {
     // Handshaking: nothing to flush. Draining: both sides said goodbye; keep our own status.
     if (state() == State::kHandshaking) CloseNow(status);

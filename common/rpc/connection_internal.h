@@ -2,13 +2,13 @@
 // the API.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -40,8 +40,8 @@ inline std::string PayloadName(const proto::Envelope& env) {
 }
 
 inline bool IsTransportPayload(proto::Envelope::PayloadCase c) {
-  return c == proto::Envelope::kHello || c == proto::Envelope::kHelloAck ||
-         c == proto::Envelope::kHeartbeat || c == proto::Envelope::kGoodbye;
+  return c == proto::Envelope::kHello || c == proto::Envelope::kHelloAck || c == proto::Envelope::kAuthChallenge ||
+         c == proto::Envelope::kAuthProof || c == proto::Envelope::kHeartbeat || c == proto::Envelope::kGoodbye;
 }
 
 // The boundary between user code and Asio: no exception crosses it.

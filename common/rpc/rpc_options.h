@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <string>
 
 #include "common/rpc/frame_codec.h"
 #include "common/status.h"
@@ -28,6 +29,9 @@ struct ConnectionOptions {
   std::chrono::milliseconds write_timeout{5000};
   // Orderly close: flush the queue and exchange FINs within this bound, then close anyway.
   std::chrono::milliseconds drain_timeout{1000};
+  // Non-empty: peers must prove they hold the same secret before anything else they send is
+  // read (common/rpc/cluster_auth.h); at least kMinClusterSecretBytes.
+  std::string cluster_secret;
 
   // InvalidArgument naming the first bad field.
   Status Validate() const;

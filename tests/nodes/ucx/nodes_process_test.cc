@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/rpc/cluster_auth.h"
 #include "common/rpc/rpc_client.h"
 #include "kv_transfer/child_process.h"
 #include "tests/nodes/nodes_test_util.h"
@@ -123,9 +124,10 @@ Node StartNode(const std::string& dir, const std::string& name, const std::strin
   return n;
 }
 
-std::unique_ptr<rpc::RpcClient> Connect(uint16_t port, Inbox* inbox) {
+std::unique_ptr<rpc::RpcClient> Connect(uint16_t port, Inbox* inbox, const std::string& secret = "") {
   rpc::RpcClientOptions o;
   o.port = port;
+  o.connection.cluster_secret = secret;
   o.hello.set_role(proto::ROLE_ROUTER);
   o.hello.set_node_id("router-test");
   rpc::RpcClientCallbacks cb;
@@ -323,6 +325,66 @@ TEST_P(NodesProcessTest, AnAbortThatOvertakesTheReservationIsHonoured) {
   // Ids are not poisoned for good: another request is served normally.
   const auto expected = ReferenceOutputs(TinyModelDir(), {FivePrompts(true)[1]});
   EXPECT_EQ(Run("after-early", FivePrompts(true)[1]), expected[0]);
+}
+
+// --cluster-secret-file on real processes: the router and a prefill node holding the secret get
+// in (and the prefill node reaches the decode node over UCX), a router or a prefill node
+// without it is refused with a message saying why.
+TEST(NodesAuthProcessTest, OnlyPeersWithTheClusterSecretConnect) {
+  ASSERT_FALSE(TinyModelDir().empty());
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tandem_nodes_auth_XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  const std::string secret_file = dir + "/cluster.secret";
+  ASSERT_TRUE(rpc::WriteNewClusterSecret(secret_file).ok());
+  auto secret = rpc::LoadClusterSecret(secret_file);
+  ASSERT_TRUE(secret.ok());
+  const std::string common = " --model '" + TinyModelDir() + "' --port 0 --threads 1 --kv-cache-gib 0.02 ";
+  Node decode = StartNode(dir, "decode", "decode" + common + "--node-id decode-0 --cluster-secret-file " + secret_file,
+                          "tcp,self");
+  Node prefill = StartNode(
+      dir, "prefill", "prefill" + common + "--node-id prefill-0 --cluster-secret-file " + secret_file, "tcp,self");
+  Node outsider = StartNode(dir, "outsider", "prefill" + common + "--node-id prefill-9", "tcp,self");
+  ASSERT_NE(decode.port, 0);
+  ASSERT_NE(prefill.port, 0);
+  ASSERT_NE(outsider.port, 0);
+
+  {  // a router without the secret
+    rpc::RpcClientOptions o;
+    o.port = prefill.port;
+    o.hello.set_role(proto::ROLE_ROUTER);
+    o.hello.set_node_id("router-nosecret");
+    rpc::RpcClient c(o, {});
+    ASSERT_TRUE(c.Start().ok());
+    EXPECT_FALSE(c.WaitReady(3s).ok());
+    EXPECT_NE(c.last_status().message().find("requires cluster authentication"), std::string::npos)
+        << c.last_status().ToString();
+    c.Stop();
+  }
+  proto::Envelope view;
+  proto::ClusterView::NodeAddress* d = view.mutable_cluster_view()->add_decode_nodes();
+  d->set_node_id("decode-0");
+  d->set_host("127.0.0.1");
+  d->set_port(decode.port);
+  const auto reaches = [](const proto::LoadReport& r) {
+    return std::find(r.connected_decode_nodes().begin(), r.connected_decode_nodes().end(), "decode-0") !=
+           r.connected_decode_nodes().end();
+  };
+  Inbox from_p, from_outsider;
+  auto to_p = Connect(prefill.port, &from_p, *secret);
+  ASSERT_TRUE(to_p->Send(view).ok());
+  EXPECT_TRUE(from_p.WaitLoad(reaches, 20s)) << from_p.last_load().DebugString();
+  auto to_outsider = Connect(outsider.port, &from_outsider);  // it has no secret: we need none
+  ASSERT_TRUE(to_outsider->Send(view).ok());
+  EXPECT_FALSE(from_outsider.WaitLoad(reaches, 3s));  // the decode node refuses it
+  EXPECT_NE(ReadFile(outsider.log).find("requires cluster authentication"), std::string::npos)
+      << ReadFile(outsider.log);
+
+  to_p->Stop();
+  to_outsider->Stop();
+  for (Node* n : {&decode, &prefill, &outsider}) n->child.Kill();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tls, NodesProcessTest, ::testing::Values("tcp,self", "sm,self"),
