@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/sse.h"
+#include "frontend/http_routes.h"
 
 namespace tandem {
 
@@ -23,25 +24,6 @@ namespace {
 
 constexpr char kServerName[] = "tandem";
 constexpr size_t kMaxDrainBytes = 8u << 20;  // read and dropped before closing after an error
-
-ApiError HttpError(int status, std::string message, std::string code) {
-  ApiError e;
-  e.http_status = status;
-  e.message = std::move(message);
-  e.code = std::move(code);
-  return e;
-}
-
-struct Route {
-  std::string_view path;
-  http::verb verb;
-};
-constexpr Route kRoutes[] = {
-    {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
-    {"/v1/models", http::verb::get},       {"/health", http::verb::get},
-    {"/tokenize", http::verb::post},       {"/detokenize", http::verb::post},
-    {"/v1/load", http::verb::get},         {"/metrics", http::verb::get},
-};
 
 }  // namespace
 
@@ -77,7 +59,7 @@ void HttpSession::DoRead() {
   if (state_ == State::kClosed) return;
   state_ = State::kReading;
   parser_.emplace();
-  parser_->body_limit(ctx_->options.max_body_bytes);
+  ConfigureRequestParser(ctx_->options.max_body_bytes, &*parser_);
   stream_.expires_after(std::chrono::seconds(ctx_->options.idle_timeout_s));
   http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
 }
@@ -89,18 +71,11 @@ void HttpSession::OnRead(beast::error_code ec, size_t) {
     return;
   }
   keep_alive_ = parser_->get().keep_alive();
-  if (ec == http::error::body_limit) {
-    SendError(
-        HttpError(413, "request body exceeds the limit of " + std::to_string(ctx_->options.max_body_bytes) + " bytes",
-                  "request_too_large"),
-        /*close=*/true);
-    return;
-  }
   if (ec) {
-    if (&ec.category() == &http::make_error_code(http::error::bad_target).category() || parser_->is_header_done()) {
-      SendError(HttpError(400, "malformed HTTP request: " + ec.message(), "bad_request"), /*close=*/true);
+    if (auto reply = ReadErrorReply(ec, parser_->is_header_done(), ctx_->options.max_body_bytes)) {
+      SendError(*reply, /*close=*/true);
     } else {
-      Close();  // reset or garbage before a header: nobody to answer
+      Close();
     }
     return;
   }
@@ -113,27 +88,19 @@ void HttpSession::Handle(Request& req) {
   rate_headers_.clear();
   generation_route_ = false;
   const int64_t arrival_us = SteadyClock::Read();
-  const std::string_view target(req.target().data(), req.target().size());
-  const std::string_view path = target.substr(0, target.find('?'));
-  const Route* route = nullptr;
-  for (const Route& r : kRoutes) {
-    if (r.path == path) route = &r;
-  }
-  if (!route) {
-    SendError(HttpError(404, "Invalid URL (" + std::string(req.method_string()) + " " + std::string(path) + ")",
-                        "not_found"));
+  const auto method = req.method_string();
+  const RouteDecision routed = RouteRequest(req.method(), std::string_view(method.data(), method.size()),
+                                            std::string_view(req.target().data(), req.target().size()));
+  if (!routed.route) {
+    if (routed.allow.empty()) {
+      SendError(*routed.error);  // 404
+    } else {
+      SendJson(routed.error->http_status, routed.error->ToJson(), /*close=*/false, routed.allow);  // 405
+    }
     return;
   }
-  if (req.method() != route->verb) {
-    const std::string allowed(http::to_string(route->verb));
-    const ApiError e = HttpError(
-        405,
-        "method " + std::string(req.method_string()) + " is not allowed on " + std::string(path) + "; use " + allowed,
-        "method_not_allowed");
-    SendJson(e.http_status, e.ToJson(), /*close=*/false, allowed);
-    return;
-  }
-  if (path == "/metrics") {
+  const Endpoint endpoint = routed.route->endpoint;
+  if (endpoint == Endpoint::kMetrics) {
     response_ = {};
     response_.version(11);
     response_.result(http::status::ok);
@@ -143,8 +110,8 @@ void HttpSession::Handle(Request& req) {
     Send(false);
     return;
   }
-  generation_route_ = path == "/v1/completions" || path == "/v1/chat/completions";
-  if (path == "/health") {
+  generation_route_ = IsGenerationEndpoint(endpoint);
+  if (endpoint == Endpoint::kHealth) {
     const InferenceClient::Health health = ctx_->client.GetHealth();
     if (!health.serving) {
       SendError(HttpError(503, "the inference backend is not ready", "service_unavailable"));
@@ -160,42 +127,34 @@ void HttpSession::Handle(Request& req) {
   int key_index = -1;
   if (ctx_->keys) {
     const auto auth = req[http::field::authorization];
-    const std::string_view given(auth.data(), auth.size());
-    constexpr std::string_view kBearer = "Bearer ";
-    if (given.substr(0, kBearer.size()) == kBearer) key_index = ctx_->keys->Find(given.substr(kBearer.size()));
+    if (auto given = BearerKey(std::string_view(auth.data(), auth.size()))) key_index = ctx_->keys->Find(*given);
     if (key_index < 0) {
       SendError(HttpError(401, "Incorrect or missing API key; send 'Authorization: Bearer <key>'", "invalid_api_key"));
       return;
     }
   }
   const ApiKey* key = key_index >= 0 ? &ctx_->keys->at(key_index) : nullptr;
-  if (path == "/v1/models") {
+  if (endpoint == Endpoint::kModels) {
     JsonReply reply = HandleModels(*ctx_, key);
     SendJson(reply.http_status, reply.body);
     return;
   }
-  if (path == "/v1/load") {  // read-only: the client's LoadInfo, for operators and tests
+  if (endpoint == Endpoint::kLoad) {  // read-only: the client's LoadInfo, for operators and tests
     SendJson(200, HandleLoad(*ctx_).body);
     return;
   }
 
   ordered_json body;
-  try {
-    body = ordered_json::parse(req.body());
-  } catch (const nlohmann::json::exception& e) {
-    SendError(HttpError(400, std::string("the request body is not valid JSON: ") + e.what(), "invalid_json"));
+  if (auto error = ParseJsonObjectBody(req.body(), &body)) {
+    SendError(*error);
     return;
   }
-  if (!body.is_object()) {
-    SendError(HttpError(400, "the request body must be a JSON object", "invalid_json"));
-    return;
-  }
-  if (path == "/tokenize" || path == "/detokenize") {
-    JsonReply reply = path == "/tokenize" ? HandleTokenize(*ctx_, body) : HandleDetokenize(*ctx_, body);
+  if (endpoint == Endpoint::kTokenize || endpoint == Endpoint::kDetokenize) {
+    JsonReply reply = endpoint == Endpoint::kTokenize ? HandleTokenize(*ctx_, body) : HandleDetokenize(*ctx_, body);
     SendJson(reply.http_status, reply.body);
     return;
   }
-  const ApiKind kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
+  const ApiKind kind = endpoint == Endpoint::kChatCompletions ? ApiKind::kChat : ApiKind::kCompletion;
   PreparedGeneration prepared;
   if (auto error = PrepareGeneration(*ctx_, body, kind, arrival_us, &prepared, std::string(req["X-SLO-Class"]), key)) {
     SendError(*error);

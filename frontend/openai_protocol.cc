@@ -75,10 +75,13 @@ MaybeError ReadFloat(const ordered_json& body, const char* name, const Range& r,
   if (!v) return std::nullopt;
   if (!v->is_number()) return WrongType(name, "a number", *v);
   const double d = v->get<double>();
-  if (!std::isfinite(d) || d < r.lo || d > r.hi || (r.lo_open && d == r.lo)) {
+  // The engine sees the float: a positive double below float's range (1e-50) rounds to 0, which
+  // an open lower bound must refuse as well.
+  const float f = static_cast<float>(d);
+  if (!std::isfinite(d) || d < r.lo || d > r.hi || (r.lo_open && (d == r.lo || f == r.lo))) {
     return InvalidRequest(name, "'" + std::string(name) + "' must be " + r.text + ", got " + v->dump());
   }
-  *out = static_cast<float>(d);
+  *out = f;
   return std::nullopt;
 }
 

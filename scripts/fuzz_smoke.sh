@@ -9,7 +9,15 @@ BUILD_DIR=${TANDEM_BUILD_DIR:-build}
 SECONDS_PER_TARGET=${1:-${TANDEM_FUZZ_SECONDS:-30}}
 
 # target name -> corpus folder and dictionary under tests/fuzz/
-TARGETS=(safetensors_header_fuzzer:safetensors)
+TARGETS=(
+  safetensors_header_fuzzer:safetensors
+  http_request_fuzzer:http
+  openai_request_fuzzer:openai_request
+  chat_template_render_fuzzer:chat_messages
+  chat_template_parse_fuzzer:jinja
+  tokenizer_json_fuzzer:tokenizer
+  rpc_frame_fuzzer:rpc_frames
+)
 
 status=0
 for spec in "${TARGETS[@]}"; do

@@ -43,6 +43,7 @@ struct Expr {
   Kind kind;
   int line = 0;
   int col = 0;
+  int height = 1;  // of this subtree (a leaf: 1); the parser bounds it (Parser::kMaxExprHeight)
   Value constant;
   std::string name;  // kName/kNsRef/kGetAttr/kFilter/kTest name, kBinary operator
   std::string attr;  // kNsRef attribute

@@ -28,7 +28,7 @@ ExprPtr Parser::ParseTuple(bool simplified, bool with_condexpr, const std::vecto
     if (!explicit_parens) Error(Cur(), "expected an expression, got " + Describe(Cur()));
   }
   auto t = NewExpr(EK::kTuple, at);
-  t->children = std::move(args);
+  AttachAll(*t, std::move(args));
   return t;
 }
 
@@ -38,10 +38,14 @@ ExprPtr Parser::ParseCondExpr() {
   while (SkipName("if")) {
     auto c = NewExpr(EK::kCondExpr, at);
     ExprPtr test = ParseOr();
-    ExprPtr expr3 = SkipName("else") ? ParseCondExpr() : nullptr;
-    c->children.push_back(std::move(test));
-    c->children.push_back(std::move(expr1));
-    c->children.push_back(std::move(expr3));
+    ExprPtr expr3;
+    if (SkipName("else")) {
+      NestingGuard guard(this, at);  // a if b else c if d else ...: recursion
+      expr3 = ParseCondExpr();
+    }
+    Attach(*c, std::move(test));
+    Attach(*c, std::move(expr1));
+    Attach(*c, std::move(expr3));
     expr1 = std::move(c);
   }
   return expr1;
@@ -50,8 +54,8 @@ ExprPtr Parser::ParseCondExpr() {
 ExprPtr Parser::Binary(const Token& at, const std::string& op, ExprPtr l, ExprPtr r) {
   auto b = NewExpr(EK::kBinary, at);
   b->name = op;
-  b->children.push_back(std::move(l));
-  b->children.push_back(std::move(r));
+  Attach(*b, std::move(l));
+  Attach(*b, std::move(r));
   return b;
 }
 
@@ -75,8 +79,9 @@ ExprPtr Parser::ParseAnd() {
 
 ExprPtr Parser::ParseNot() {
   if (IsName("not")) {
+    NestingGuard guard(this, Cur());
     auto n = NewExpr(EK::kNot, Next());
-    n->children.push_back(ParseNot());
+    Attach(*n, ParseNot());
     return n;
   }
   return ParseCompare();
@@ -102,10 +107,10 @@ ExprPtr Parser::ParseCompare() {
     }
     if (!cmp) {
       cmp = NewExpr(EK::kCompare, at);
-      cmp->children.push_back(std::move(expr));
+      Attach(*cmp, std::move(expr));
     }
     cmp->ops.push_back(op);
-    cmp->children.push_back(ParseMath1());
+    Attach(*cmp, ParseMath1());
   }
   return cmp ? std::move(cmp) : std::move(expr);
 }
@@ -124,8 +129,8 @@ ExprPtr Parser::ParseConcat() {
   ExprPtr first = ParseMath2();
   if (!IsOp("~")) return first;
   auto c = NewExpr(EK::kConcat, at);
-  c->children.push_back(std::move(first));
-  while (SkipOp("~")) c->children.push_back(ParseMath2());
+  Attach(*c, std::move(first));
+  while (SkipOp("~")) Attach(*c, ParseMath2());
   return c;
 }
 
@@ -148,11 +153,13 @@ ExprPtr Parser::ParsePow() {
 }
 
 ExprPtr Parser::ParseUnary(bool with_filter) {
+  // Every nested expression ((...), [...], {...}, arguments, unary -/+) recurses through here.
+  NestingGuard guard(this, Cur());
   ExprPtr node;
   if (IsOp("-") || IsOp("+")) {
     const Token& at = Next();
     node = NewExpr(at.text == "-" ? EK::kNeg : EK::kPos, at);
-    node->children.push_back(ParseUnary(false));
+    Attach(*node, ParseUnary(false));
   } else {
     node = ParsePrimary(false);
   }
@@ -210,7 +217,7 @@ ExprPtr Parser::ParsePrimary(bool with_namespace) {
     while (!IsOp("]")) {
       if (!l->children.empty()) ExpectOp(",");
       if (IsOp("]")) break;
-      l->children.push_back(ParseExpression(true));
+      Attach(*l, ParseExpression(true));
     }
     ExpectOp("]");
     return l;
@@ -220,9 +227,9 @@ ExprPtr Parser::ParsePrimary(bool with_namespace) {
     while (!IsOp("}")) {
       if (!d->children.empty()) ExpectOp(",");
       if (IsOp("}")) break;
-      d->children.push_back(ParseExpression(true));
+      Attach(*d, ParseExpression(true));
       ExpectOp(":");
-      d->children.push_back(ParseExpression(true));
+      Attach(*d, ParseExpression(true));
     }
     ExpectOp("}");
     return d;
@@ -254,15 +261,15 @@ ExprPtr Parser::ParseSubscript(ExprPtr node) {
     if (a.kind == TK::kName) {
       auto g = NewExpr(EK::kGetAttr, t);
       g->name = a.text;
-      g->children.push_back(std::move(node));
+      Attach(*g, std::move(node));
       return g;
     }
     if (a.kind != TK::kInt) Error(a, "expected name or number after '.'");
     auto g = NewExpr(EK::kGetItem, t);
     auto c = NewExpr(EK::kConst, a);
     c->constant = Value::Int(a.int_value);
-    g->children.push_back(std::move(node));
-    g->children.push_back(std::move(c));
+    Attach(*g, std::move(node));
+    Attach(*g, std::move(c));
     return g;
   }
   std::vector<ExprPtr> args;
@@ -272,13 +279,13 @@ ExprPtr Parser::ParseSubscript(ExprPtr node) {
   }
   ExpectOp("]");
   auto g = NewExpr(EK::kGetItem, t);
-  g->children.push_back(std::move(node));
+  Attach(*g, std::move(node));
   if (args.size() == 1) {
-    g->children.push_back(std::move(args[0]));
+    Attach(*g, std::move(args[0]));
   } else {
     auto tup = NewExpr(EK::kTuple, t);
-    tup->children = std::move(args);
-    g->children.push_back(std::move(tup));
+    AttachAll(*tup, std::move(args));
+    Attach(*g, std::move(tup));
   }
   return g;
 }
@@ -303,7 +310,7 @@ ExprPtr Parser::ParseSubscribed() {
     args.push_back(nullptr);
   }
   auto s = NewExpr(EK::kSlice, at);
-  s->children = std::move(args);
+  AttachAll(*s, std::move(args));
   return s;
 }
 
@@ -319,10 +326,10 @@ void Parser::ParseCallArgs(Expr& node) {
     if (Cur().kind == TK::kName && Peek().kind == TK::kOp && Peek().text == "=") {
       std::string key = Next().text;
       Next();
-      node.kwargs.emplace_back(std::move(key), ParseExpression(true));
+      AttachKwarg(node, std::move(key), ParseExpression(true));
     } else {
       if (!node.kwargs.empty()) Error(Cur(), "positional argument follows keyword argument");
-      node.children.push_back(ParseExpression(true));
+      Attach(node, ParseExpression(true));
     }
     require_comma = true;
   }
@@ -331,7 +338,7 @@ void Parser::ParseCallArgs(Expr& node) {
 
 ExprPtr Parser::ParseCall(ExprPtr node) {
   auto c = NewExpr(EK::kCall, Cur());
-  c->children.push_back(std::move(node));
+  Attach(*c, std::move(node));
   ParseCallArgs(*c);
   return c;
 }
@@ -346,7 +353,7 @@ ExprPtr Parser::ParseFilter(ExprPtr node, bool start_inline) {
     if (!HasFilter(name)) Error(t, "unknown or unsupported filter '" + name + "'");
     auto f = NewExpr(EK::kFilter, t);
     f->name = name;
-    f->children.push_back(std::move(node));
+    Attach(*f, std::move(node));
     if (IsOp("(")) ParseCallArgs(*f);
     node = std::move(f);
   }
@@ -362,18 +369,18 @@ ExprPtr Parser::ParseTest(ExprPtr node) {
   if (!HasTest(name)) Error(t, "unknown or unsupported test '" + name + "'");
   auto test = NewExpr(EK::kTest, is);
   test->name = name;
-  test->children.push_back(std::move(node));
+  Attach(*test, std::move(node));
   if (IsOp("(")) {
     ParseCallArgs(*test);
   } else if ((Cur().kind == TK::kName || Cur().kind == TK::kString || Cur().kind == TK::kInt ||
               Cur().kind == TK::kFloat || IsOp("[") || IsOp("{")) &&
              !IsName("else") && !IsName("or") && !IsName("and")) {
     if (IsName("is")) Error(Cur(), "cannot chain multiple tests with 'is'");
-    test->children.push_back(ParsePostfix(ParsePrimary(false)));
+    Attach(*test, ParsePostfix(ParsePrimary(false)));
   }
   if (!negated) return test;
   auto n = NewExpr(EK::kNot, is);
-  n->children.push_back(std::move(test));
+  Attach(*n, std::move(test));
   return n;
 }
 

@@ -125,6 +125,8 @@ Value FJoin(const Value& v, const CallArgs& c) {
     if (!first) out += sep;
     first = false;
     out += S(a.Has(1) ? AttrGet(item, a.Get(1)) : item);
+    ChargeBytes(sep.size());
+    CheckStringSize(out.size());
   }
   return Value::Str(std::move(out));
 }
@@ -166,6 +168,8 @@ Value FSafe(const Value& v, const CallArgs& c) {
 Value FIndent(const Value& v, const CallArgs& c) {
   ArgBinder a("indent", c, {"width", "first", "blank"});
   if (v.is_undefined()) Fail("UndefinedError: " + UndefinedMessage(v));  // do_indent does `s += "\n"`
+  if (a.Has(0) && !a.Get(0).is_string())
+    CheckStringSize(static_cast<size_t>(std::max<int64_t>(0, a.Get(0).int_value())));
   std::string ind = !a.Has(0) ? "    " : (a.Get(0).is_string() ? a.Get(0).str()
                                                                : std::string(static_cast<size_t>(std::max<int64_t>(0, a.Get(0).int_value())), ' '));
   std::vector<std::string> lines = PySplitLines(S(v) + "\n");
@@ -174,12 +178,16 @@ Value FIndent(const Value& v, const CallArgs& c) {
     for (size_t i = 0; i < lines.size(); ++i) {
       if (i) rv.append("\n").append(ind);
       rv.append(lines[i]);
+      ChargeBytes(ind.size());
+      CheckStringSize(rv.size());
     }
   } else {
     rv = lines.empty() ? "" : lines[0];
     for (size_t i = 1; i < lines.size(); ++i) {
       rv.append("\n");
       if (!lines[i].empty()) rv.append(ind).append(lines[i]);
+      ChargeBytes(ind.size());
+      CheckStringSize(rv.size());
     }
   }
   if (Truthy(a.Get(1))) rv = ind + rv;

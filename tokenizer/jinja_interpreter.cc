@@ -1,5 +1,6 @@
 #include "tokenizer/jinja_interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -13,6 +14,13 @@ using EK = Expr::Kind;
 using SK = Stmt::Kind;
 
 constexpr int kMaxMacroDepth = 200;
+// Expressions and statement bodies being evaluated at once (recursion of Eval and ExecBody):
+// the parser bounds a template's own nesting, macros calling macros multiply it. A level takes
+// up to 1 KiB of stack in an optimised build (4-5 KiB under ASan), so the deepest render needs
+// at most 0.5 MiB (2.5 MiB) of an io thread's 8 MiB stack.
+constexpr int kMaxNesting = 500;
+// A for loop's iteration costs what it builds: the `loop` object's variables (and a frame).
+constexpr uint64_t kLoopVars = 12;
 
 class Frame {
  public:
@@ -46,14 +54,27 @@ Value IntResult(bool overflow, int64_t r) {
 }
 
 Value Repeat(const Value& seq, int64_t n) {
-  if (n < 0) n = 0;
+  const size_t unit = seq.is_string() ? seq.str().size() : seq.items().size();
+  if (n < 0 || unit == 0) n = 0;  // nothing to repeat: no loop to run either ("" * 10**12)
+  // Sizes and work first: "a" * 10**12 must fail at once, not after filling memory.
+  if (n > 0 && static_cast<uint64_t>(n) > (seq.is_string() ? kMaxStringBytes : kMaxSeqItems) / unit) {
+    Fail(std::string("repeating a ") + (seq.is_string() ? "string" : "sequence") + " " + std::to_string(n) +
+         " times is too large");
+  }
   if (seq.is_string()) {
+    ChargeBytes(unit * static_cast<uint64_t>(n));
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
     return Value::Str(std::move(out));
   }
+  uint64_t bytes = 0;  // the items' strings, copied with them
+  for (const Value& item : seq.items()) bytes += item.str().size();
   std::vector<Value> out;
-  for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.items().begin(), seq.items().end());
+  for (int64_t i = 0; i < n; ++i) {
+    ChargeWork(unit);
+    ChargeBytes(bytes);
+    out.insert(out.end(), seq.items().begin(), seq.items().end());
+  }
   return Value::List(std::move(out), seq.seq());
 }
 
@@ -78,6 +99,7 @@ Value Arith(const std::string& op, const Value& a, const Value& b) {
       return Value::Str(a.str() + b.str());
     }
     if (IsPlainSeq(a) && IsPlainSeq(b) && a.seq() == b.seq()) {
+      CheckSeqSize(a.items().size() + b.items().size());
       std::vector<Value> out = a.items();
       out.insert(out.end(), b.items().begin(), b.items().end());
       return Value::List(std::move(out), a.seq());
@@ -189,6 +211,31 @@ class Interpreter {
  private:
   enum class Flow { kNormal, kBreak, kContinue };
 
+  // One level of Eval/ExecBody recursion for its scope (see kMaxNesting).
+  class NestingGuard {
+   public:
+    explicit NestingGuard(int* nesting) : nesting_(nesting) {
+      if (++*nesting_ > kMaxNesting) {
+        --*nesting_;
+        Fail("the template nests expressions, blocks and macro calls deeper than " + std::to_string(kMaxNesting) +
+             " levels");
+      }
+    }
+    ~NestingGuard() { --*nesting_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+
+   private:
+    int* nesting_;
+  };
+
+  // Appends to a render's output (or a block's buffer), within the bounds of a string.
+  static void Emit(std::string& out, const std::string& text) {
+    ChargeBytes(text.size());
+    CheckStringSize(out.size() + text.size());
+    out += text;
+  }
+
   static void Locate(JinjaError& e, int line, int col) {
     if (e.line == 0) {
       e.line = line;
@@ -197,7 +244,9 @@ class Interpreter {
   }
 
   Flow ExecBody(const Body& body, Frame& f, std::string& out) {
+    NestingGuard guard(&nesting_);
     for (const auto& s : body) {
+      ChargeWork(1);
       Flow fl;
       try {
         fl = Exec(*s, f, out);
@@ -212,8 +261,12 @@ class Interpreter {
 
   Flow Exec(const Stmt& s, Frame& f, std::string& out) {
     switch (s.kind) {
-      case SK::kText: out += s.text; return Flow::kNormal;
-      case SK::kOutput: out += Str(Eval(*s.expr, f)); return Flow::kNormal;
+      case SK::kText:
+        Emit(out, s.text);
+        return Flow::kNormal;
+      case SK::kOutput:
+        Emit(out, Str(Eval(*s.expr, f)));
+        return Flow::kNormal;
       case SK::kIf:
         for (size_t i = 0; i < s.conds.size(); ++i) {
           if (Truthy(Eval(*s.conds[i], f))) return ExecBody(s.bodies[i], f, out);
@@ -227,7 +280,9 @@ class Interpreter {
         Assign(*s.target, std::move(v), f);
         return Flow::kNormal;
       }
-      case SK::kFilterBlock: out += Str(RenderBlock(s, f)); return Flow::kNormal;
+      case SK::kFilterBlock:
+        Emit(out, Str(RenderBlock(s, f)));
+        return Flow::kNormal;
       case SK::kMacro: {
         const Stmt* macro = &s;
         f.Set(s.name, Value::Function(s.name, [this, macro](CallArgs& a) { return CallMacro(*macro, a); }));
@@ -277,6 +332,7 @@ class Interpreter {
     }
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      ChargeWork(kLoopVars);
       Frame lf(&f);  // fresh per iteration, as in jinja2
       Assign(*s.target, items[static_cast<size_t>(i)], lf);
       DictData loop;
@@ -311,6 +367,9 @@ class Interpreter {
         const Value* ns = f.Lookup(target.name);
         if (!ns || !ns->is_namespace()) Fail("cannot assign attribute '" + target.attr + "' on non-namespace object '" + target.name + "'");
         if (!target.attr.empty() && target.attr[0] == '_') Fail("SecurityError: namespace attributes cannot start with '_'");
+        // Namespaces are the one mutable value: one inside another could form a cycle (a leak,
+        // and endless printing), so they hold plain data only.
+        if (HoldsNamespace(v)) Fail("cannot store a namespace in a namespace attribute ('" + target.attr + "')");
         ns->mutable_namespace().Set(target.attr, std::move(v));
         return;
       }
@@ -374,9 +433,28 @@ class Interpreter {
     return a;
   }
 
+  // Whether `v` is or contains a namespace (lists and dicts are bounded by kMaxValueDepth).
+  static bool HoldsNamespace(const Value& v) {
+    if (v.is_namespace()) return true;
+    if (v.is_list()) {
+      ChargeWork(v.items().size());
+      return std::any_of(v.items().begin(), v.items().end(), HoldsNamespace);
+    }
+    if (v.is_dict()) {
+      ChargeWork(v.dict().entries.size());
+      return std::any_of(v.dict().entries.begin(), v.dict().entries.end(),
+                         [](const auto& e) { return HoldsNamespace(e.second); });
+    }
+    return false;
+  }
+
   Value Eval(const Expr& e, Frame& f) {
+    NestingGuard guard(&nesting_);
     try {
-      return EvalImpl(e, f);
+      Value v = EvalImpl(e, f);
+      ChargeWork(1);
+      if (v.is_string()) ChargeBytes(v.str().size());  // copied from a variable, or built
+      return v;
     } catch (JinjaError& err) {
       Locate(err, e.line, e.col);
       throw;
@@ -483,12 +561,29 @@ class Interpreter {
 
   Frame root_;
   const Value* block_input_ = nullptr;
-  int depth_ = 0;
+  int depth_ = 0;    // macro calls in progress
+  int nesting_ = 0;  // Eval and ExecBody calls in progress
 };
+
+// Bytes of the strings in `v` (keys included): the size of a render's input. Inputs are trees
+// (JSON), at most kMaxValueDepth deep.
+uint64_t InputBytes(const Value& v) {
+  if (v.is_string()) return v.str().size();
+  uint64_t n = 0;
+  if (v.is_list()) {
+    for (const Value& item : v.items()) n += InputBytes(item);
+  } else if (v.is_dict()) {
+    for (const auto& [k, item] : v.dict().entries) n += k.size() + InputBytes(item);
+  }
+  return n;
+}
 
 }  // namespace
 
 std::string RenderTemplate(const Body& body, const DictData& vars) {
+  uint64_t input_bytes = 0;
+  for (const auto& [k, v] : vars.entries) input_bytes += InputBytes(v);
+  WorkMeter meter(kBaseWorkUnits + kWorkUnitsPerInputByte * input_bytes);  // charged by all this render does
   DictData all = MakeGlobals();
   for (const auto& [k, v] : vars.entries) all.Set(k, v);
   return Interpreter(all).Run(body);

@@ -109,6 +109,8 @@ Value StrMethod(const std::string& s, const std::string& name, const CallArgs& c
       if (!first) out += s;
       first = false;
       out += v.str();
+      ChargeBytes(s.size() + v.str().size());
+      CheckStringSize(out.size());
     }
     return Value::Str(std::move(out));
   }

@@ -73,6 +73,38 @@ ExprPtr Parser::NewExpr(EK kind, const Token& at) {
   return e;
 }
 
+Parser::NestingGuard::NestingGuard(Parser* p, const Token& at) : p_(p) {
+  if (++p_->nesting_ > kMaxNesting) {
+    --p_->nesting_;  // the destructor does not run when the constructor throws
+    Error(at, "template nested too deeply (more than " + std::to_string(kMaxNesting) + " levels)");
+  }
+}
+
+void Parser::Grow(Expr& parent, const Expr* child) {
+  if (child == nullptr) return;
+  if (child->height >= kMaxExprHeight) {
+    JinjaError e("expression nested too deeply (more than " + std::to_string(kMaxExprHeight) + " levels)");
+    e.line = parent.line;
+    e.col = parent.col;
+    throw e;
+  }
+  parent.height = std::max(parent.height, child->height + 1);
+}
+
+void Parser::Attach(Expr& parent, ExprPtr child) {
+  Grow(parent, child.get());
+  parent.children.push_back(std::move(child));
+}
+
+void Parser::AttachKwarg(Expr& parent, std::string key, ExprPtr value) {
+  Grow(parent, value.get());
+  parent.kwargs.emplace_back(std::move(key), std::move(value));
+}
+
+void Parser::AttachAll(Expr& parent, std::vector<ExprPtr> children) {
+  for (ExprPtr& c : children) Attach(parent, std::move(c));
+}
+
 StmtPtr Parser::NewStmt(SK kind, const Token& at) {
   auto s = std::make_unique<Stmt>();
   s->kind = kind;
@@ -114,6 +146,7 @@ Body Parser::Subparse(const std::vector<std::string>& end_tokens) {
 }
 
 Body Parser::ParseStatements(const Token& opener, const std::vector<std::string>& ends, bool drop_needle) {
+  NestingGuard guard(this, opener);
   SkipOp(":");
   ExpectBlockEnd();
   open_.push_back(&opener);

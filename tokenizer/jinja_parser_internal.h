@@ -20,10 +20,29 @@ using SK = Stmt::Kind;
 
 class Parser {
  public:
+  // Bounds that keep every template off the stack's edge, here, in the interpreter and when the
+  // tree is destroyed (all recursive): parser recursion (blocks within blocks, parentheses,
+  // brackets, unary operators) and the height of an expression tree, which loops build as well
+  // (a + a + ... + a, x|f|f|...|f, x.a.b.c...). Real templates stay below 20 of either.
+  static constexpr int kMaxNesting = 100;
+  static constexpr int kMaxExprHeight = 200;
+
   explicit Parser(std::vector<Token> tokens) : toks_(std::move(tokens)) {}
   Body Parse();
 
  private:
+  // Counts one level of parser recursion for its scope; a JinjaError at `at` beyond kMaxNesting.
+  class NestingGuard {
+   public:
+    NestingGuard(Parser* p, const Token& at);
+    ~NestingGuard() { --p_->nesting_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+
+   private:
+    Parser* p_;
+  };
+
   const Token& Cur() const { return toks_[i_]; }
   const Token& Peek() const { return toks_[std::min(i_ + 1, toks_.size() - 1)]; }
   const Token& Next();
@@ -38,6 +57,12 @@ class Parser {
   void ExpectBlockEnd();
   static ExprPtr NewExpr(EK kind, const Token& at);
   static StmtPtr NewStmt(SK kind, const Token& at);
+  // Every child of an expression is added through these (null children of slices and
+  // conditional expressions included): they keep `height` and refuse trees beyond kMaxExprHeight.
+  static void Grow(Expr& parent, const Expr* child);
+  static void Attach(Expr& parent, ExprPtr child);
+  static void AttachKwarg(Expr& parent, std::string key, ExprPtr value);
+  static void AttachAll(Expr& parent, std::vector<ExprPtr> children);
 
   // ---- statements ----
   Body Subparse(const std::vector<std::string>& end_tokens);
@@ -82,6 +107,7 @@ class Parser {
   std::vector<Token> toks_;
   size_t i_ = 0;
   int loop_depth_ = 0;
+  int nesting_ = 0;                 // current parser recursion (NestingGuard)
   std::vector<const Token*> open_;  // innermost open block last, for error messages
 };
 

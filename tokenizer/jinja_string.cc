@@ -61,11 +61,13 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
   std::vector<std::string> out;
   if (sep) {
     if (sep->empty()) Fail("ValueError: empty separator");
+    ChargeSearch(s.size(), sep->size());
     std::string_view rest = s;
     if (!from_right) {
       while (maxsplit != 0) {
         size_t at = rest.find(*sep);
         if (at == std::string_view::npos) break;
+        CheckSeqSize(out.size() + 1);
         out.emplace_back(rest.substr(0, at));
         rest.remove_prefix(at + sep->size());
         if (maxsplit > 0) --maxsplit;
@@ -75,6 +77,7 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
       while (maxsplit != 0) {
         size_t at = rest.rfind(*sep);
         if (at == std::string_view::npos) break;
+        CheckSeqSize(out.size() + 1);
         out.emplace_back(rest.substr(at + sep->size()));
         rest = rest.substr(0, at);
         if (maxsplit > 0) --maxsplit;
@@ -84,6 +87,7 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
     }
     return out;
   }
+  ChargeBytes(s.size());
   std::u32string u = DecodeUtf8(s);
   if (!from_right) {
     size_t i = 0, n = u.size();
@@ -97,6 +101,7 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
       }
       size_t j = i;
       while (j < n && !IsPySpace(u[j])) ++j;
+      CheckSeqSize(out.size() + 1);
       out.push_back(EncodeUtf8(std::u32string_view(u).substr(i, j - i)));
       if (maxsplit > 0) --maxsplit;
       i = j;
@@ -112,6 +117,7 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
       }
       size_t b = e;
       while (b > 0 && !IsPySpace(u[b - 1])) --b;
+      CheckSeqSize(out.size() + 1);
       out.push_back(EncodeUtf8(std::u32string_view(u).substr(b, e - b)));
       if (maxsplit > 0) --maxsplit;
       e = b;
@@ -218,10 +224,13 @@ std::string JinjaTitle(std::string_view s) {
 
 std::string PyReplace(std::string_view s, std::string_view old, std::string_view repl, int64_t count) {
   std::string out;
+  ChargeSearch(s.size(), old.size());
   if (old.empty()) {
     std::u32string u = DecodeUtf8(s);
     for (size_t i = 0; i <= u.size(); ++i) {
       if (count != 0) {
+        CheckStringSize(out.size() + repl.size());
+        ChargeBytes(repl.size());
         out.append(repl);
         if (count > 0) --count;
       }
@@ -233,6 +242,8 @@ std::string PyReplace(std::string_view s, std::string_view old, std::string_view
   while (count != 0) {
     size_t at = s.find(old, pos);
     if (at == std::string_view::npos) break;
+    CheckStringSize(out.size() + (at - pos) + repl.size());
+    ChargeBytes(repl.size());
     out.append(s.substr(pos, at - pos));
     out.append(repl);
     pos = at + old.size();
@@ -244,12 +255,14 @@ std::string PyReplace(std::string_view s, std::string_view old, std::string_view
 
 int64_t PyCount(std::string_view s, std::string_view sub) {
   if (sub.empty()) return static_cast<int64_t>(DecodeUtf8(s).size()) + 1;
+  ChargeSearch(s.size(), sub.size());
   int64_t n = 0;
   for (size_t at = s.find(sub); at != std::string_view::npos; at = s.find(sub, at + sub.size())) ++n;
   return n;
 }
 
 int64_t PyFind(std::string_view s, std::string_view sub, bool from_right) {
+  ChargeSearch(s.size(), sub.size());
   size_t at = from_right ? s.rfind(sub) : s.find(sub);
   if (at == std::string_view::npos) return -1;
   return static_cast<int64_t>(DecodeUtf8(s.substr(0, at)).size());

@@ -11,6 +11,52 @@ namespace tandem::jinja {
 
 void Fail(std::string message) { throw JinjaError(std::move(message)); }
 
+namespace {
+
+thread_local WorkMeter* t_meter = nullptr;
+
+// Nesting of a list or dict value (0 for scalars); namespaces count 1 whatever they hold.
+int Depth(const Value& v) {
+  if (v.is_list()) return v.list().depth;
+  if (v.is_dict()) return v.dict().depth;
+  return v.is_namespace() ? 1 : 0;
+}
+
+// Copying `items` (Values hold their strings by value).
+void ChargeCopy(const std::vector<Value>& items) {
+  uint64_t bytes = 0;
+  for (const Value& item : items) bytes += item.str().size();
+  ChargeWork(items.size());
+  ChargeBytes(bytes);
+}
+
+}  // namespace
+
+WorkMeter::WorkMeter(uint64_t budget) : budget_(budget), previous_(t_meter) { t_meter = this; }
+WorkMeter::~WorkMeter() { t_meter = previous_; }
+
+void WorkMeter::Charge(uint64_t units) {
+  used_ += units;
+  if (used_ > budget_) {
+    Fail("the template exceeded its work budget (" + std::to_string(budget_) +
+         " units: a loop or recursion too long for a chat prompt)");
+  }
+}
+
+void ChargeWork(uint64_t units) {
+  if (t_meter != nullptr) t_meter->Charge(units);
+}
+
+void CheckStringSize(size_t bytes) {
+  if (bytes > kMaxStringBytes) {
+    Fail("a string of the template grew past " + std::to_string(kMaxStringBytes) + " bytes");
+  }
+}
+
+void CheckSeqSize(size_t items) {
+  if (items > kMaxSeqItems) Fail("a sequence of the template grew past " + std::to_string(kMaxSeqItems) + " items");
+}
+
 const Value* DictData::Find(std::string_view key) const {
   for (const auto& [k, v] : entries) {
     if (k == key) return &v;
@@ -57,6 +103,7 @@ Value Value::Float(double f) {
   return v;
 }
 Value Value::Str(std::string s, bool markup) {
+  CheckStringSize(s.size());
   Value v;
   v.kind_ = ValueKind::kString;
   v.s_ = std::move(s);
@@ -64,15 +111,26 @@ Value Value::Str(std::string s, bool markup) {
   return v;
 }
 Value Value::List(std::vector<Value> items, SeqKind seq) {
+  CheckSeqSize(items.size());
+  ChargeCopy(items);
+  int depth = 0;
+  for (const Value& item : items) depth = std::max(depth, Depth(item));
+  if (depth >= kMaxValueDepth) Fail("lists nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
   Value v;
   v.kind_ = ValueKind::kList;
   auto data = std::make_shared<ListData>();
+  data->depth = depth + 1;
   data->items = std::move(items);
   data->seq = seq;
   v.list_ = std::move(data);
   return v;
 }
 Value Value::Dict(DictData dict) {
+  ChargeWork(dict.entries.size());
+  int depth = 0;
+  for (const auto& [k, item] : dict.entries) depth = std::max(depth, Depth(item));
+  if (depth >= kMaxValueDepth) Fail("dicts nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  dict.depth = depth + 1;
   Value v;
   v.kind_ = ValueKind::kDict;
   v.dict_ = std::make_shared<DictData>(std::move(dict));
@@ -188,6 +246,8 @@ std::string JoinRepr(const std::vector<Value>& items) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) out += ", ";
     out += Repr(items[i]);
+    ChargeWork(1);
+    CheckStringSize(out.size());
   }
   return out;
 }
@@ -197,6 +257,8 @@ std::string DictRepr(const DictData& d) {
   for (size_t i = 0; i < d.entries.size(); ++i) {
     if (i) out += ", ";
     out += PyStrRepr(d.entries[i].first) + ": " + Repr(d.entries[i].second);
+    ChargeWork(1);
+    CheckStringSize(out.size());
   }
   return out + "}";
 }
@@ -251,6 +313,7 @@ bool Equal(const Value& a, const Value& b) {
       if (a.seq() != b.seq() || a.seq() == SeqKind::kGenerator) return &a.list() == &b.list();
       if (a.items().size() != b.items().size()) return false;
       for (size_t i = 0; i < a.items().size(); ++i) {
+        ChargeWork(1);
         if (!Equal(a.items()[i], b.items()[i])) return false;
       }
       return true;
@@ -258,6 +321,7 @@ bool Equal(const Value& a, const Value& b) {
     case ValueKind::kDict: {
       if (a.dict().entries.size() != b.dict().entries.size()) return false;
       for (const auto& [k, v] : a.dict().entries) {
+        ChargeWork(b.dict().entries.size());  // Find is a linear scan
         const Value* other = b.dict().Find(k);
         if (!other || !Equal(v, *other)) return false;
       }
@@ -282,6 +346,7 @@ int Compare(const Value& a, const Value& b) {
       (a.seq() == SeqKind::kList || a.seq() == SeqKind::kTuple)) {
     size_t n = std::min(a.items().size(), b.items().size());
     for (size_t i = 0; i < n; ++i) {
+      ChargeWork(1);
       if (!Equal(a.items()[i], b.items()[i])) return Compare(a.items()[i], b.items()[i]);
     }
     return a.items().size() < b.items().size() ? -1 : (a.items().size() > b.items().size() ? 1 : 0);
@@ -307,6 +372,7 @@ std::vector<Value> Iterate(const Value& v) {
     case ValueKind::kUndefined: return {};
     case ValueKind::kList: {
       const ListData& l = v.list();
+      ChargeCopy(l.items);
       if (l.seq != SeqKind::kGenerator) return l.items;
       std::vector<Value> rest(l.items.begin() + static_cast<std::ptrdiff_t>(l.consumed), l.items.end());
       l.consumed = l.items.size();
@@ -314,11 +380,14 @@ std::vector<Value> Iterate(const Value& v) {
     }
     case ValueKind::kDict: {
       std::vector<Value> keys;
+      ChargeWork(v.dict().entries.size());
       for (const auto& [k, unused] : v.dict().entries) keys.push_back(Value::Str(k));
       return keys;
     }
     case ValueKind::kString: {
       std::vector<Value> chars;
+      ChargeWork(v.str().size());
+      CheckSeqSize(v.str().size());
       for (char32_t c : DecodeUtf8(v.str())) {
         std::string s;
         AppendUtf8(s, c);
@@ -337,10 +406,14 @@ bool Contains(const Value& container, const Value& item) {
       if (!item.is_string()) {
         Fail("TypeError: 'in <string>' requires string as left operand, not " + TypeName(item));
       }
+      ChargeSearch(container.str().size(), item.str().size());
       return container.str().find(item.str()) != std::string::npos;
-    case ValueKind::kDict: return item.is_string() && container.dict().Find(item.str()) != nullptr;
+    case ValueKind::kDict:
+      ChargeWork(container.dict().entries.size());
+      return item.is_string() && container.dict().Find(item.str()) != nullptr;
     case ValueKind::kList: {
       const ListData& l = container.list();
+      ChargeWork(l.items.size());
       if (l.seq != SeqKind::kGenerator) {
         return std::any_of(l.items.begin(), l.items.end(), [&](const Value& x) { return Equal(x, item); });
       }
@@ -450,16 +523,25 @@ void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& o, int le
       else out += FloatRepr(f);
       return;
     }
-    case ValueKind::kString: JsonString(out, v.str(), o.ensure_ascii); return;
+    case ValueKind::kString:
+      ChargeBytes(v.str().size());
+      JsonString(out, v.str(), o.ensure_ascii);
+      CheckStringSize(out.size());
+      return;
     default: break;
   }
   const bool pretty = o.indent >= 0 || !o.indent_str.empty();
+  CheckStringSize(static_cast<size_t>(std::max(o.indent, 0)));
   std::string unit = !o.indent_str.empty() ? o.indent_str : std::string(static_cast<size_t>(std::max(o.indent, 0)), ' ');
   std::string item_sep = !o.item_sep.empty() ? o.item_sep : (pretty ? "," : ", ");
   auto newline = [&](int lvl) {
     if (!pretty) return;
     out += '\n';
-    for (int i = 0; i < lvl; ++i) out += unit;
+    for (int i = 0; i < lvl; ++i) {
+      out += unit;
+      ChargeBytes(unit.size());
+      CheckStringSize(out.size());
+    }
   };
   if (v.is_list() && (v.seq() == SeqKind::kList || v.seq() == SeqKind::kTuple)) {
     if (v.items().empty()) {
@@ -471,6 +553,8 @@ void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& o, int le
       if (i) out += item_sep;
       newline(level + 1);
       JsonDump(out, v.items()[i], o, level + 1);
+      ChargeWork(1);
+      CheckStringSize(out.size());
     }
     newline(level);
     out += ']';
@@ -493,6 +577,8 @@ void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& o, int le
       JsonString(out, entries[i]->first, o.ensure_ascii);
       out += o.key_sep;
       JsonDump(out, entries[i]->second, o, level + 1);
+      ChargeWork(1);
+      CheckStringSize(out.size());
     }
     newline(level);
     out += '}';

@@ -38,6 +38,49 @@ struct JinjaError : std::runtime_error {
 
 [[noreturn]] void Fail(std::string message);
 
+// ---- Bounds of a render ----
+// jinja2 bounds only range() (in its sandbox). Here neither a template (from a model directory)
+// nor the request it renders may run for ever, exhaust memory or overflow the stack, so:
+//  - work: every render has a meter, charged 1 unit per expression evaluated, statement run, loop
+//    iteration and item visited by an operation over a sequence (comparing, searching, printing,
+//    joining, copying), and 1 per 8 bytes of a string copied, built or searched (each about
+//    0.1 us). Its budget is kBaseWorkUnits plus kWorkUnitsPerInputByte per byte of the strings
+//    given to the render: the real templates (tests/data/chat_templates) use about 1.3 units per
+//    input byte and a few thousand units per small conversation, while a template that runs away
+//    stops after about 0.1 s. As everything built was paid for, the budget bounds memory as well;
+//  - size: strings (the output included) hold at most kMaxStringBytes, sequences kMaxSeqItems
+//    items, and lists and dicts nest at most kMaxValueDepth deep (as request JSON).
+// Past a bound the render fails with a JinjaError that names it. The meter charged is the one
+// of the render running on this thread (RenderTemplate installs it); outside a render only the
+// size bounds apply. The parser bounds the template's own nesting (jinja_parser_internal.h).
+inline constexpr size_t kMaxStringBytes = size_t{16} << 20;
+inline constexpr size_t kMaxSeqItems = size_t{1} << 20;
+inline constexpr int kMaxValueDepth = 256;
+inline constexpr uint64_t kBaseWorkUnits = 1'000'000;
+inline constexpr uint64_t kWorkUnitsPerInputByte = 8;
+
+void ChargeWork(uint64_t units);
+inline void ChargeBytes(size_t bytes) { ChargeWork(bytes / 8); }
+// Searching `needle` in `haystack` (worst case of a naive search: every offset compared).
+inline void ChargeSearch(size_t haystack, size_t needle) { ChargeWork((haystack / 8 + 1) * (needle / 8 + 1)); }
+void CheckStringSize(size_t bytes);
+void CheckSeqSize(size_t items);
+
+// This thread's meter for its lifetime (renders do not nest, but a previous meter is restored).
+class WorkMeter {
+ public:
+  explicit WorkMeter(uint64_t budget);
+  ~WorkMeter();
+  WorkMeter(const WorkMeter&) = delete;
+  WorkMeter& operator=(const WorkMeter&) = delete;
+  void Charge(uint64_t units);
+
+ private:
+  uint64_t budget_;
+  uint64_t used_ = 0;
+  WorkMeter* previous_;
+};
+
 class Value;
 struct CallArgs;
 
@@ -57,10 +100,12 @@ struct ListData {
   std::vector<Value> items;
   SeqKind seq = SeqKind::kList;
   mutable size_t consumed = 0;  // generators only: how many items were already taken
+  int depth = 1;                // nesting of lists and dicts, this one included (Value::List)
 };
 
 struct DictData {
   std::vector<std::pair<std::string, Value>> entries;  // insertion order, as in Python
+  int depth = 1;  // as ListData's, set by Value::Dict (a namespace, mutable, counts as 1)
   const Value* Find(std::string_view key) const;
   void Set(const std::string& key, Value value);
 };

@@ -314,8 +314,18 @@ struct BadRequest {
   const char* param;  // "" for null
 };
 
+// One object with more keys than any request needs is refused before it is parsed into an
+// ordered_json (whose key scans make such a body cost seconds of the io thread).
+std::string ManyKeys(int n) {
+  std::string body = R"({"prompt":"x","extra":{)";
+  for (int i = 0; i < n; ++i) body += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
+  return body + "}}";
+}
+
 TEST_F(HttpServerTest, BadInputsGetPreciseErrorsAndServingContinues) {
+  const std::string many_keys = ManyKeys(1025);
   const BadRequest cases[] = {
+      {"too_many_keys", "/v1/completions", many_keys.c_str(), 400, "invalid_json", ""},
       {"malformed_json", "/v1/completions", R"({"prompt": "x",)", 400, "invalid_json", ""},
       {"not_an_object", "/v1/completions", R"([1,2])", 400, "invalid_json", ""},
       {"wrong_model", "/v1/completions", R"({"model":"gpt-4","prompt":"x"})", 404, "model_not_found", "model"},

@@ -139,6 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"temperature_negative", kC, R"({"prompt":"x","temperature":-0.1})", "temperature", "invalid_value"},
         BadCase{"top_p_zero", kC, R"({"prompt":"x","top_p":0})", "top_p", "invalid_value"},
         BadCase{"top_p_big", kC, R"({"prompt":"x","top_p":1.01})", "top_p", "invalid_value"},
+        // Positive as a double, 0 as the float the engine gets (found by openai_request_fuzzer).
+        BadCase{"top_p_underflows_float", kC, R"({"prompt":"x","top_p":1e-50})", "top_p", "invalid_value"},
+        BadCase{"repetition_penalty_underflows_float", kC, R"({"prompt":"x","repetition_penalty":1e-46})",
+                "repetition_penalty", "invalid_value"},
         BadCase{"top_k", kC, R"({"prompt":"x","top_k":-2})", "top_k", "invalid_value"},
         BadCase{"top_k_type", kC, R"({"prompt":"x","top_k":"5"})", "top_k", "invalid_type"},
         BadCase{"min_p", kC, R"({"prompt":"x","min_p":1.5})", "min_p", "invalid_value"},

@@ -20,6 +20,16 @@ using std::chrono::milliseconds;
 const std::string kSecret = "0123456789abcdef0123456789abcdef";
 const std::string kOtherSecret = "fedcba9876543210fedcba9876543210";
 
+// A raw peer's Hello, with a nonce or without one.
+proto::Envelope RawHello(bool with_nonce) {
+  proto::Envelope hello;
+  hello.set_protocol_version(kProtocolVersion);
+  *hello.mutable_hello() = MakeHello(proto::ROLE_ROUTER, "intruder");
+  hello.mutable_hello()->set_protocol_version(kProtocolVersion);
+  if (with_nonce) hello.mutable_hello()->set_auth_nonce(NewAuthNonce());
+  return hello;
+}
+
 RpcServerOptions ServerWith(const std::string& secret) {
   RpcServerOptions o = ServerHarness::DefaultOptions();
   o.connection.cluster_secret = secret;
@@ -111,11 +121,7 @@ TEST(RpcAuthTest, ARawPeerThatSkipsTheProofIsRefusedBeforeAnythingIsRead) {
   ASSERT_TRUE(s.server->Start().ok());
   RawPeer raw;
   ASSERT_TRUE(raw.Connect(s.port()));
-  proto::Envelope hello;
-  hello.set_protocol_version(kProtocolVersion);
-  *hello.mutable_hello() = MakeHello(proto::ROLE_ROUTER, "intruder");
-  hello.mutable_hello()->set_protocol_version(kProtocolVersion);
-  ASSERT_TRUE(raw.WriteEnvelope(hello));
+  ASSERT_TRUE(raw.WriteEnvelope(RawHello(false)));
   proto::Envelope abort;
   abort.set_protocol_version(kProtocolVersion);
   abort.mutable_abort()->set_request_id("7");
@@ -138,12 +144,7 @@ TEST(RpcAuthTest, ARawPeerWithAForgedProofIsRefused) {
     ASSERT_TRUE(s.server->Start().ok());
     RawPeer raw;
     ASSERT_TRUE(raw.Connect(s.port()));
-    proto::Envelope hello;
-    hello.set_protocol_version(kProtocolVersion);
-    *hello.mutable_hello() = MakeHello(proto::ROLE_ROUTER, "intruder");
-    hello.mutable_hello()->set_protocol_version(kProtocolVersion);
-    hello.mutable_hello()->set_auth_nonce(NewAuthNonce());
-    ASSERT_TRUE(raw.WriteEnvelope(hello));
+    ASSERT_TRUE(raw.WriteEnvelope(RawHello(true)));
     auto challenge = raw.ReadEnvelope();
     ASSERT_TRUE(challenge.has_value());
     ASSERT_TRUE(challenge->has_auth_challenge());
