@@ -40,6 +40,7 @@ struct BenchArgs {
   std::string api_key;
   int64_t warmup_requests = 0;
   double request_timeout_s = 600;
+  double multi_turn_think_s = 0;
   std::string label, sweep, extra_body;
   double attainment = 90, resources = 0, sweep_tolerance = 0.05, temperature = 0;
   int sweep_max_points = 10;
@@ -77,6 +78,7 @@ Status RunBenchCommand(const BenchArgs& a) {
     c.arrivals.ramp_up_end_rps = a.ramp_up_end;
   }
   if (!(a.request_timeout_s > 0)) return InvalidArgumentError("--request-timeout-s must be positive");
+  if (!(a.multi_turn_think_s >= 0)) return InvalidArgumentError("--multi-turn-think-s must be >= 0");
   if (a.workload.num_prompts < 1) return InvalidArgumentError("--num-prompts must be at least 1");
 
   // Targets: --goodput for everyone, --slo-config classes for requests that name one.
@@ -132,6 +134,7 @@ Status RunBenchCommand(const BenchArgs& a) {
   c.run.temperature = a.temperature;
   c.run.max_concurrency = a.max_concurrency;
   c.run.request_timeout_s = a.request_timeout_s;
+  c.run.multi_turn_think_s = a.multi_turn_think_s;
   if (!a.extra_body.empty()) {
     c.run.extra_body = nlohmann::json::parse(a.extra_body, nullptr, false);
     if (!c.run.extra_body.is_object()) return InvalidArgumentError("--extra-body must be a JSON object");
@@ -234,6 +237,9 @@ std::pair<CLI::App*, CommandRunner> SetupBench(CLI::App& app) {
   cmd->add_option("--api-key", args->api_key, "bearer token (default: $OPENAI_API_KEY)");
   cmd->add_option("--warmup-requests", args->warmup_requests, "sent all at once first, not counted");
   cmd->add_option("--request-timeout-s", args->request_timeout_s, "a request still open then fails")
+      ->capture_default_str();
+  cmd->add_option("--multi-turn-think-s", args->multi_turn_think_s,
+                  "multi-turn: seconds between an answer and the conversation's next turn")
       ->capture_default_str();
   cmd->add_option("--extra-body", args->extra_body, "JSON object merged into every request body");
   cmd->add_option("--label", args->label, "name of this setup in plots (e.g. 1P+1D)");

@@ -15,6 +15,7 @@ struct PrefillArgs {
   std::vector<std::string> decode_nodes;
   int32_t max_num_batched_tokens = 2048;
   std::string queue = "edf";
+  bool prefix_caching = true;
 };
 
 int RunPrefill(const PrefillArgs& args) {
@@ -25,6 +26,7 @@ int RunPrefill(const PrefillArgs& args) {
   o.port = static_cast<uint16_t>(args.node.port);
   o.node_id = args.node.node_id;
   o.engine.max_num_batched_tokens = args.max_num_batched_tokens;
+  o.engine.enable_prefix_caching = args.prefix_caching;
   o.engine.queue_order = args.queue == "fcfs" ? QueueOrder::kArrival : QueueOrder::kDeadline;
   for (const std::string& d : args.decode_nodes) {
     auto a = ParseDecodeNodeAddress(d);
@@ -48,6 +50,7 @@ std::pair<CLI::App*, CommandRunner> SetupPrefill(CLI::App& app) {
                   "arrival order")
       ->capture_default_str()
       ->check(CLI::IsMember({"edf", "fcfs"}));
+  AddPrefixCachingOption(*sub, &args->prefix_caching);
   return {sub, [args] { return RunPrefill(*args); }};
 }
 

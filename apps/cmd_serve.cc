@@ -56,6 +56,7 @@ struct ServeArgs {
   std::string prefill_queue;       // "": the node's default
   int max_num_seqs = 0;
   std::string kv_allocation;  // "": the node's default
+  bool prefix_caching = true;
   double kv_cache_gib = 0;
   int kv_timeout_ms = 0;
   int start_timeout_s = 120;
@@ -266,6 +267,7 @@ class LocalCluster {
       argv.push_back("--prefill-queue");
       argv.push_back(args.prefill_queue);
     }
+    if (role == "prefill" && !args.prefix_caching) argv.push_back("--no-enable-prefix-caching");
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
     if (role == "decode" && !args.kv_allocation.empty()) {
       argv.push_back("--kv-allocation");
@@ -422,6 +424,8 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
                   "Decode nodes' KV memory: grow (default; preempt and recompute when the pool runs out) or reserve "
                   "(prompt + max_tokens up front)")
       ->check(CLI::IsMember({"grow", "reserve"}));
+  sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", args->prefix_caching,
+                "Prefill nodes reuse the KV blocks of prompt prefixes computed before (default: on)");
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-timeout-ms", args->kv_timeout_ms,

@@ -85,6 +85,8 @@ std::pair<CLI::App*, CommandRunner> SetupWorker(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 24));
   AddKvAllocationOption(*sub, &args->engine.engine.kv_allocation);
+  args->engine.engine.enable_prefix_caching = true;
+  AddPrefixCachingOption(*sub, &args->engine.engine.enable_prefix_caching);
   sub->add_option("--device", args->device, "cpu or cuda")->capture_default_str();
   sub->add_option("--threads", args->threads, "CPU threads (0: all cores)")->capture_default_str();
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "KV cache budget in GiB (0: backend default)");

@@ -37,6 +37,12 @@ void AddKvAllocationOption(CLI::App& sub, KvAllocation* value) {
       ->transform(CLI::CheckedTransformer(names, CLI::ignore_case));
 }
 
+void AddPrefixCachingOption(CLI::App& sub, bool* value) {
+  sub.add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", *value,
+               "Reuse the KV blocks of prompt prefixes computed before (shared system prompts, earlier turns of a "
+               "conversation); requests share them only with equal cache_salt (default: on)");
+}
+
 void WaitForTerminationSignal() {
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

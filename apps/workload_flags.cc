@@ -25,6 +25,8 @@ loadgen::WorkloadOptions WorkloadFlags::Options(const Tokenizer* tok) const {
   wo.max_model_len = max_model_len;
   wo.seed = seed;
   wo.tokenizer = tok;
+  wo.multi_turn_turns = multi_turn_turns;
+  wo.multi_turn_system_len = multi_turn_system_len;
   return wo;
 }
 
@@ -43,7 +45,7 @@ Result<double> WorkloadFlags::Rate() const {
 
 void AddWorkloadOptions(CLI::App& cmd, WorkloadFlags& f) {
   cmd.add_option("--tokenizer", f.tokenizer, "a local HF model folder: counts text prompts, decodes ids for chat");
-  cmd.add_option("--dataset-name", f.dataset_name, "random|sharegpt|custom|trace|synthetic")->capture_default_str();
+  cmd.add_option("--dataset-name", f.dataset_name, "random|sharegpt|custom|trace|synthetic|multi-turn")->capture_default_str();
   cmd.add_option("--dataset-path", f.dataset_path, "the sharegpt JSON, custom JSONL or trace (JSONL or CSV)");
   std::string presets;
   for (const loadgen::SyntheticPreset& p : loadgen::SyntheticPresets())
@@ -62,6 +64,11 @@ void AddWorkloadOptions(CLI::App& cmd, WorkloadFlags& f) {
   cmd.add_option("--custom-output-len", f.custom_output_len, "output length of custom lines without one")
       ->capture_default_str();
   cmd.add_option("--max-model-len", f.max_model_len, "clip prompt + output to this many tokens");
+  cmd.add_option("--multi-turn-turns", f.multi_turn_turns, "multi-turn: turns per conversation")
+      ->capture_default_str();
+  cmd.add_option("--multi-turn-system-len", f.multi_turn_system_len,
+                 "multi-turn: tokens of the system prompt every conversation opens with")
+      ->capture_default_str();
   cmd.add_option("--seed", f.seed)->capture_default_str();
 }
 

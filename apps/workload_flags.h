@@ -22,6 +22,8 @@ struct WorkloadFlags {
   int32_t max_model_len = 0;
   double random_range_ratio = 0;
   uint64_t seed = 0;
+  int32_t multi_turn_turns = 4;
+  int32_t multi_turn_system_len = 0;
 
   // --tokenizer's tokenizer (null without one). Errors: the loader's.
   Result<std::unique_ptr<Tokenizer>> LoadTokenizer() const;
@@ -34,7 +36,8 @@ struct WorkloadFlags {
 
 // --dataset-name, --dataset-path, --synthetic-preset, --tokenizer, --num-prompts, --request-rate,
 // --burstiness, --random-input-len, --random-output-len, --random-range-ratio,
-// --sharegpt-output-len, --custom-output-len, --max-model-len, --seed.
+// --sharegpt-output-len, --custom-output-len, --max-model-len, --multi-turn-turns,
+// --multi-turn-system-len, --seed.
 void AddWorkloadOptions(CLI::App& cmd, WorkloadFlags& flags);
 
 }  // namespace tandem

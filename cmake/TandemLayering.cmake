@@ -18,7 +18,7 @@ set(_TANDEM_LAYERS
   "node=common,proto,slo,kernels,model,engine,kv_transfer"
   "prefill_node=common,proto,slo,kernels,model,engine,kv_transfer,node"
   "decode_node=common,proto,slo,kernels,model,engine,kv_transfer,node"
-  "scheduler=common,proto,slo,engine/request_rules.h,model/model_config.h,model/sampling_params.h,model/kv_blocks.h"
+  "scheduler=common,proto,slo,engine/request_rules.h,model/model_config.h,model/sampling_params.h,model/kv_blocks.h,model/block_hash.h"
   "frontend=common,slo,tokenizer,scheduler,model/model_config.h,model/sampling_params.h"
   "worker=common,slo,kernels,model,engine,scheduler"
   "loadgen=common,tokenizer,slo/slo_config.h"

@@ -17,6 +17,7 @@ SchedulerOptions MakeSchedulerOptions(EngineRole role, const EngineOptions& opti
   SchedulerOptions s{role, options.max_num_seqs, options.max_num_batched_tokens};
   s.step_time_us = options.step_time_us;
   s.kv_allocation = options.kv_allocation;
+  s.enable_prefix_caching = options.enable_prefix_caching;
   return s;
 }
 

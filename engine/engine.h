@@ -27,6 +27,7 @@ struct EngineOptions {
   int32_t max_num_batched_tokens = 2048;
   std::function<double(int32_t, int64_t)> step_time_us = nullptr;  // SchedulerOptions::step_time_us
   KvAllocation kv_allocation = KvAllocation::kGrow;
+  bool enable_prefix_caching = false;  // SchedulerOptions::enable_prefix_caching
 };
 
 class Engine {

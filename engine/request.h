@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "model/block_hash.h"
 #include "model/sampler.h"
 #include "model/sampling_params.h"
 #include "slo/request_record.h"
@@ -26,6 +28,12 @@ struct Request {
   std::vector<int32_t> block_table;    // KV blocks held (see the Scheduler for how many)
   int32_t num_computed = 0;            // tokens whose K/V are in the cache
   std::vector<int32_t> resume_tokens;  // after a preemption: prompt + output[:-1]; else empty
+  // Prefix caching: the tenant's salt (requests share cached blocks only with equal salts), and
+  // how many leading blocks of block_table have their content hash known (matched at admission
+  // or registered once computed), with the hash of the last of them (the chain continues there).
+  std::string cache_salt;
+  int32_t hashed_blocks = 0;
+  BlockHash prefix_hash;
   TokenHistory history;
   FinishReason finish_reason = FinishReason::kNone;
   Status status;  // why it failed (kError)
@@ -39,6 +47,11 @@ struct Request {
   int32_t remaining_prefill() const { return prefill_target() - num_computed; }
   bool prefill_done() const { return num_computed >= prefill_target(); }
   bool finished() const { return finish_reason != FinishReason::kNone; }
+  // The token at `position` of prompt + output.
+  int32_t token_at(int32_t position) const {
+    const int32_t p = static_cast<int32_t>(prompt.size());
+    return position < p ? prompt[position] : output[position - p];
+  }
 };
 
 }  // namespace tandem

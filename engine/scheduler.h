@@ -88,6 +88,16 @@ struct SchedulerOptions {
   // false: requests' records keep first and last token stamps only (RequestRecord::AddToken);
   // the simulator's planner runs touch one cache line less per token.
   bool token_times = true;
+  // Prefix caching (colocated and prefill roles; model/block_pool.h): admission reuses the
+  // cached blocks that hold the start of a request's prompt (its tokens are not computed again)
+  // and every block a request fills is registered for the requests after it.
+  bool enable_prefix_caching = false;
+};
+
+// Prefix-cache counters, in prompt tokens, as vLLM's prefix_cache_queries/hits.
+struct PrefixCacheStats {
+  int64_t queried_tokens = 0;  // prefill tokens of admitted requests (recomputes included)
+  int64_t hit_tokens = 0;      // of those, served from cached blocks
 };
 
 // A run of one request's tokens in a step: a prompt chunk, or one decode token.
@@ -181,10 +191,17 @@ class Scheduler {
   const SchedulerOptions& options() const { return options_; }
   // Preemptions since this scheduler was made (kGrow).
   int64_t num_preemptions() const { return num_preemptions_; }
+  bool prefix_caching() const { return caching_; }
+  const PrefixCacheStats& prefix_cache_stats() const { return prefix_stats_; }
 
  private:
   int32_t AdmissionBlocks(const Request& r) const;
   bool grows() const { return options_.kv_allocation == KvAllocation::kGrow && options_.role != EngineRole::kPrefill; }
+  // Admits the head of the waiting queue if its blocks (cached prefix + fresh) fit beside
+  // `reserve` free blocks; false (nothing taken) otherwise.
+  bool AdmitHead(int32_t reserve);
+  // Registers the blocks `r` has filled since the last call in the prefix cache.
+  void RegisterComputedBlocks(Request& r);
   // Whether `r` may join the running batch without a predicted TPOT miss (see step_time_us).
   bool BatchKeepsTpot(const Request& r) const;
   // kGrow: gives every decoding request the block its next token needs, preempting the least
@@ -220,6 +237,8 @@ class Scheduler {
   std::vector<std::unique_ptr<Request>> handed_off_;
   std::unordered_map<int64_t, Request*> index_;  // every request in waiting_/prefilled_/running_
   int64_t num_preemptions_ = 0;
+  bool caching_ = false;
+  PrefixCacheStats prefix_stats_;
 };
 
 }  // namespace tandem

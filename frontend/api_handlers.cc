@@ -149,6 +149,7 @@ std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json
   int32_t max_tokens = 0;
   if (auto e = ResolveMaxTokens(req, ids.size(), max_model_len, &max_tokens)) return e;
 
+  out->serving.cache_salt = req.cache_salt;
   out->serving.id = ctx.NextRequestId();
   out->serving.prompt = std::move(ids);
   out->serving.params = req.params;
@@ -200,6 +201,8 @@ JsonReply HandleLoad(const ServerContext& ctx) {
                       // what this router placed there and has not seen leave (the SLO policy's view)
                       {"placed",
                        {{"prefill_requests", n.placed.prefill_requests()},
+    // Blocks its prefix cache holds as its reports tell (KV-aware routing's view); 0: none.
+    if (n.can_prefill()) node["cached_kv_blocks"] = n.cached_blocks.size();
                         {"prefill_tokens", n.placed.prefill_tokens()},
                         {"decode_requests", n.placed.decode_requests},
                         {"decode_context_tokens", n.placed.decode_context_tokens}}},

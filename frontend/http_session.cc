@@ -353,7 +353,10 @@ void HttpSession::OnEvent(InferenceEvent event) {
     return;  // stale: a finished, aborted or earlier request of this connection
   }
   Generation& g = *active_;
-  if (event.final()) g.engine_done = true;
+  if (event.final()) {
+    g.engine_done = true;
+    g.cached_tokens = event.record.cached_tokens;
+  }
   if (event.finish_reason == FinishReason::kError || event.finish_reason == FinishReason::kAbort) {
     FailGeneration(event.status.ok() ? AbortedError("the request was aborted by the server") : event.status);
     return;
@@ -390,7 +393,8 @@ void HttpSession::CompleteGeneration() {
   Generation& g = *active_;
   g.complete = true;
   const std::string finish(FinishReasonName(g.processor->finish_reason()));
-  Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens(), std::nullopt};
+  Usage usage{static_cast<int64_t>(g.prepared.serving.prompt.size()), g.processor->num_output_tokens(), std::nullopt,
+              g.cached_tokens};
   if (const RequestSlo& slo = g.prepared.serving.slo; !slo.empty()) {
     // TTFT from arrival and TPOT over the tokens after the first, as RequestRecord defines them.
     SloReport report;

@@ -64,6 +64,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void SendJson(int status, const nlohmann::ordered_json& body, bool close = false, const std::string& allow = "",
                 int retry_after_s = 0);
   void SendEmpty(int status);
+    int32_t cached_tokens = 0;  // from the final event's record
   void SendError(const ApiError& error, bool close = false);
   void Send(bool close);
   void OnWritten(bool close, boost::beast::error_code ec, size_t bytes);

@@ -265,6 +265,15 @@ MaybeError ReadUnsupported(const ordered_json& body, ApiKind kind) {
   return std::nullopt;
 }
 
+// vLLM's "cache_salt": requests share cached prefixes only with requests of the same salt.
+MaybeError ReadCacheSalt(const ordered_json& body, GenerationRequest* out) {
+  if (const ordered_json* v = Field(body, "cache_salt")) {
+    if (!v->is_string() || v->get<std::string>().empty()) return WrongType("cache_salt", "a non-empty string", *v);
+    out->cache_salt = v->get<std::string>();
+  }
+  return std::nullopt;
+}
+
 // Tandem's extension: "slo_class": NAME and "slo": {"ttft_ms": X, "tpot_ms": Y}. Whether the
 // class exists is the caller's question (it has the --slo-config file).
 MaybeError ReadSlo(const ordered_json& body, GenerationRequest* out) {
@@ -315,6 +324,7 @@ std::optional<ApiError> ParseGenerationRequest(const ordered_json& body, ApiKind
   if (auto e = ReadStreaming(body, out)) return e;
   if (auto e = ReadUnsupported(body, kind)) return e;
   if (auto e = ReadSlo(body, out)) return e;
+  if (auto e = ReadCacheSalt(body, out)) return e;
   return std::nullopt;
 }
 

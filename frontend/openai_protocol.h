@@ -61,6 +61,7 @@ struct GenerationRequest {
   std::string slo_class;
   double slo_ttft_ms = 0;
   double slo_tpot_ms = 0;
+  std::string cache_salt;  // vLLM's "cache_salt": prefix-cache isolation between tenants
 };
 
 // Parses a request body (already known to be a JSON object). nullopt on success.
@@ -94,6 +95,7 @@ struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   std::optional<SloReport> slo;
+  int64_t cached_tokens = 0;  // > 0: usage.prompt_tokens_details.cached_tokens, as OpenAI's
 };
 
 nlohmann::ordered_json UsageJson(const Usage& usage);

@@ -59,6 +59,7 @@ ordered_json UsageJson(const Usage& usage) {
   u["prompt_tokens"] = usage.prompt_tokens;
   u["completion_tokens"] = usage.completion_tokens;
   u["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
+  if (usage.cached_tokens > 0) u["prompt_tokens_details"] = ordered_json{{"cached_tokens", usage.cached_tokens}};
   if (usage.slo) {
     if (!usage.slo->slo_class.empty()) u["slo_class"] = usage.slo->slo_class;
     u["ttft_ms"] = usage.slo->ttft_ms >= 0 ? ordered_json(usage.slo->ttft_ms) : ordered_json(nullptr);

@@ -79,6 +79,18 @@ class Runner {
          tcp::endpoint target)
       : requests_(requests), schedule_(schedule), options_(options), target_(target), dispatch_(io_), progress_(io_) {
     results_.resize(requests.size());
+    next_turn_.assign(requests.size(), -1);
+    turns_.resize(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const int64_t prev = requests[i].previous_turn;
+      if (prev >= 0 && prev < static_cast<int64_t>(i)) {
+        next_turn_[prev] = static_cast<int64_t>(i);
+        multi_turn_ = true;
+      } else {
+        firsts_.push_back(i);
+      }
+      if (!requests[i].system_text.empty()) multi_turn_ = true;
+    }
   }
 
   RunResult Run() {
@@ -98,39 +110,31 @@ class Runner {
   asio::io_context& io() { return io_; }
   const RunOptions& options() const { return options_; }
   const BenchRequest& request(size_t i) const { return requests_[i]; }
+  // The turn as sent, for a multi-turn workload's request (null otherwise).
+  const ComposedTurn* turn(size_t i) const { return turns_[i].get(); }
   RequestResult& result(size_t i) { return results_[i]; }
   const tcp::endpoint& target() const { return target_; }
 
   void OnEnded(size_t i) {
-    ++done_;
-    failed_ += !results_[i].success;
-    last_end_s_ = std::max(last_end_s_, results_[i].done_s);
     --in_flight_;
+    Count(i);
+    FollowUp(i);
     if (!waiting_.empty()) {
       const size_t next = waiting_.front();
       waiting_.pop_front();
       Launch(next);
     }
-    if (done_ == static_cast<int64_t>(requests_.size())) {
-      dispatch_.cancel();
-      progress_.cancel();
-    }
   }
 
  private:
-  // Sends everything due, then sleeps until the next send time.
+  // Sends every first turn due (every request, without multi-turn), then sleeps until the next
+  // send time.
   void Dispatch() {
-    while (next_ < schedule_.size() && schedule_[next_] <= Now()) {
-      const size_t i = next_++;
-      results_[i].index = static_cast<int64_t>(i);
-      results_[i].scheduled_s = schedule_[i];
-      if (options_.max_concurrency > 0 && in_flight_ >= options_.max_concurrency) {
-        waiting_.push_back(i);
-      } else {
-        Launch(i);
-      }
+    while (next_ < firsts_.size() && schedule_[next_] <= Now()) {
+      Enqueue(firsts_[next_], schedule_[next_]);
+      ++next_;
     }
-    if (next_ >= schedule_.size()) return;
+    if (next_ >= firsts_.size()) return;
     dispatch_.expires_at(
         start_ + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(schedule_[next_])));
     dispatch_.async_wait([this](const beast::error_code& ec) {
@@ -138,10 +142,61 @@ class Runner {
     });
   }
 
+  void Enqueue(size_t i, double scheduled_s) {
+    results_[i].index = static_cast<int64_t>(i);
+    results_[i].scheduled_s = scheduled_s;
+    results_[i].turn = requests_[i].turn;
+    if (options_.max_concurrency > 0 && in_flight_ >= options_.max_concurrency) {
+      waiting_.push_back(i);
+    } else {
+      Launch(i);
+    }
+  }
+
   void Launch(size_t i) {
     ++in_flight_;
     ++sent_;
+    if (multi_turn_) {
+      const int64_t prev = requests_[i].previous_turn;
+      const ComposedTurn* before = prev >= 0 ? turns_[prev].get() : nullptr;
+      turns_[i] = std::make_unique<ComposedTurn>(
+          ComposeTurn(requests_[i], before, prev >= 0 ? results_[prev].generated_text : std::string()));
+    }
     std::make_shared<Session>(*this, i)->Start();
+  }
+
+  void Count(size_t i) {
+    ++done_;
+    failed_ += !results_[i].success;
+    last_end_s_ = std::max(last_end_s_, results_[i].done_s);
+    if (done_ == static_cast<int64_t>(requests_.size())) {
+      dispatch_.cancel();
+      progress_.cancel();
+    }
+  }
+
+  // The conversation's next turn after turn `i` ended: sent after the think time, or, when `i`
+  // failed, failed unsent (there is no answer to continue from), and so every turn after it.
+  void FollowUp(size_t i) {
+    const int64_t j = next_turn_[i];
+    if (j < 0) return;
+    if (!results_[i].success) {
+      RequestResult& r = results_[j];
+      r.index = j;
+      r.turn = requests_[j].turn;
+      r.scheduled_s = r.sent_s = r.done_s = Now();
+      r.success = false;
+      r.error = "an earlier turn of its conversation failed";
+      Count(j);
+      FollowUp(j);
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_);
+    timer->expires_after(
+        std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(options_.multi_turn_think_s)));
+    timer->async_wait([this, j, timer](const beast::error_code& ec) {
+      if (!ec) Enqueue(static_cast<size_t>(j), Now());
+    });
   }
 
   void Progress() {
@@ -162,6 +217,10 @@ class Runner {
   SteadyClock::time_point start_;
   std::vector<RequestResult> results_;
   std::deque<size_t> waiting_;
+  std::vector<size_t> firsts_;                        // requests sent on the schedule, in order
+  std::vector<int64_t> next_turn_;                    // the turn after request i (-1: none)
+  std::vector<std::unique_ptr<ComposedTurn>> turns_;  // multi-turn requests as sent
+  bool multi_turn_ = false;
   size_t next_ = 0;
   int64_t in_flight_ = 0, sent_ = 0, done_ = 0, failed_ = 0;
   double last_end_s_ = 0;
@@ -191,7 +250,7 @@ void Session::Start() {
   if (!o.api_key.empty()) request_.set(http::field::authorization, "Bearer " + o.api_key);
   if (o.send_slo_class && !req.slo_class.empty()) request_.set("X-SLO-Class", req.slo_class);
   request_.set("X-Request-Id", "bench-" + std::to_string(index_));
-  request_.body() = BuildRequestBody(req, o).dump();
+  request_.body() = BuildRequestBody(req, o, runner_.turn(index_)).dump();
   request_.prepare_payload();
 
   r.sent_s = runner_.Now();
@@ -323,14 +382,22 @@ Result<HttpEndpoint> ParseEndpoint(const std::string& base_url, const std::strin
   return e;
 }
 
-nlohmann::json BuildRequestBody(const BenchRequest& request, const RunOptions& options) {
+nlohmann::json BuildRequestBody(const BenchRequest& request, const RunOptions& options, const ComposedTurn* turn) {
   nlohmann::json body = nlohmann::json::object();
   body["model"] = options.model;
   if (options.endpoint.chat()) {
-    body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", request.prompt_text}}});
+    if (turn != nullptr) {
+      body["messages"] = nlohmann::json::array();
+      for (const auto& [role, content] : turn->messages)
+        body["messages"].push_back({{"role", role}, {"content", content}});
+    } else {
+      body["messages"] = nlohmann::json::array({{{"role", "user"}, {"content", request.prompt_text}}});
+    }
     body["max_completion_tokens"] = request.output_len;
   } else {
-    if (!request.prompt_ids.empty()) {
+    if (turn != nullptr) {
+      body["prompt"] = turn->prompt_text;
+    } else if (!request.prompt_ids.empty()) {
       body["prompt"] = request.prompt_ids;
     } else {
       body["prompt"] = request.prompt_text;

@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "loadgen/metrics.h"
+#include "loadgen/multi_turn.h"
 #include "loadgen/workload.h"
 
 namespace tandem::loadgen {
@@ -40,6 +41,7 @@ struct RunOptions {
   nlohmann::json extra_body = nlohmann::json::object();  // merged into every request body
   int64_t max_concurrency = 0;                           // 0: unlimited
   double request_timeout_s = 600;
+  double multi_turn_think_s = 0;  // a conversation's next turn goes this long after the answer
   // Called about twice a second while running, and once at the end: (sent, done, failed).
   std::function<void(int64_t, int64_t, int64_t, const std::vector<RequestResult>&)> on_progress;
 };
@@ -52,9 +54,13 @@ struct RunResult {
 // The JSON body of one request (exposed for tests): completions send token ids when the prompt
 // has them, chat sends the text as the user message; stream with usage; max tokens; the class
 // goes in the X-SLO-Class header, not here.
-nlohmann::json BuildRequestBody(const BenchRequest& request, const RunOptions& options);
+// A multi-turn request is sent as `turn` (loadgen/multi_turn.h) instead of its own prompt.
+nlohmann::json BuildRequestBody(const BenchRequest& request, const RunOptions& options,
+                                const ComposedTurn* turn = nullptr);
 
-// Sends requests[i] at schedule[i] seconds after the start and returns when every one has
+// Sends requests[i] at schedule[i] seconds after the start (multi-turn: the k-th first turn at
+// schedule[k], a later turn when the one before it has ended, after multi_turn_think_s; a turn
+// after a failed one fails unsent) and returns when every one has
 // ended (succeeded, failed, or timed out). InvalidArgument for mismatched sizes or a host that
 // does not resolve; everything that goes wrong with one request is that request's failure.
 Result<RunResult> RunBenchmark(const std::vector<BenchRequest>& requests, const std::vector<double>& schedule,

@@ -156,6 +156,7 @@ Summary Summarize(const std::vector<RequestResult>& results, double duration_s, 
     }
     ++s.completed;
     s.total_input += r.prompt_len;
+    s.total_cached += r.cached_tokens;
     s.total_output += r.output_tokens;
     if (r.output_tokens > 1) tpots.push_back(r.tpot_s());
     for (size_t i = 1; i < r.chunk_s.size(); ++i) itls.push_back(r.chunk_s[i] - r.chunk_s[i - 1]);

@@ -44,6 +44,8 @@ struct RequestResult {
   double latency_s = -1;        // E2EL; -1: it never completed
   std::vector<double> chunk_s;  // arrival of every content chunk, relative to sent_s
   int32_t output_tokens = 0;    // usage.completion_tokens, or chunks counted
+  int32_t cached_tokens = 0;    // usage.prompt_tokens_details.cached_tokens (prefix cache), 0 when absent
+  int32_t turn = 0;             // multi-turn workloads: the turn in its conversation (0 first)
   std::string generated_text;
 
   double tpot_s() const;  // 0 with fewer than two output tokens (vLLM's rule for goodput)
@@ -95,6 +97,7 @@ struct Attainment {
 struct Summary {
   int64_t completed = 0, failed = 0;
   int64_t total_input = 0, total_output = 0;
+  int64_t total_cached = 0;  // prompt tokens the server's prefix cache held (its usage says)
   double duration_s = 0;
   double request_throughput = 0, output_throughput = 0, total_token_throughput = 0;
   std::optional<double> request_goodput;  // with targets only

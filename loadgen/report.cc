@@ -1,5 +1,6 @@
 #include "loadgen/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -84,6 +85,8 @@ void PrintTable(std::ostream& out, const RunInfo& info, const Summary& s) {
   Row(out, "Benchmark duration (s):", s.duration_s);
   Row(out, "Total input tokens:", s.total_input);
   Row(out, "Total generated tokens:", s.total_output);
+  if (s.total_cached > 0)
+    Row(out, "Prefix cache hit rate (%):", 100.0 * s.total_cached / std::max<int64_t>(1, s.total_input));
   Row(out, "Request throughput (req/s):", s.request_throughput);
   if (s.request_goodput) Row(out, "Request goodput (req/s):", *s.request_goodput);
   Row(out, "Output token throughput (tok/s):", s.output_throughput);
@@ -144,6 +147,7 @@ nlohmann::ordered_json ResultJson(const RunInfo& info, const Summary& s, const s
   j["failed"] = s.failed;
   j["total_input_tokens"] = s.total_input;
   j["total_output_tokens"] = s.total_output;
+  j["total_cached_tokens"] = s.total_cached;
   j["request_throughput"] = s.request_throughput;
   j["request_goodput"] = s.request_goodput ? nlohmann::ordered_json(*s.request_goodput) : nullptr;
   j["output_throughput"] = s.output_throughput;
@@ -214,6 +218,8 @@ nlohmann::ordered_json ResultJson(const RunInfo& info, const Summary& s, const s
     rec["latency_s"] = r.latency_s >= 0 ? nlohmann::ordered_json(r.latency_s) : nullptr;
     rec["prompt_tokens"] = r.prompt_len;
     rec["output_tokens"] = r.output_tokens;
+    rec["cached_tokens"] = r.cached_tokens;
+    rec["turn"] = r.turn;
     rec["expected_output_tokens"] = r.expected_output_len;
     rec["http_status"] = r.http_status;
     rec["success"] = r.success;

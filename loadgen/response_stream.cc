@@ -50,12 +50,18 @@ void ResponseStream::OnEvent(const std::string& data, double now_s) {
     if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) {
       prompt_tokens_ = u["prompt_tokens"].get<int32_t>();
     }
+    const auto details = u.find("prompt_tokens_details");
+    if (details != u.end() && details->is_object() && details->contains("cached_tokens") &&
+        (*details)["cached_tokens"].is_number_integer()) {
+      cached_tokens_ = (*details)["cached_tokens"].get<int32_t>();
+    }
   }
 }
 
 void ResponseStream::Finish(RequestResult* r) const {
   r->chunk_s = chunk_s_;
   r->generated_text = text_;
+  r->cached_tokens = cached_tokens_;
   r->output_tokens = completion_tokens_ >= 0 ? completion_tokens_ : static_cast<int32_t>(chunk_s_.size());
   if (r->prompt_len <= 0 && prompt_tokens_ > 0) r->prompt_len = prompt_tokens_;
   r->ttft_s = chunk_s_.empty() ? -1 : chunk_s_.front();

@@ -31,8 +31,8 @@ class ResponseStream {
   // Body bytes that arrived `now_s` seconds after the request was sent.
   void Feed(std::string_view bytes, double now_s);
   // The stream is over (the connection closed or [DONE] came); fills `r`'s outcome fields:
-  // success, error, ttft_s, latency_s, chunk_s, output_tokens, generated_text, and prompt_len
-  // from usage when `r` has none.
+  // success, error, ttft_s, latency_s, chunk_s, output_tokens, generated_text, cached_tokens,
+  // and prompt_len from usage when `r` has none.
   void Finish(RequestResult* r) const;
 
   bool done() const { return done_; }  // [DONE] seen
@@ -49,6 +49,7 @@ class ResponseStream {
   double last_choice_s_ = -1;
   int32_t completion_tokens_ = -1;
   int32_t prompt_tokens_ = -1;
+  int32_t cached_tokens_ = 0;
   std::string text_;
   std::string error_;
   bool done_ = false;

@@ -9,6 +9,7 @@
 
 #include "common/file_io.h"
 
+#include "loadgen/multi_turn.h"
 #include "loadgen/synthetic_presets.h"
 #include "loadgen/trace_formats.h"
 
@@ -253,7 +254,7 @@ Result<Workload> LoadTrace(const std::string& path, const WorkloadOptions& o) {
 
 Result<Workload> LoadWorkload(const WorkloadOptions& o) {
   Result<Workload> w = InvalidArgumentError("--dataset-name '" + o.dataset_name +
-                                            "': expected random, sharegpt, custom, trace or synthetic");
+                                            "': expected random, sharegpt, custom, trace, synthetic or multi-turn");
   const bool needs_path = o.dataset_name == "sharegpt" || o.dataset_name == "custom" || o.dataset_name == "trace";
   if (needs_path && o.dataset_path.empty()) {
     return InvalidArgumentError("--dataset-name " + o.dataset_name + " needs --dataset-path");
@@ -268,6 +269,8 @@ Result<Workload> LoadWorkload(const WorkloadOptions& o) {
     w = LoadTrace(o.dataset_path, o);
   } else if (o.dataset_name == "synthetic") {
     w = GenerateSynthetic(o);
+  } else if (o.dataset_name == "multi-turn") {
+    w = GenerateMultiTurn(o);
   }
   if (!w.ok()) return w;
   if (w->requests.empty()) {

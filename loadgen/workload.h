@@ -8,7 +8,10 @@
 //              "output_length": m, "hash_ids": optional} or the Azure LLM inference CSV
 //              (TIMESTAMP,ContextTokens,GeneratedTokens); replayed on their own schedule;
 //   synthetic  presets (chatbot, code, summarization, long-context) whose lengths follow
-//              published statistics (synthetic_presets.h names them).
+//              published statistics (synthetic_presets.h names them);
+//   multi-turn conversations (loadgen/multi_turn.h): each turn's prompt is the conversation so
+//              far (previous prompt + the server's answer) plus a new message, after a system
+//              prompt all conversations share; the next turn goes when the answer is in.
 // Prompts that a data set gives only as lengths are made of real token ids, so their length is
 // exact on /v1/completions; the chat endpoint needs text, decoded with --tokenizer.
 #pragma once
@@ -29,6 +32,12 @@ struct BenchRequest {
   int32_t output_len = 0;           // max_tokens asked for
   std::string slo_class;            // "" for none
   double timestamp_ms = -1;         // a trace's send time; -1 when the data set has none
+  // Multi-turn: the index of the turn before this one in its conversation (-1: a first turn or
+  // an independent request). A later turn is sent once that one has ended (not on the
+  // schedule), as the conversation so far plus prompt_text, its new message.
+  int64_t previous_turn = -1;
+  int32_t turn = 0;
+  std::string system_text;  // first turns: a system prompt before the message
 };
 
 struct Workload {
@@ -51,6 +60,8 @@ struct WorkloadOptions {
   int32_t max_model_len = 0;        // > 0: prompt + output clipped to it
   uint64_t seed = 0;
   const Tokenizer* tokenizer = nullptr;  // optional for random, synthetic and trace
+  int32_t multi_turn_turns = 4;          // multi-turn: turns per conversation
+  int32_t multi_turn_system_len = 0;     // multi-turn: tokens of the system prompt all share
 };
 
 // InvalidArgument / NotFound naming the file, the line and the field at fault; a data set that

@@ -1,7 +1,7 @@
 #include "model/block_pool.h"
 
+#include <algorithm>
 #include <string>
-#include <unordered_map>
 
 namespace tandem {
 
@@ -15,14 +15,17 @@ BlockPool::BlockPool(int32_t num_blocks) : ref_counts_(num_blocks, 0) {
 Result<std::vector<int32_t>> BlockPool::Allocate(int32_t count) {
   if (count < 0) return InvalidArgumentError("cannot allocate " + std::to_string(count) + " blocks");
   if (!CanAllocate(count)) {
-    return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(count) +
-                                  " blocks, " + std::to_string(num_free()) + " of " +
-                                  std::to_string(num_blocks()) + " free");
+    return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(count) + " blocks, " +
+                                  std::to_string(num_free()) + " of " + std::to_string(num_blocks()) + " free");
   }
   std::vector<int32_t> blocks(count);
   for (int32_t i = 0; i < count; ++i) {
-    blocks[i] = free_list_.back();
-    free_list_.pop_back();
+    if (!free_list_.empty()) {
+      blocks[i] = free_list_.back();
+      free_list_.pop_back();
+    } else {
+      blocks[i] = Evict();  // CanAllocate counted the evictable blocks: there is one
+    }
     ref_counts_[blocks[i]] = 1;
   }
   return blocks;
@@ -55,8 +58,16 @@ Status BlockPool::Free(std::span<const int32_t> blocks) {
                                      " freed more times than it is referenced (double free)");
     }
   }
-  for (int32_t b : blocks) {
-    if (--ref_counts_[b] == 0) free_list_.push_back(b);
+  // In reverse: a sequence's tail blocks become the oldest evictable ones, so its start (the
+  // part other requests share) stays cached longest.
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+    const int32_t b = *it;
+    if (--ref_counts_[b] != 0) continue;
+    if (Registered(b)) {
+      LruPushBack(b);
+    } else {
+      free_list_.push_back(b);
+    }
   }
   return Status::Ok();
 }
@@ -64,6 +75,135 @@ Status BlockPool::Free(std::span<const int32_t> blocks) {
 int32_t BlockPool::RefCount(int32_t block) const {
   if (block < 0 || block >= num_blocks()) return 0;
   return ref_counts_[block];
+}
+
+Status BlockPool::EnablePrefixCaching(int32_t block_size) {
+  if (block_size <= 0) return InvalidArgumentError("prefix caching needs a positive block size");
+  if (cache_block_size_ != 0 && cache_block_size_ != block_size) {
+    return InvalidArgumentError("the pool caches blocks of " + std::to_string(cache_block_size_) + " tokens, not " +
+                                std::to_string(block_size));
+  }
+  cache_block_size_ = block_size;
+  if (lru_prev_.empty()) {
+    lru_prev_.assign(ref_counts_.size(), -1);
+    lru_next_.assign(ref_counts_.size(), -1);
+    in_lru_.assign(ref_counts_.size(), 0);
+  }
+  return Status::Ok();
+}
+
+std::vector<int32_t> BlockPool::MatchPrefix(const BlockHash& root, std::span<const int32_t> tokens, int32_t max_blocks,
+                                            std::vector<BlockHash>* hashes) const {
+  std::vector<int32_t> out;
+  if (hashes) hashes->clear();
+  if (!prefix_caching()) return out;
+  const size_t bs = static_cast<size_t>(cache_block_size_);
+  const size_t n = std::min(static_cast<size_t>(std::max(max_blocks, 0)), tokens.size() / bs);
+  BlockHash h = root;
+  for (size_t i = 0; i < n; ++i) {
+    const std::span<const int32_t> chunk = tokens.subspan(i * bs, bs);
+    h = ChainBlockHash(h, chunk);
+    auto it = cached_.find(h);
+    if (it == cached_.end() || !std::equal(chunk.begin(), chunk.end(), it->second.tokens.begin())) break;
+    out.push_back(it->second.block);
+    if (hashes) hashes->push_back(h);
+  }
+  return out;
+}
+
+int32_t BlockPool::CountEvictable(std::span<const int32_t> blocks) const {
+  int32_t n = 0;
+  for (int32_t b : blocks) n += (b >= 0 && b < num_blocks() && ref_counts_[b] == 0 && Registered(b)) ? 1 : 0;
+  return n;
+}
+
+Status BlockPool::Acquire(std::span<const int32_t> blocks) {
+  for (int32_t b : blocks) {
+    if (b < 0 || b >= num_blocks()) return InvalidArgumentError("block id " + std::to_string(b) + " out of range");
+    if (ref_counts_[b] == 0 && !Registered(b)) {
+      return FailedPreconditionError("block " + std::to_string(b) + " is free and not cached");
+    }
+  }
+  for (int32_t b : blocks) {
+    if (ref_counts_[b]++ == 0) LruRemove(b);
+  }
+  return Status::Ok();
+}
+
+void BlockPool::Register(int32_t block, const BlockHash& hash, std::span<const int32_t> tokens) {
+  if (!prefix_caching() || block < 0 || block >= num_blocks() || ref_counts_[block] == 0) return;
+  if (static_cast<int32_t>(tokens.size()) != cache_block_size_) return;
+  if (Registered(block) || cached_.count(hash) != 0) return;
+  cached_.emplace(hash, CachedBlock{block, std::vector<int32_t>(tokens.begin(), tokens.end())});
+  block_hashes_.emplace(block, hash);
+  if (record_events_) events_.emplace_back(hash, true);
+}
+
+BlockPool::CacheEvents BlockPool::TakeCacheEvents() {
+  std::unordered_map<BlockHash, bool, BlockHashHasher> last;
+  for (const auto& [hash, stored] : events_) last[hash] = stored;
+  events_.clear();
+  CacheEvents out;
+  for (const auto& [hash, stored] : last) (stored ? out.stored : out.removed).push_back(hash);
+  return out;
+}
+
+std::vector<BlockHash> BlockPool::CachedHashes() const {
+  std::vector<BlockHash> out;
+  out.reserve(cached_.size());
+  for (const auto& [hash, block] : cached_) out.push_back(hash);
+  return out;
+}
+
+void BlockPool::ResetPrefixCache() {
+  while (lru_size_ > 0) free_list_.push_back(Evict());
+}
+
+void BlockPool::Unregister(int32_t block) {
+  auto it = block_hashes_.find(block);
+  if (it == block_hashes_.end()) return;
+  if (record_events_) events_.emplace_back(it->second, false);
+  cached_.erase(it->second);
+  block_hashes_.erase(it);
+}
+
+void BlockPool::LruPushBack(int32_t b) {
+  lru_prev_[b] = lru_tail_;
+  lru_next_[b] = -1;
+  if (lru_tail_ >= 0) {
+    lru_next_[lru_tail_] = b;
+  } else {
+    lru_head_ = b;
+  }
+  lru_tail_ = b;
+  in_lru_[b] = 1;
+  ++lru_size_;
+}
+
+void BlockPool::LruRemove(int32_t b) {
+  if (!in_lru_[b]) return;
+  const int32_t p = lru_prev_[b], n = lru_next_[b];
+  if (p >= 0) {
+    lru_next_[p] = n;
+  } else {
+    lru_head_ = n;
+  }
+  if (n >= 0) {
+    lru_prev_[n] = p;
+  } else {
+    lru_tail_ = p;
+  }
+  lru_prev_[b] = lru_next_[b] = -1;
+  in_lru_[b] = 0;
+  --lru_size_;
+}
+
+int32_t BlockPool::Evict() {
+  const int32_t b = lru_head_;
+  if (b < 0) return -1;
+  LruRemove(b);
+  Unregister(b);
+  return b;
 }
 
 }  // namespace tandem

@@ -39,11 +39,24 @@ struct PrefillEngine::Active {
   bool first_token_held = false;  // sampled before D's reservation came: goes out with it
   PrefillEvent held_first;
   int64_t prefill_start_us = 0;
+  int32_t cached_tokens = 0;
   int64_t prefill_end_us = 0;
   int64_t transfer_start_us = 0;
 
   bool needs_decode() const { return job.params.max_tokens > 1; }
 };
+
+namespace {
+
+SchedulerOptions PrefillSchedulerOptions(const PrefillEngineOptions& options) {
+  // Earliest TTFT deadline first: an interactive request does not wait behind a queue of batch
+  // prompts (FCFS when no request carries a target).
+  SchedulerOptions s{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens, options.queue_order};
+  s.enable_prefix_caching = options.enable_prefix_caching;
+  return s;
+}
+
+}  // namespace
 
 PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport& transport,
                              PrefillEngineOptions options, const Clock& clock)
@@ -52,11 +65,8 @@ PrefillEngine::PrefillEngine(Transformer& transformer, KvCache& cache, Transport
       transport_(transport),
       options_(options),
       clock_(clock),
-      scheduler_(
-          cache.pool(), cache.block_size(), PrefillLimits(transformer.config()), transformer.config().eos_token_ids,
-          // Earliest TTFT deadline first: an interactive request does not wait behind a
-          // queue of batch prompts (FCFS when no request carries a target).
-          SchedulerOptions{EngineRole::kPrefill, kUnboundedSeqs, options.max_num_batched_tokens, options.queue_order}),
+      scheduler_(cache.pool(), cache.block_size(), PrefillLimits(transformer.config()),
+                 transformer.config().eos_token_ids, PrefillSchedulerOptions(options)),
       layout_(LayoutOf(cache, transformer.config())) {}
 
 PrefillEngine::~PrefillEngine() {
@@ -123,6 +133,7 @@ Status PrefillEngine::Add(PrefillJob job) {
   r.id = a->key;
   r.prompt = job.prompt;
   r.params = job.params;
+  r.cache_salt = job.cache_salt;
   r.record.arrival_us = job.arrival_us != 0 ? job.arrival_us : now;
   r.record.slo = job.slo;
   if (job.arrival_us == 0) job.arrival_us = now;
@@ -357,6 +368,7 @@ void PrefillEngine::HandOff(std::unique_ptr<Request> r, std::vector<PrefillEvent
   ++num_transferring_;
   a.blocks = std::move(r->block_table);
   a.prefill_start_us = r->record.prefill_start_us;
+  a.cached_tokens = r->record.cached_tokens;
   a.prefill_end_us = r->record.prefill_end_us;
   const auto end_transfer = [&](const Status& why) {
     a.aborted_locally = true;
@@ -406,6 +418,7 @@ PrefillEvent PrefillEngine::MakeEvent(const Active& a, PrefillEventKind kind) co
   e.num_prompt_tokens = static_cast<uint32_t>(a.job.prompt.size());
   e.arrival_us = a.job.arrival_us;
   e.prefill_start_us = a.prefill_start_us;
+  e.cached_tokens = a.cached_tokens;
   e.prefill_end_us = a.prefill_end_us;
   return e;
 }

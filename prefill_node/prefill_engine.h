@@ -61,6 +61,7 @@ struct PrefillJob {
   int64_t arrival_us = 0;   // this process's steady clock; 0: now
   int64_t deadline_us = 0;  // this process's steady clock; 0: none
   RequestSlo slo;           // orders the queue (earliest TTFT deadline first)
+  std::string cache_salt;   // prefix caching: shares cached blocks only with equal salts
 };
 
 enum class PrefillEventKind {
@@ -88,6 +89,7 @@ struct PrefillEvent {
   uint32_t num_prompt_tokens = 0;
   // Steady stamps of this process (the service converts them to Unix time for the wire).
   int64_t arrival_us = 0, prefill_start_us = 0, prefill_end_us = 0;
+  int32_t cached_tokens = 0;  // kFirstToken: prompt tokens the prefix cache held
   int64_t transfer_start_us = 0, transfer_end_us = 0;  // kKvReady
   std::string reason;                                  // kRefused
   Status error;                                        // kError
@@ -102,6 +104,9 @@ struct PrefillEngineOptions {
   // that completes the prompt (the round trip overlaps that step's forward pass) and holds decode
   // memory for no request that is still waiting for a later step. 0: the budget.
   int32_t reserve_lookahead_tokens = 0;
+  // Reuse cached prompt prefixes (SchedulerOptions::enable_prefix_caching); the commands turn it
+  // on (--enable-prefix-caching, the default there).
+  bool enable_prefix_caching = false;
   SessionOptions session;
 };
 

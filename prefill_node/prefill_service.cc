@@ -41,6 +41,8 @@ Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "prefill", options_.node_id, options_.host));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
+  // The routers' prefix index comes from these (SendLoadReport drains them every report).
+  rt_->cache->pool().RecordCacheEvents(rt_->cache->pool().prefix_caching());
   engine_->SetEarlyDispatch([this](std::vector<PrefillEvent>& events) { Dispatch(events); });
 
   hello_.set_role(proto::ROLE_PREFILL);
@@ -195,6 +197,7 @@ void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::En
     job.slo.ttft_ms = std::max(0.0, m.ttft_target_ms());
     job.slo.tpot_ms = std::max(0.0, m.tpot_target_ms());
     job.slo.priority = m.slo_priority();
+    job.cache_salt = m.cache_salt();
     Status s = engine_->Add(job);
     if (!s.ok()) {
       (void)conn->Send(rpc::MakeErrorEnvelope(s, job.id));
@@ -266,6 +269,7 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         m->set_first_token_unix_us(SteadyToUnixMicros(ev.prefill_end_us));
         m->set_finished(ev.finished);
         m->set_finish_reason(FinishReasonToProto(ev.finish_reason));
+        m->set_cached_tokens(static_cast<uint32_t>(ev.cached_tokens));
         to_router(std::move(out));
         rt_->metrics->AddGeneratedTokens(1);
         if (ev.finished) routers_.erase(ev.request_id);  // our last word to the router on it
@@ -317,6 +321,23 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
   events.clear();
 }
 
+void PrefillService::AddCacheEvents(proto::LoadReport* r) {
+  BlockPool& pool = rt_->cache->pool();
+  if (!pool.prefix_caching()) return;
+  r->set_cache_block_size(static_cast<uint32_t>(pool.cache_block_size()));
+  BlockPool::CacheEvents events = pool.TakeCacheEvents();
+  // Every kSnapshotEvery reports (and the first), the whole cache: a router that connected since
+  // the last one, or reconnected, gets an exact view within a few seconds.
+  constexpr int kSnapshotEvery = 50;
+  if (reports_since_snapshot_++ % kSnapshotEvery == 0) {
+    r->set_cache_snapshot(true);
+    AppendBlockHashes(pool.CachedHashes(), r->mutable_cache_stored());
+    return;
+  }
+  AppendBlockHashes(events.stored, r->mutable_cache_stored());
+  AppendBlockHashes(events.removed, r->mutable_cache_removed());
+}
+
 void PrefillService::SendLoadReport() {
   proto::Envelope env;
   proto::LoadReport* r = env.mutable_load_report();
@@ -331,6 +352,7 @@ void PrefillService::SendLoadReport() {
     if (d->connected) r->add_connected_decode_nodes(d->address.node_id);
   }
   r->set_latency_factor(rt_->latency_factor());
+  AddCacheEvents(r);
   NodeMetrics::State state;
   state.running = static_cast<int32_t>(engine_->num_transferring());
   state.waiting = static_cast<int32_t>(engine_->num_queued());

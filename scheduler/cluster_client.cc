@@ -157,6 +157,7 @@ void ClusterClient::SendPrefill(const tandem::SendPrefill& order) {
   pr->set_ttft_target_ms(r.slo.ttft_ms);
   pr->set_tpot_target_ms(r.slo.tpot_ms);
   pr->set_slo_priority(r.slo.priority);
+  pr->set_cache_salt(r.cache_salt);
   const Status sent = rpcs_[order.prefill]->Send(std::move(env));
   if (sent.ok()) return;
   // The connection went away between the node view and the send: its loss is on its way as a
@@ -206,6 +207,10 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.busy_fraction = m.busy_fraction();
       r.latency_factor = m.latency_factor();
       r.connected_decode_nodes.assign(m.connected_decode_nodes().begin(), m.connected_decode_nodes().end());
+      r.cache_block_size = m.cache_block_size();
+      r.cache_snapshot = m.cache_snapshot();
+      r.cache_stored = ParseBlockHashes(m.cache_stored());
+      r.cache_removed = ParseBlockHashes(m.cache_removed());
       shell_->Update(
           [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnLoadReport(node, std::move(r), now, out); });
       return;
@@ -218,6 +223,7 @@ void ClusterClient::OnNodeMessage(NodeIndex node, proto::Envelope&& env) {
       r.finish_reason = r.finished ? FinishReasonFromProto(m.finish_reason()) : FinishReason::kNone;
       r.prefill_start_us = UnixToSteadyMicros(m.prefill_start_unix_us());
       r.prefill_end_us = UnixToSteadyMicros(m.first_token_unix_us());
+      r.cached_tokens = static_cast<int32_t>(m.cached_tokens());
       const int64_t id = id_of(m.request_id());
       shell_->Update(
           [&](RouterCore& core, int64_t now, RouterActions* out) { core.OnFirstToken(node, id, r, now, out); });

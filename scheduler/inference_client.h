@@ -43,6 +43,7 @@ struct ServingRequest {
   SamplingParams params;        // max_tokens already resolved against the context window
   int64_t arrival_us = 0;       // steady µs (common/clock.h) when the router received it; 0: now
   RequestSlo slo;               // its SLO class and targets (slo/slo_config.h); empty: none
+  std::string cache_salt;       // prefix caching: shares cached KV only with equal salts
 };
 
 struct InferenceEvent {

@@ -11,9 +11,13 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
+
+#include "model/block_hash.h"
 
 namespace tandem {
 
@@ -35,6 +39,10 @@ struct NodeLoadReport {
   float latency_factor = 0.0f;  // measured / predicted step time (0: the node has no profile)
   // Prefill nodes: the decode nodes (ids) their KV can reach now.
   std::vector<std::string> connected_decode_nodes;
+  // Prefix cache changes (LoadReport.cache_*): applied to NodeView::cached_blocks, then dropped.
+  std::vector<BlockHash> cache_stored, cache_removed;
+  bool cache_snapshot = false;
+  uint32_t cache_block_size = 0;
 };
 
 // What the router itself placed on a node and has not yet seen leave it: the SLO policy's picture
@@ -80,6 +88,10 @@ struct NodeView {
   std::string last_error;
   int64_t times_up = 0;    // handshakes completed (kReady entered)
   int64_t times_down = 0;  // connections lost (kDown entered)
+  // Prefix caching (prefill-capable nodes that report it): the content hashes of the KV blocks
+  // its cache holds, as of its reports; forgotten when it goes down (a restart empties it).
+  std::unordered_set<BlockHash, BlockHashHasher> cached_blocks;
+  uint32_t cache_block_size = 0;  // 0: it caches nothing
 
   bool healthy() const { return state == NodeState::kReady && reported; }
   bool can_prefill() const { return role != NodeRole::kDecode; }
@@ -87,6 +99,9 @@ struct NodeView {
   // The estimates placement uses: the report plus what the router placed since.
   uint64_t queued_tokens() const { return load.queued_tokens + charged_tokens; }
   uint32_t free_blocks() const { return load.free_blocks > charged_blocks ? load.free_blocks - charged_blocks : 0; }
+  // Prompt tokens of a request (its block hashes for this node's block size) this node's cache
+  // holds: the leading run of cached blocks, at most `max_blocks`.
+  int64_t CachedPrefixTokens(std::span<const BlockHash> hashes, int32_t max_blocks) const;
 };
 
 }  // namespace tandem

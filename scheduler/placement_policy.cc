@@ -72,12 +72,23 @@ PlacementDecision NoRoomDecision(const PlacementRequest& request, const Placemen
                              std::to_string(candidates.most_needed) + " KV blocks needed)"));
 }
 
+int64_t PlacementRequest::CachedTokensOn(const NodeView& node) const {
+  if (prefix_hashes.empty() || prefix_block_size == 0 || node.cache_block_size != prefix_block_size) return 0;
+  return node.CachedPrefixTokens(prefix_hashes, (prompt_tokens - 1) / static_cast<int32_t>(prefix_block_size));
+}
+
 PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, const PlacementContext& ctx) const {
   PlacementCandidates c;
   if (auto end = GatherCandidates(request, ctx, &c)) return *end;
   const auto node = [&](NodeIndex i) -> const NodeView& { return ctx.nodes[static_cast<size_t>(i)]; };
+  // The prefill work this request would wait behind and add: queued tokens, plus its own prompt
+  // less what the node's prefix cache holds (KV-aware routing: a conversation's next turn goes
+  // where its history is cached unless that node is busier by more than the history is long).
+  const auto work = [&](NodeIndex i) {
+    return static_cast<int64_t>(node(i).queued_tokens()) - request.CachedTokensOn(node(i));
+  };
   std::sort(c.prefill.begin(), c.prefill.end(), [&](NodeIndex a, NodeIndex b) {
-    if (node(a).queued_tokens() != node(b).queued_tokens()) return node(a).queued_tokens() < node(b).queued_tokens();
+    if (work(a) != work(b)) return work(a) < work(b);
     // No prompts waiting on either: the one holding less (a colocated node's decode batch lives in
     // its blocks; without this, every request between reports would go to the first node).
     if (node(a).free_blocks() != node(b).free_blocks()) return node(a).free_blocks() > node(b).free_blocks();

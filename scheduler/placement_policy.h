@@ -31,6 +31,14 @@ struct PlacementRequest {
   RequestSlo slo;          // its targets (empty: none)
   int64_t arrival_us = 0;  // router clock; with slo.ttft_ms, its place in a prefill node's queue
   int64_t waited_us = 0;   // since arrival: a TTFT target counts from there
+  // Prefix caching: the chain hashes of the prompt's full blocks (model/block_hash.h) for blocks
+  // of `prefix_block_size` tokens; empty when no node reports a cache.
+  std::span<const BlockHash> prefix_hashes;
+  uint32_t prefix_block_size = 0;
+
+  // Prompt tokens `node`'s prefix cache holds for this request (all but the last token at most:
+  // it is computed for the first token's logits); 0 for a node with another block size.
+  int64_t CachedTokensOn(const NodeView& node) const;
 };
 
 struct PlacementDecision {
@@ -65,7 +73,8 @@ class PlacementPolicy {
   virtual std::string_view name() const = 0;
 };
 
-// P with the fewest queued tokens (reported + placed since), then among the decode nodes P
+// P with the least prefill work for this request: queued tokens (reported + placed since) less
+// the prompt tokens its prefix cache holds for it; then among the decode nodes P
 // reaches that can hold the request now (BlocksNeeded <= free blocks), D with the most
 // free blocks; when P reaches none with room, the next P. Ties go to the lexicographically lowest
 // node id, so the choice does not depend on the order of the candidates.

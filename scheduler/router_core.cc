@@ -44,6 +44,7 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
   f.record.slo = f.request->slo;
   f.record.max_tokens = f.request->params.max_tokens;
   f.record.queued_us = now;
+  HashPrefix(f);
   flights_.emplace(f.request->id, std::move(owned));
   // FCFS: nobody overtakes a request that is already waiting for a placement. But what can
   // never be placed (no pool could hold it, no node of a role) is refused now, not at the head.
@@ -111,8 +112,10 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   f.record.prefill_node = nodes_[p].id;
   f.record.decode_node = nodes_[d].id;
   f.record.placed_us = now;
-  AddPlacedWork(f);
-  nodes_[p].charged_tokens += f.request->prompt.size();
+  // The prompt tokens P computes: its prefix cache may hold the start (KV-aware routing).
+  const int64_t uncached = f.record.prompt_tokens - PlacementFor(f, now).CachedTokensOn(nodes_[p]);
+  AddPlacedWork(f, uncached);
+  nodes_[p].charged_tokens += static_cast<uint64_t>(uncached);
   if (nodes_[d].block_size_tokens > 0) {
     f.charged_blocks = BlocksNeeded(PlacementFor(f, now), nodes_[d]);
     nodes_[d].charged_blocks += f.charged_blocks;
@@ -124,15 +127,35 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
 }
 
 PlacementRequest RouterCore::PlacementFor(const Flight& f, int64_t now) const {
-  return PlacementRequest{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo, f.record.arrival_us,
-                          now - f.record.arrival_us};
+  PlacementRequest r{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo, f.record.arrival_us,
+                     now - f.record.arrival_us};
+  r.prefix_hashes = f.prefix_hashes;
+  r.prefix_block_size = f.prefix_block_size;
+  return r;
 }
 
-void RouterCore::AddPlacedWork(Flight& f) {
+void RouterCore::AddPlacedWork(Flight& f, int64_t prefill_tokens) {
   const int64_t l = f.record.prompt_tokens;
   PlacedWork& p = nodes_[f.p].placed;
-  f.placed_prefill_entry = p.prefill_queue.emplace(TtftDeadlineUs(f.record.arrival_us, f.request->slo.ttft_ms), l);
+  f.placed_prefill_entry =
+      p.prefill_queue.emplace(TtftDeadlineUs(f.record.arrival_us, f.request->slo.ttft_ms), prefill_tokens);
   f.placed_prefill = true;
+void RouterCore::HashPrefix(Flight& f) const {
+  // The block size of the caches reported so far (one model: one size). No cache, no hashing.
+  for (const NodeView& n : nodes_) {
+    if (!n.can_prefill() || n.cache_block_size == 0) continue;
+    const uint32_t bs = n.cache_block_size;
+    const std::vector<int32_t>& prompt = f.request->prompt;
+    f.prefix_block_size = bs;
+    BlockHash h = PrefixRoot(f.request->cache_salt);
+    for (size_t i = 0; (i + 1) * bs < prompt.size(); ++i) {  // the last token is always computed
+      h = ChainBlockHash(h, std::span<const int32_t>(prompt.data() + i * bs, bs));
+      f.prefix_hashes.push_back(h);
+    }
+    return;
+  }
+}
+
   PlacedWork& d = nodes_[f.d].placed;
   ++d.decode_requests;
   d.decode_context_tokens += l;
@@ -364,6 +387,7 @@ void RouterCore::OnTokens(NodeIndex node, int64_t request_id, const TokensReport
     f.record.preemptions = report.preemptions;
     const FinishReason reason =
         report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason;
+  f.record.cached_tokens = report.cached_tokens;
     Finish(request_id, reason,
            reason == FinishReason::kError ? InternalError("the decode node failed the request") : Status::Ok(),
            report.tokens, kAbortNone, now, out);

@@ -80,6 +80,7 @@ struct TransferReport {
   int64_t start_us = 0;
   int64_t end_us = 0;
 };
+  int32_t cached_tokens = 0;  // prompt tokens the prefix cache held
 struct TokensReport {
   std::vector<int32_t> tokens;
   bool finished = false;
@@ -182,8 +183,13 @@ class RouterCore {
   PlacementRequest PlacementFor(const Flight& f, int64_t now) const;
   // NodeView::placed bookkeeping: a placement adds its prompt to P and its sequence to D; the
   // first token takes it off P; its end (or a move elsewhere) takes it off both.
-  void AddPlacedWork(Flight& f);
+  void AddPlacedWork(Flight& f, int64_t prefill_tokens);
   void ReleasePlacedWork(Flight& f, bool decode_too);
+  // The chain hashes of `f`'s prompt blocks for the nodes' prefix caches (none reported: none).
+  void HashPrefix(Flight& f) const;
+  // Folds a report's prefix-cache changes into the node's cached_blocks.
+  static void ApplyCacheEvents(NodeView& n, NodeLoadReport& report);
+
   void DrainQueue(int64_t now, RouterActions* out);
   void Enqueue(Flight& f, int64_t now);
   // The queue is full: when `f` is more important (a smaller SLO priority) than the least

@@ -29,6 +29,8 @@ struct RouterCore::Flight {
   bool counted_deferral = false;                         // in RouterDecisionCounts::queued already
   bool kv_ready = false;                                 // P reported its KV landed on D: P is no longer needed
   int64_t last_token_us = 0;
+  std::vector<BlockHash> prefix_hashes;  // its prompt's blocks for the prefix caches (HashPrefix)
+  uint32_t prefix_block_size = 0;
   RequestRecord record;
 };
 

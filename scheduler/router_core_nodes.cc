@@ -22,6 +22,16 @@ void RouterCore::OnNodeConnected(NodeIndex node, uint32_t block_size_tokens, int
   }
 }
 
+void RouterCore::ApplyCacheEvents(NodeView& n, NodeLoadReport& report) {
+  if (report.cache_block_size != n.cache_block_size) n.cached_blocks.clear();
+  n.cache_block_size = report.cache_block_size;
+  if (report.cache_snapshot) n.cached_blocks.clear();
+  for (const BlockHash& h : report.cache_removed) n.cached_blocks.erase(h);
+  n.cached_blocks.insert(report.cache_stored.begin(), report.cache_stored.end());
+  report.cache_stored.clear();  // applied: the view keeps the set, not the report's copy
+  report.cache_removed.clear();
+}
+
 void RouterCore::OnNodeRefused(NodeIndex node, const Status& why) { nodes_[node].last_error = why.ToString(); }
 
 void RouterCore::OnNodeDisconnected(NodeIndex node, const Status& why, int64_t now, RouterActions* out) {
@@ -31,6 +41,8 @@ void RouterCore::OnNodeDisconnected(NodeIndex node, const Status& why, int64_t n
   n.reported = false;
   n.last_error = why.ToString();
   n.charged_tokens = 0;
+  n.cached_blocks.clear();
+  n.cache_block_size = 0;
   for (NodeView& p : nodes_) {
     if (p.role == NodeRole::kPrefill) p.reaches[static_cast<size_t>(node)] = false;
   }
@@ -62,6 +74,7 @@ void RouterCore::OnLoadReport(NodeIndex node, NodeLoadReport report, int64_t now
       if (d >= 0 && nodes_[d].role == NodeRole::kDecode) n.reaches[static_cast<size_t>(d)] = true;
     }
   }
+  ApplyCacheEvents(n, report);
   n.load = std::move(report);
   n.report_us = now;
   n.charged_tokens = 0;  // the report includes what was placed before it

@@ -31,6 +31,10 @@ RouterMetrics::RouterMetrics(std::string_view model_name, std::string_view role)
       labels_(ProcessLabels(model_name, role)),
       registry_(std::make_shared<prometheus::Registry>()),
       prompt_tokens_(CounterFamily("tandem:prompt_tokens_total", "Prompt tokens of finished requests").Add({})),
+      prefix_cache_hit_tokens_(CounterFamily("tandem:prefix_cache_hit_tokens_total",
+                                             "Prompt tokens of finished requests whose KV came from a prefix cache "
+                                             "(not computed); over tandem:prompt_tokens_total: the hit rate")
+                                   .Add({})),
       generation_tokens_(CounterFamily("tandem:generation_tokens_total", "Output tokens of finished requests").Add({})),
       preemptions_(CounterFamily("tandem:num_preemptions_total",
                                  "Times finished requests had their KV blocks taken back (and recomputed)")
@@ -67,6 +71,7 @@ RouterMetrics::RouterMetrics(std::string_view model_name, std::string_view role)
 
 void RouterMetrics::ObserveFinished(const RequestRecord& r) {
   prompt_tokens_.Increment(r.prompt_tokens);
+  if (r.cached_tokens > 0) prefix_cache_hit_tokens_.Increment(r.cached_tokens);
   generation_tokens_.Increment(r.output_tokens);
   if (r.preemptions > 0) preemptions_.Increment(r.preemptions);
   finished_.Add({{"finished_reason", std::string(FinishReasonName(r.finish_reason))}}).Increment();

@@ -45,6 +45,7 @@ class RouterMetrics {
   const prometheus::Labels labels_;
   const std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter& prompt_tokens_;
+  prometheus::Counter& prefix_cache_hit_tokens_;
   prometheus::Counter& generation_tokens_;
   prometheus::Counter& preemptions_;
   prometheus::Family<prometheus::Counter>& finished_;

@@ -46,7 +46,9 @@ SloPrediction SloPlacementPolicy::Predict(const PlacementRequest& request, const
   for (auto it = p.placed.prefill_queue.begin(); it != p.placed.prefill_queue.end() && it->first <= deadline; ++it) {
     work.AddChunk(0, it->second);
   }
-  work.AddChunk(0, l);
+  // Its own prompt, less what P's prefix cache holds (attended to, not computed).
+  const int64_t cached = request.CachedTokensOn(p);
+  work.AddChunk(cached, l - cached);
   double ttft_us =
       static_cast<double>(std::max<int64_t>(0, request.waited_us)) + profile_.QueuedPrefillUs(work) * Correction(p);
   const bool colocated = &p == &d;

@@ -14,6 +14,9 @@ Result<std::vector<SimRequest>> SimRequestsFor(const loadgen::Workload& workload
   out.reserve(workload.requests.size());
   for (size_t i = 0; i < workload.requests.size(); ++i) {
     const loadgen::BenchRequest& b = workload.requests[i];
+    if (b.previous_turn >= 0) {
+      return InvalidArgumentError("multi-turn workloads depend on the server's answers: run them with tandem bench");
+    }
     SimRequest r;
     r.arrival_us = static_cast<int64_t>(std::llround(send_s[i] * 1e6));
     r.prompt_len = b.prompt_len > 0 ? b.prompt_len : static_cast<int32_t>(b.prompt_ids.size());

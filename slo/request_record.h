@@ -36,6 +36,7 @@ struct RequestRecord {
   int32_t max_tokens = 0;       // what it asked for (resolved against the context window)
   int32_t decode_attempts = 0;  // decode nodes tried (a refused reservation moves to the next)
   int32_t preemptions = 0;      // times its KV blocks were taken back (and recomputed) while it ran
+  int32_t cached_tokens = 0;    // prompt tokens whose K/V came from the prefix cache (not computed)
 
   int64_t arrival_us = 0;          // the router received it
   int64_t queued_us = 0;           // entered the queue it waited in (router or engine)

@@ -92,6 +92,7 @@ void LocalEngineClient::Core::Run() {
       r.id = order->id;
       r.prompt = order->prompt;
       r.params = order->params;
+      r.cache_salt = order->cache_salt;
       r.record.arrival_us = order->arrival_us;
       Status st = engine->Add(std::move(r));
       if (!st.ok()) {
@@ -136,6 +137,7 @@ void LocalEngineClient::Core::Run() {
         report.finish_reason = out.finish_reason;
         report.prefill_start_us = r->record.prefill_start_us;
         report.prefill_end_us = r->record.prefill_end_us;
+        report.cached_tokens = r->record.cached_tokens;
         updates.push_back([id, report](RouterCore& core, int64_t now, RouterActions* o) {
           core.OnFirstToken(kWorker, id, report, now, o);
         });

@@ -9,21 +9,14 @@
 #include <set>
 
 #include "loadgen/synthetic_presets.h"
+#include "tests/loadgen/builtin_tokenizer.h"
 #include "loadgen/trace_formats.h"
 #include "slo/request_log.h"
 
 namespace tandem::loadgen {
 namespace {
 
-// The tokenizer the project's built-in models use, from the committed assets.
-const Tokenizer& TestTokenizer() {
-  static std::unique_ptr<Tokenizer> t = [] {
-    auto r = Tokenizer::FromFile(std::string(TANDEM_TEST_DATA_DIR) + "/../../model/assets/tokenizer.json");
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return std::move(*r);
-  }();
-  return *t;
-}
+const Tokenizer& TestTokenizer() { return testing::BuiltinTokenizer(); }
 
 class WorkloadFiles : public ::testing::Test {
  protected:
