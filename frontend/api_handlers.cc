@@ -102,12 +102,7 @@ std::optional<ApiError> ResolveSlo(const SloConfig* config, const GenerationRequ
   } else if (config) {
     cls = config->default_class();
   }
-  if (cls) {
-    out->class_name = cls->name;
-    out->ttft_ms = cls->ttft_ms;
-    out->tpot_ms = cls->tpot_ms;
-    out->priority = cls->priority;
-  }
+  if (cls) *out = RequestSloOf(*cls);
   if (request.slo_ttft_ms > 0) out->ttft_ms = request.slo_ttft_ms;
   if (request.slo_tpot_ms > 0) out->tpot_ms = request.slo_tpot_ms;
   return std::nullopt;
@@ -307,6 +302,12 @@ ApiError StatusToApiError(const Status& status) {
       e.http_status = 503;
       e.type = "server_error";
       e.code = "service_unavailable";
+      if (!status.reason().empty()) {
+        // A refusal with a reason (queue_full: the request's SLO class has its queue full) comes
+        // from a server that is up: the client may retry shortly.
+        e.code = status.reason();
+        e.retry_after_s = 1;
+      }
       break;
     case StatusCode::kDeadlineExceeded:
       // Waited past its deadline (queued, or a stuck node): the server timed out, not the client.

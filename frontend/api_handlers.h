@@ -49,7 +49,8 @@ JsonReply HandleTokenize(const ServerContext& ctx, const nlohmann::ordered_json&
 JsonReply HandleDetokenize(const ServerContext& ctx, const nlohmann::ordered_json& body);
 
 // An InferenceClient error as the client sees it: 400 for requests the model cannot serve, 429
-// when every node is up but none has room (retry later), 503 when the backend is unavailable,
+// when every node is up but none has room (retry later), 503 when the backend is unavailable
+// (with Retry-After and the reason as its code when the status has one: queue_full),
 // 504 when the request waited past its deadline, 500 otherwise.
 ApiError StatusToApiError(const Status& status);
 

@@ -55,6 +55,11 @@ Status RouterCore::Submit(std::shared_ptr<const ServingRequest> request, int64_t
       flights_.erase(f.record.id);
       return decision.reason;
     }
+    if (Status room = ClassQueueRoom(f); !room.ok()) {
+      ++decisions_.queue_full;
+      flights_.erase(f.record.id);
+      return room;
+    }
     if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
       ++decisions_.queue_full;
       flights_.erase(f.record.id);
@@ -87,6 +92,11 @@ RouterCore::Outcome RouterCore::TryPlace(Flight& f, int64_t now, RouterActions* 
       Send(f, decision.prefill, decision.decode, now, out);
       return Outcome::kPlaced;
     case PlacementDecision::Kind::kDefer:
+      if (Status room = ClassQueueRoom(f); !room.ok()) {
+        ++decisions_.queue_full;
+        *refused = std::move(room);
+        return Outcome::kFailed;
+      }
       if (static_cast<int32_t>(queue_.size()) >= options_.max_queued && !ShedForRoom(f, now, out)) {
         ++decisions_.queue_full;
         *refused = ResourceExhaustedError(decision.reason.message() + "; the router's queue is full");
@@ -189,6 +199,29 @@ void RouterCore::Enqueue(Flight& f, int64_t now) {
   auto pos = std::find_if(queue_.begin(), queue_.end(),
                           [&](int64_t id) { return flights_.at(id)->record.arrival_us > f.record.arrival_us; });
   queue_.insert(pos, f.record.id);
+  ++queued_by_class_[f.request->slo.class_name];
+}
+
+void RouterCore::Dequeue(const Flight& f) {
+  // A flight DrainQueue has taken off already is not there (erasing end() would drop another).
+  auto pos = std::find(queue_.begin(), queue_.end(), f.record.id);
+  if (pos == queue_.end()) return;
+  queue_.erase(pos);
+  auto it = queued_by_class_.find(f.request->slo.class_name);
+  if (it != queued_by_class_.end() && --it->second <= 0) queued_by_class_.erase(it);
+}
+
+Status RouterCore::ClassQueueRoom(const Flight& f) const {
+  const RequestSlo& slo = f.request->slo;
+  if (slo.max_queued < 0 || num_queued_in_class(slo.class_name) < slo.max_queued) return Status::Ok();
+  return UnavailableError("the router's queue for SLO class " + slo.class_name + " is full (" +
+                          std::to_string(slo.max_queued) + " requests wait for a placement); retry later")
+      .WithReason("queue_full");
+}
+
+int32_t RouterCore::num_queued_in_class(const std::string& class_name) const {
+  auto it = queued_by_class_.find(class_name);
+  return it == queued_by_class_.end() ? 0 : it->second;
 }
 
 bool RouterCore::ShedForRoom(const Flight& f, int64_t now, RouterActions* out) {
@@ -214,10 +247,16 @@ void RouterCore::DrainQueue(int64_t now, RouterActions* out) {
   while (!queue_.empty()) {
     const int64_t id = queue_.front();
     Flight& f = *flights_.at(id);
-    queue_.pop_front();
+    Dequeue(f);  // the front: found at once
     Status refused;
     const Outcome outcome = TryPlace(f, now, out, &refused);
-    if (outcome == Outcome::kQueued) return;  // still nothing for the head: FCFS, the rest wait too
+    if (outcome == Outcome::kQueued) {
+      // Still nothing for the head: FCFS, the rest wait too. It goes back to the front (Enqueue
+      // put it after the requests that share its arrival stamp).
+      queue_.erase(std::find(queue_.begin(), queue_.end(), id));
+      queue_.push_front(id);
+      return;
+    }
     if (outcome == Outcome::kFailed) Finish(id, FinishReason::kError, refused, {}, kAbortNone, now, out);
   }
 }
@@ -251,7 +290,7 @@ void RouterCore::Finish(int64_t request_id, FinishReason reason, Status status, 
   if (it == flights_.end()) return;
   std::unique_ptr<Flight> f = std::move(it->second);
   flights_.erase(it);
-  if (f->phase == Flight::Phase::kQueued) queue_.erase(std::find(queue_.begin(), queue_.end(), request_id));
+  if (f->phase == Flight::Phase::kQueued) Dequeue(*f);
   Uncharge(*f);
   ReleasePlacedWork(*f, /*decode_too=*/true);
   // The one abort-target rule: every node the request was placed on may hold something of it (a

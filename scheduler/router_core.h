@@ -24,6 +24,12 @@
 // first token (D reserved them before that token was sampled, so that report counts them); so a
 // burst does not all land on one node, and a queue of prompts on P cannot overbook D.
 //
+// Queue bounds: at most max_queued requests wait for a placement (beyond, ResourceExhausted:
+// 429, after shedding a less important class's request if there is one); and at most a class's
+// own max_queued (RequestSlo::max_queued, from --slo-config) of one SLO class (beyond,
+// Unavailable with reason "queue_full": 503 with Retry-After; nothing is shed for it, and the
+// other classes still queue).
+//
 // Deadlines: a request with no first token `first_token_timeout` after arrival (waiting in the
 // router queue, in P's queue, or on a stuck node) fails with DeadlineExceeded; a decoding request
 // with no token for `inter_token_timeout` (a wedged or stopped decode node) too.
@@ -124,8 +130,9 @@ class RouterCore {
   // --- requests ---
   // Accepts (placed or queued: events follow) or refuses (no events): InvalidArgument /
   // OutOfRange for what can never be served, Unavailable when no node of a role is healthy or
-  // the router is shutting down, ResourceExhausted when the queue is full, AlreadyExists for an
-  // id in flight. REQUIRES: request->arrival_us set; seed set unless greedy.
+  // the router is shutting down, ResourceExhausted when the queue is full, Unavailable with
+  // reason "queue_full" when its SLO class's queue is, AlreadyExists for an id in flight.
+  // REQUIRES: request->arrival_us set; seed set unless greedy.
   Status Submit(std::shared_ptr<const ServingRequest> request, int64_t now, RouterActions* out);
   // Ends a request (see InferenceClient::Abort for `as`); unknown ids are ignored.
   void Abort(int64_t request_id, FinishReason as, int64_t now, RouterActions* out);
@@ -171,6 +178,8 @@ class RouterCore {
   NodeIndex FindNode(const std::string& id) const;  // -1 if unknown
   int32_t num_in_flight() const { return static_cast<int32_t>(flights_.size()); }
   int64_t next_deadline_us() const;  // the earliest time Tick has work; 0: none
+  // Requests of SLO class `class_name` ("" for those without one) waiting for a placement.
+  int32_t num_queued_in_class(const std::string& class_name) const;
 
  private:
   struct Flight;
@@ -192,6 +201,10 @@ class RouterCore {
 
   void DrainQueue(int64_t now, RouterActions* out);
   void Enqueue(Flight& f, int64_t now);
+  // Takes a kQueued flight off the queue (and its class's count).
+  void Dequeue(const Flight& f);
+  // The refusal when `f`'s SLO class already has its max_queued requests waiting; OK otherwise.
+  Status ClassQueueRoom(const Flight& f) const;
   // The queue is full: when `f` is more important (a smaller SLO priority) than the least
   // important request waiting (the latest among equals), that one fails with ResourceExhausted
   // (429: lower-priority classes are shed first) and there is room for `f`. Whether there is.
@@ -212,6 +225,8 @@ class RouterCore {
   const RouterCoreOptions options_;
   std::unordered_map<int64_t, std::unique_ptr<Flight>> flights_;
   std::deque<int64_t> queue_;  // kQueued flights, in arrival order
+  // queue_'s flights by SLO class name (entries > 0 only).
+  std::unordered_map<std::string, int32_t> queued_by_class_;
   bool shutting_down_ = false;
   RouterDecisionCounts decisions_;
 };

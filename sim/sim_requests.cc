@@ -32,12 +32,7 @@ Result<std::vector<SimRequest>> SimRequestsFor(const loadgen::Workload& workload
         return InvalidArgumentError("workload request " + std::to_string(i) + " names SLO class '" + b.slo_class +
                                     "', which the --slo-config does not define (" + classes->Names() + ")");
       }
-      if (c != nullptr) {
-        r.slo.class_name = c->name;
-        r.slo.ttft_ms = c->ttft_ms;
-        r.slo.tpot_ms = c->tpot_ms;
-        r.slo.priority = c->priority;
-      }
+      if (c != nullptr) r.slo = RequestSloOf(*c);
     }
     out.push_back(std::move(r));
   }

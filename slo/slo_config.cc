@@ -1,7 +1,6 @@
 #include "slo/slo_config.h"
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "common/file_io.h"
@@ -43,6 +42,14 @@ Result<SloConfig> SloConfig::FromJson(const std::string& text, const std::string
         return InvalidArgumentError(who + "class " + cls.name + ": priority must be an integer");
       }
       cls.priority = c["priority"].get<int32_t>();
+    }
+    if (c.contains("max_queued")) {
+      const nlohmann::json& m = c["max_queued"];
+      if (!m.is_number_integer() || m.get<int64_t>() < 0 || m.get<int64_t>() > kMaxClassQueued) {
+        return InvalidArgumentError(who + "class " + cls.name + ": max_queued must be an integer in [0, " +
+                                    std::to_string(kMaxClassQueued) + "]");
+      }
+      cls.max_queued = m.get<int32_t>();
     }
     if (c.contains("default")) {
       if (!c["default"].is_boolean())

@@ -7,8 +7,12 @@
 // The file (the format tandem bench's --slo-config reads too):
 //   {"classes": [{"name": "interactive", "ttft_ms": 250, "tpot_ms": 50, "priority": 0,
 //                 "default": true},
-//                {"name": "batch", "ttft_ms": 5000, "tpot_ms": 200, "priority": 1}]}
+//                {"name": "batch", "ttft_ms": 5000, "tpot_ms": 200, "priority": 1,
+//                 "max_queued": 256}]}
 // priority: smaller is more important (shed last). A class needs at least one target.
+// max_queued (optional, >= 0): at most this many requests of the class wait in the router for a
+// placement; one more is refused (503 queue_full with Retry-After) while other classes still
+// queue. Absent: only the router's global --max-queued-requests bounds it.
 #pragma once
 
 #include <cstdint>
@@ -28,11 +32,15 @@ inline int64_t TtftDeadlineUs(int64_t arrival_us, double ttft_target_ms) {
   return arrival_us + (ttft_target_ms > 0 ? static_cast<int64_t>(ttft_target_ms * 1000.0) : kUntargetedTtftBudgetUs);
 }
 
+// The largest per-class max_queued a file may set (the global flag's bound too).
+inline constexpr int32_t kMaxClassQueued = 1 << 24;
+
 struct SloClass {
   std::string name;
   double ttft_ms = 0;  // 0: no target
   double tpot_ms = 0;
   int32_t priority = 0;
+  int32_t max_queued = -1;  // -1: no bound of its own
 };
 
 // What one request is held to; empty() when it has no target at all.
@@ -41,6 +49,9 @@ struct RequestSlo {
   double ttft_ms = 0;      // 0: no target
   double tpot_ms = 0;
   int32_t priority = 0;
+  // Its class's bound on requests waiting in the router (-1: none); the router core counts
+  // queued requests by class_name. Not part of what a node is told.
+  int32_t max_queued = -1;
 
   bool empty() const { return ttft_ms <= 0 && tpot_ms <= 0; }
   // Whether the measured values meet each target, and every target (a missing TTFT, -1,
@@ -53,6 +64,17 @@ struct RequestSlo {
     return TtftMet(ttft_ms_measured) && TpotMet(tpot_ms_measured);
   }
 };
+
+// What a request of class `c` is held to (before its own "slo" targets override them).
+inline RequestSlo RequestSloOf(const SloClass& c) {
+  RequestSlo slo;
+  slo.class_name = c.name;
+  slo.ttft_ms = c.ttft_ms;
+  slo.tpot_ms = c.tpot_ms;
+  slo.priority = c.priority;
+  slo.max_queued = c.max_queued;
+  return slo;
+}
 
 class SloConfig {
  public:

@@ -1,10 +1,11 @@
 #include "frontend/openai_protocol.h"
-#include "frontend/api_handlers.h"
+
+#include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
+#include "frontend/api_handlers.h"
 
 namespace tandem {
 namespace {
@@ -46,7 +47,8 @@ TEST(OpenAiProtocolTest, ParsesEveryCompletionField) {
 
 TEST(OpenAiProtocolTest, SloExtension) {
   GenerationRequest r;
-  ASSERT_FALSE(Parse(R"({"prompt":"x","slo_class":"interactive","slo":{"ttft_ms":250,"tpot_ms":50.5}})", ApiKind::kCompletion, &r));
+  ASSERT_FALSE(Parse(R"({"prompt":"x","slo_class":"interactive","slo":{"ttft_ms":250,"tpot_ms":50.5}})",
+                     ApiKind::kCompletion, &r));
   EXPECT_EQ(r.slo_class, "interactive");
   EXPECT_EQ(r.slo_ttft_ms, 250);
   EXPECT_EQ(r.slo_tpot_ms, 50.5);
@@ -131,8 +133,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"max_tokens_zero", kC, R"({"prompt":"x","max_tokens":0})", "max_tokens", "invalid_value"},
         BadCase{"max_tokens_fraction", kC, R"({"prompt":"x","max_tokens":1.5})", "max_tokens", "invalid_type"},
         BadCase{"max_tokens_string", kC, R"({"prompt":"x","max_tokens":"5"})", "max_tokens", "invalid_type"},
-        BadCase{"max_completion_tokens", kChat, R"({"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-1})",
-                "max_completion_tokens", "invalid_value"},
+        BadCase{"max_completion_tokens", kChat,
+                R"({"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-1})", "max_completion_tokens",
+                "invalid_value"},
         BadCase{"temperature_type", kC, R"({"prompt":"x","temperature":"hot"})", "temperature", "invalid_type"},
         BadCase{"temperature_bool", kC, R"({"prompt":"x","temperature":true})", "temperature", "invalid_type"},
         BadCase{"temperature_range", kC, R"({"prompt":"x","temperature":2.5})", "temperature", "invalid_value"},
@@ -217,17 +220,20 @@ TEST(OpenAiProtocolTest, ResolveMaxTokens) {
 
 TEST(OpenAiProtocolTest, ErrorBodyShape) {
   ApiError e = InvalidRequest("temperature", "bad", "invalid_value");
-  EXPECT_EQ(e.ToJson().dump(),
-            R"({"error":{"message":"bad","type":"invalid_request_error","param":"temperature","code":"invalid_value"}})");
+  EXPECT_EQ(
+      e.ToJson().dump(),
+      R"({"error":{"message":"bad","type":"invalid_request_error","param":"temperature","code":"invalid_value"}})");
   const ApiError bare = InvalidRequest("", "m", "");
-  EXPECT_EQ(bare.ToJson().dump(), R"({"error":{"message":"m","type":"invalid_request_error","param":null,"code":null}})");
+  EXPECT_EQ(bare.ToJson().dump(),
+            R"({"error":{"message":"m","type":"invalid_request_error","param":null,"code":null}})");
 }
 
 TEST(OpenAiProtocolTest, CompletionBodiesMatchOpenAiFormat) {
   const ResponseMeta meta{ApiKind::kCompletion, "cmpl-1", 42, "m"};
-  EXPECT_EQ(DumpJson(BuildResponse(meta, "hi", "length", {3, 2})),
-            R"({"id":"cmpl-1","object":"text_completion","created":42,"model":"m","choices":[{"index":0,"text":"hi",)"
-            R"("logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})");
+  EXPECT_EQ(
+      DumpJson(BuildResponse(meta, "hi", "length", {3, 2})),
+      R"({"id":"cmpl-1","object":"text_completion","created":42,"model":"m","choices":[{"index":0,"text":"hi",)"
+      R"("logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})");
   EXPECT_EQ(DumpJson(BuildTextChunk(meta, "a", false)),
             R"({"id":"cmpl-1","object":"text_completion","created":42,"model":"m","choices":[{"index":0,"text":"a",)"
             R"("logprobs":null,"finish_reason":null}]})");
@@ -281,6 +287,12 @@ TEST(StatusToApiErrorTest, FullIsRetryLaterUnavailableIsServiceMissing) {
   const ApiError down = StatusToApiError(UnavailableError("no healthy decode node"));
   EXPECT_EQ(down.http_status, 503);
   EXPECT_EQ(down.code, "service_unavailable");
+  EXPECT_EQ(down.retry_after_s, 0);  // the backend is missing: no promise
+  const ApiError class_full = StatusToApiError(UnavailableError("batch's queue is full").WithReason("queue_full"));
+  EXPECT_EQ(class_full.http_status, 503);
+  EXPECT_EQ(class_full.code, "queue_full");
+  EXPECT_EQ(class_full.type, "server_error");
+  EXPECT_EQ(class_full.retry_after_s, 1);
   EXPECT_EQ(StatusToApiError(OutOfRangeError("needs 125 KV blocks")).http_status, 400);
   EXPECT_EQ(StatusToApiError(InternalError("bug")).http_status, 500);
   const ApiError late = StatusToApiError(DeadlineExceededError("no first token after 60000 ms"));

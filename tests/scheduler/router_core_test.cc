@@ -75,9 +75,22 @@ class RouterCoreTest : public ::testing::Test {
   }
 
   Status Submit(int64_t id, int prompt, int max_tokens, int32_t priority = 0) {
+    RequestSlo slo;
+    slo.priority = priority;
+    return Submit(id, prompt, max_tokens, slo);
+  }
+  // In SLO class `name`, which lets `max_queued` of its requests wait (-1: no bound).
+  Status SubmitInClass(int64_t id, const std::string& name, int32_t max_queued) {
+    RequestSlo slo;
+    slo.class_name = name;
+    slo.ttft_ms = 1000;
+    slo.max_queued = max_queued;
+    return Submit(id, 150, 10, slo);
+  }
+  Status Submit(int64_t id, int prompt, int max_tokens, const RequestSlo& slo) {
     auto r = std::make_shared<ServingRequest>();
     r->id = id;
-    r->slo.priority = priority;
+    r->slo = slo;
     r->prompt.assign(static_cast<size_t>(prompt), 7);
     r->params.temperature = 0;
     r->params.max_tokens = max_tokens;
@@ -266,6 +279,72 @@ TEST_F(RouterCoreTest, AFullQueueShedsTheLeastImportantForAMoreImportantRequest)
   EXPECT_EQ(core_->Load().num_queued, 4);
   EXPECT_EQ(core_->Load().decisions.shed, 3);
   EXPECT_EQ(core_->Load().decisions.queue_full, 2);
+}
+
+// A class's own bound: one more of it is refused (503 queue_full, no events, nothing shed) while
+// another class still queues; the count follows requests that leave the queue by any way.
+TEST_F(RouterCoreTest, AClassWithItsQueueFullIsRefusedAndOthersStillQueue) {
+  ASSERT_TRUE(Submit(1, 150, 10).ok());  // placed: d0 is charged full, so 150-token prompts wait
+  ASSERT_TRUE(SubmitInClass(2, "batch", 2).ok());
+  ASSERT_TRUE(SubmitInClass(3, "batch", 2).ok());
+  EXPECT_EQ(core_->num_queued_in_class("batch"), 2);
+  const Status full = SubmitInClass(4, "batch", 2);
+  EXPECT_EQ(full.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(full.reason(), "queue_full");
+  EXPECT_NE(full.message().find("SLO class batch"), std::string::npos);
+  EXPECT_TRUE(last_.events().empty());                    // refused: no events, and nobody was shed for it
+  ASSERT_TRUE(SubmitInClass(5, "interactive", -1).ok());  // another class: the global bound (4) only
+  EXPECT_EQ(core_->Load().num_queued, 3);
+  EXPECT_EQ(core_->Load().decisions.queue_full, 1);
+  EXPECT_EQ(core_->Load().decisions.shed, 0);
+
+  Actions aborted;
+  core_->Abort(2, FinishReason::kAbort, now_, &aborted.all);  // an abort frees its place
+  EXPECT_EQ(core_->num_queued_in_class("batch"), 1);
+  ASSERT_TRUE(SubmitInClass(6, "batch", 2).ok());
+  EXPECT_EQ(SubmitInClass(7, "batch", 2).code(), StatusCode::kUnavailable);
+
+  now_ += 100;
+  FirstToken(1, 5);
+  Actions a = Tokens(kD0, 1, {6}, true);  // room for one: 3 is placed
+  ASSERT_EQ(a.prefills().size(), 1u);
+  EXPECT_EQ(a.prefills()[0].request->id, 3);
+  EXPECT_EQ(core_->num_queued_in_class("batch"), 1);  // 6
+  EXPECT_EQ(core_->num_queued_in_class("interactive"), 1);
+
+  now_ += 10 * kSecond;  // past the first-token deadline: the queued ones time out
+  Tick();
+  EXPECT_EQ(core_->Load().num_queued, 0);
+  EXPECT_EQ(core_->num_queued_in_class("batch"), 0);
+  EXPECT_EQ(core_->num_queued_in_class("interactive"), 0);
+  ASSERT_TRUE(SubmitInClass(8, "batch", 2).ok());  // placed at once: d0 is free
+  EXPECT_EQ(last_.prefills().size(), 1u);
+}
+
+// max_queued 0: the class is placed when there is room and refused, never queued, when not.
+TEST_F(RouterCoreTest, AClassBoundOfZeroNeverWaits) {
+  ASSERT_TRUE(SubmitInClass(1, "interactive", 0).ok());
+  EXPECT_EQ(last_.prefills().size(), 1u);
+  const Status refused = SubmitInClass(2, "interactive", 0);  // no room, queue empty: deferred
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(refused.reason(), "queue_full");
+  EXPECT_EQ(core_->Load().num_queued, 0);
+  EXPECT_EQ(core_->num_in_flight(), 1);
+}
+
+// Queued requests the policy refuses once their nodes are gone all end, each once, and the
+// queue and its class counts are empty after.
+TEST_F(RouterCoreTest, QueuedRequestsRefusedWhileDrainingAllEnd) {
+  ASSERT_TRUE(Submit(1, 150, 10).ok());
+  for (int64_t id = 2; id < 5; ++id) ASSERT_TRUE(SubmitInClass(id, "batch", 8).ok());
+  Actions a;
+  core_->OnNodeDisconnected(kP, UnavailableError("eof"), now_, &a.all);
+  std::vector<int64_t> ended;
+  for (const auto& e : a.events()) ended.push_back(e.request_id);
+  EXPECT_EQ(ended, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(core_->Load().num_queued, 0);
+  EXPECT_EQ(core_->num_queued_in_class("batch"), 0);
+  EXPECT_EQ(core_->num_in_flight(), 0);
 }
 
 TEST_F(RouterCoreTest, DeadlinesFailQueuedAndPlacedRequests) {

@@ -38,6 +38,34 @@ TEST(SloConfigTest, RefusesNonsenseNamingTheClass) {
   EXPECT_EQ(SloConfig::FromFile("/nonexistent/slo.json").status().code(), StatusCode::kNotFound);
 }
 
+TEST(SloConfigTest, ReadsAClassQueueBoundAndRefusesBadOnes) {
+  auto c = SloConfig::FromJson(R"({"classes": [
+      {"name": "interactive", "ttft_ms": 250, "max_queued": 0},
+      {"name": "batch", "ttft_ms": 5000, "priority": 1, "max_queued": 256},
+      {"name": "bulk", "tpot_ms": 500}]})",
+                               "test");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->Find("interactive")->max_queued, 0);  // never waits in the router
+  EXPECT_EQ(c->Find("batch")->max_queued, 256);
+  EXPECT_EQ(c->Find("bulk")->max_queued, -1);  // the global bound only
+  const RequestSlo slo = RequestSloOf(*c->Find("batch"));
+  EXPECT_EQ(slo.class_name, "batch");
+  EXPECT_EQ(slo.ttft_ms, 5000);
+  EXPECT_EQ(slo.priority, 1);
+  EXPECT_EQ(slo.max_queued, 256);
+  for (const char* bad : {R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": -1}]})",
+                          R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": 1.5}]})",
+                          R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": "10"}]})",
+                          R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": null}]})",
+                          R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": 99999999999}]})",
+                          R"({"classes": [{"name": "a", "ttft_ms": 5, "max_queued": 18446744073709551615}]})"}) {
+    auto r = SloConfig::FromJson(bad, "slo.json");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("class a: max_queued"), std::string::npos) << r.status().message();
+  }
+}
+
 TEST(SloConfigTest, MetChecksEveryTargetAndARecordNeedsANormalFinish) {
   RequestSlo slo;
   slo.ttft_ms = 100;

@@ -7,6 +7,7 @@
 // checked too. One configuration also runs 64 concurrent streams and checks that every one ends
 // properly and that the decode nodes' free KV blocks (GET /v1/load) return to their start value.
 // Labelled `ucx`; every wait is bounded and the serve process group is always killed.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <array>
@@ -14,19 +15,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include "model/make_model.h"
-#include "tokenizer/incremental_decoder.h"
-#include "tokenizer/tokenizer.h"
 #include "tests/frontend/serving_test_util.h"
 #include "tests/scheduler/ucx/serve_process.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem {
 namespace {
@@ -113,6 +112,9 @@ class ClusterHttpExactnessTest : public ::testing::TestWithParam<std::tuple<std:
     delete expected_;
   }
 
+  // Every reply equals its reference; in round 2 with the cached prefix reported in usage.
+  static void CheckReplies(const std::vector<HttpReply>& replies, int round, ServeProcess& serve);
+
   static testing::SuiteDir* suite_;
   static Tokenizer* tokenizer_;
   static std::vector<Case>* cases_;
@@ -140,7 +142,12 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   ASSERT_TRUE(serve.Start(suite_->model(), nodes, nodes, tls, run_dir, &error)) << error;
 
   std::vector<HttpReply> replies(kNumPrompts);
-  {
+  // Round 2 sends every prompt again: the prefill nodes' prefix caches (on by default) hold their
+  // full blocks, KV-aware routing sends each to the node that has them, and the text must not
+  // change.
+  for (const int round : {1, 2}) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    if (round == 2) std::this_thread::sleep_for(milliseconds(500));  // cache events ride the load reports
     std::vector<std::thread> threads;
     for (int i = 0; i < kNumPrompts; ++i) {
       threads.emplace_back([&, i] {
@@ -158,7 +165,12 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
       });
     }
     for (auto& t : threads) t.join();
+    ASSERT_NO_FATAL_FAILURE(CheckReplies(replies, round, serve));
   }
+  serve.Stop();
+}
+
+void ClusterHttpExactnessTest::CheckReplies(const std::vector<HttpReply>& replies, int round, ServeProcess& serve) {
   for (int i = 0; i < kNumPrompts; ++i) {
     const HttpReply& r = replies[i];
     ASSERT_EQ(r.status, 200) << "prompt " << i << ": " << r.error << r.body << "\nserve stderr:\n"
@@ -166,17 +178,23 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
     const json j = r.json();
     ASSERT_TRUE(j.is_object()) << r.body;
     EXPECT_EQ(j["choices"][0]["text"].get<std::string>(), (*expected_)[i])
-        << "prompt " << i << " (" << ((*cases_)[i].greedy ? "greedy" : "seeded") << ", "
-        << (*cases_)[i].prompt.size() << " tokens)";
+        << "prompt " << i << " (" << ((*cases_)[i].greedy ? "greedy" : "seeded") << ", " << (*cases_)[i].prompt.size()
+        << " tokens)";
     EXPECT_EQ(j["choices"][0]["finish_reason"], "length") << r.body;
     EXPECT_EQ(j["usage"]["completion_tokens"], kMaxTokens) << r.body;
     EXPECT_EQ(j["usage"]["prompt_tokens"], (*cases_)[i].prompt.size()) << r.body;
+    // Every full block before the last token, from the cache the second time.
+    const int64_t cached = j["usage"].contains("prompt_tokens_details")
+                               ? j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>()
+                               : 0;
+    const int64_t full = (static_cast<int64_t>((*cases_)[i].prompt.size()) - 1) / 16 * 16;
+    EXPECT_EQ(cached, round == 1 ? 0 : full) << "prompt " << i << ": " << r.body;
   }
-  serve.Stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(TlsAndSize, ClusterHttpExactnessTest,
-                         ::testing::Combine(::testing::Values(std::string("tcp,self"), std::string("sm,self")), ::testing::Values(1, 2)),
+                         ::testing::Combine(::testing::Values(std::string("tcp,self"), std::string("sm,self")),
+                                            ::testing::Values(1, 2)),
                          [](const auto& info) {
                            std::string tls = std::get<0>(info.param);
                            return tls.substr(0, tls.find(',')) + "_" + std::to_string(std::get<1>(info.param)) + "P" +
@@ -199,8 +217,9 @@ TEST_F(ClusterHttpExactnessTest, ConcurrentStreamsFinishAndFreeTheirBlocks) {
     for (int i = 0; i < kStreams; ++i) {
       threads.emplace_back([&, i] {
         const Case& c = (*cases_)[i % kNumPrompts];
-        const json body = {{"prompt", c.prompt},       {"max_tokens", 1 + i % 40}, {"ignore_eos", true},
-                           {"temperature", 0.8},       {"seed", i},                {"stream", true}};
+        const json body = {{"prompt", c.prompt}, {"max_tokens", 1 + i % 40},
+                           {"ignore_eos", true}, {"temperature", 0.8},
+                           {"seed", i},          {"stream", true}};
         TestHttpClient client(serve.port(), seconds(60));
         replies[i] = client.Post("/v1/completions", body);
       });
