@@ -17,6 +17,24 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
   sub.add_option("--max-connections", http.max_connections, "Open HTTP connections at most (beyond: 503 and close)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  // Each wait while reading a request, and for a client to read a response (see HttpServerOptions).
+  const struct {
+    const char* flag;
+    int* seconds;
+    const char* help;
+  } timeouts[] = {
+      {"--http-idle-timeout-s", &http.idle_timeout_s,
+       "A keep-alive connection with no new request for this long is closed (silently)"},
+      {"--http-header-timeout-s", &http.header_timeout_s,
+       "From a request's first byte to the end of its headers (beyond: 408 request_timeout, and closed)"},
+      {"--http-body-timeout-s", &http.body_timeout_s,
+       "From the end of a request's headers to the end of its body (beyond: 408 request_timeout, and closed)"},
+      {"--http-write-timeout-s", &http.write_timeout_s,
+       "A client that reads none of a response for this long is dropped (its request aborted)"},
+  };
+  for (const auto& t : timeouts) {
+    sub.add_option(t.flag, *t.seconds, t.help)->capture_default_str()->check(CLI::Range(1, 86400));
+  }
   sub.add_option("--http-threads", http.num_threads, "HTTP io threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -32,8 +50,9 @@ void AddHttpOptions(CLI::App& sub, HttpServerOptions& http) {
         if (!config.ok()) throw CLI::ValidationError("--slo-config", config.status().message());
         http.slo_config = std::make_shared<const SloConfig>(std::move(*config));
       },
-      "SLO classes (JSON: {\"classes\": [{\"name\", \"ttft_ms\", \"tpot_ms\", \"priority\", \"default\"}]}); "
-      "requests pick one with \"slo_class\" or the X-SLO-Class header");
+      "SLO classes (JSON: {\"classes\": [{\"name\", \"ttft_ms\", \"tpot_ms\", \"priority\", \"default\", "
+      "\"max_queued\"}]}); requests pick one with \"slo_class\" or the X-SLO-Class header; beyond a class's "
+      "max_queued waiting requests, 503 queue_full");
   // After --slo-config: CLI11 runs the callbacks in the order the options are defined, and a key
   // may pin one of its classes.
   sub.add_option_function<std::string>(

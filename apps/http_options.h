@@ -13,8 +13,9 @@
 
 namespace tandem {
 
-// --host, --port, --api-key, --http-threads, --max-body-kib, --slo-config, --api-keys. `http`'s current
-// values are the defaults shown in --help.
+// --host, --port, --api-key, --max-connections, --http-{idle,header,body,write}-timeout-s,
+// --http-threads, --max-body-kib, --slo-config, --api-keys. `http`'s current values are the
+// defaults shown in --help.
 void AddHttpOptions(CLI::App& sub, HttpServerOptions& http);
 
 // How long a request may wait, and how many may queue, whatever runs them (cluster or worker).

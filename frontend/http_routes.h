@@ -36,7 +36,8 @@ using HttpRequestParser = boost::beast::http::request_parser<boost::beast::http:
 // http::error::body_limit (413), a header over kMaxHeaderBytes with header_limit (400).
 void ConfigureRequestParser(size_t max_body_bytes, HttpRequestParser* parser);
 
-// The answer to a failed read (other than end of stream and timeouts, which just close): 413 for
+// The answer to a failed read (other than end of stream and timeouts, which the session
+// handles: a close, or 408 for a request begun but not finished in time): 413 for
 // a body over the limit, 400 once a header was read (or for a bad target), nullopt for garbage
 // before a header (close without answering: there may be nobody to answer).
 std::optional<ApiError> ReadErrorReply(boost::beast::error_code ec, bool header_done, size_t max_body_bytes);

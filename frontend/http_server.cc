@@ -4,6 +4,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
+#include <string>
+#include <utility>
 
 #include "frontend/http_session.h"
 #include "frontend/server_context.h"
@@ -26,6 +28,13 @@ class HttpServer::Impl {
     }
     const HttpServerOptions& o = ctx_->options;
     if (o.num_threads < 1) return InvalidArgumentError("the server needs at least one io thread");
+    for (const auto& [name, seconds] : {std::pair{"idle", o.idle_timeout_s}, std::pair{"header", o.header_timeout_s},
+                                        std::pair{"body", o.body_timeout_s}, std::pair{"write", o.write_timeout_s}}) {
+      if (seconds < 1) {
+        return InvalidArgumentError(std::string("the HTTP ") + name + " timeout must be at least 1 s, not " +
+                                    std::to_string(seconds));
+      }
+    }
     boost::system::error_code ec;
     const net::ip::address address = net::ip::make_address(o.host, ec);
     if (ec) return InvalidArgumentError("--host '" + o.host + "' is not an IP address: " + ec.message());

@@ -7,7 +7,7 @@
 // format: scheduler/router_metrics.h; like /health it needs no key, as in vLLM).
 // With api_key or api_keys set every route but /health needs "Authorization: Bearer <key>";
 // api_keys also limit each key's models, SLO class, rate and concurrency (429 with Retry-After
-// and x-ratelimit-* headers).
+// and x-ratelimit-* headers). Slow clients are bounded by the timeouts in HttpServerOptions.
 //
 // Threading: Start and Stop from one controlling thread; port() from any thread after Start.
 // The InferenceClient and the ServedModel must outlive the server.
@@ -37,7 +37,12 @@ struct HttpServerOptions {
   // --api-keys: many keys, each with its models, SLO class and limits (frontend/api_keys.h).
   // Null: none. Not together with api_key.
   std::shared_ptr<const ApiKeys> api_keys;
-  int idle_timeout_s = 60;                      // a keep-alive connection with no request is closed
+  // Reading a request, in three bounded waits (as nginx and Envoy do): for its first byte on an
+  // open connection (idle: closed without an answer), from there to the end of its headers, and
+  // from there to the end of its body (either: 408 request_timeout, and closed).
+  int idle_timeout_s = 60;
+  int header_timeout_s = 10;
+  int body_timeout_s = 30;
   int write_timeout_s = 30;                     // a client that stops reading is dropped (and aborted)
   int32_t max_connections = 4096;               // open connections; beyond: 503 at once, and closed
   std::shared_ptr<const SloConfig> slo_config;  // --slo-config: the SLO classes (null: none)
@@ -56,7 +61,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds, listens and starts the io threads. Errors: Unavailable when the address cannot be
-  // bound, InvalidArgument for a bad host or thread count.
+  // bound, InvalidArgument for a bad host, thread count or timeout (each must be positive).
   Status Start();
   // Stops accepting, drops open connections (aborting their requests) and joins the threads.
   // Idempotent.

@@ -24,11 +24,15 @@ namespace {
 
 constexpr char kServerName[] = "tandem";
 constexpr size_t kMaxDrainBytes = 8u << 20;  // read and dropped before closing after an error
+constexpr size_t kFirstReadBytes = 4096;     // the idle wait's read: usually the whole request
 
 }  // namespace
 
 HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerContext> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)), hold_timer_(stream_.get_executor()) {
+    : stream_(std::move(socket)),
+      ctx_(std::move(ctx)),
+      hold_timer_(stream_.get_executor()),
+      read_timer_(stream_.get_executor()) {
   ctx_->open_connections.fetch_add(1);
 }
 
@@ -58,15 +62,93 @@ void HttpSession::Start() {
 void HttpSession::DoRead() {
   if (state_ == State::kClosed) return;
   state_ = State::kReading;
+  generation_route_ = false;
   parser_.emplace();
   ConfigureRequestParser(ctx_->options.max_body_bytes, &*parser_);
-  stream_.expires_after(std::chrono::seconds(ctx_->options.idle_timeout_s));
+  stream_.expires_never();   // read_timer_ bounds each read phase
+  if (buffer_.size() > 0) {  // the next request came with the last one (pipelining)
+    ReadHeader();
+    return;
+  }
+  ArmReadTimer(ReadPhase::kIdle);
+  stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                          beast::bind_front_handler(&HttpSession::OnFirstBytes, shared_from_this()));
+}
+
+void HttpSession::OnFirstBytes(beast::error_code ec, size_t bytes) {
+  if (state_ == State::kClosed) return;
+  if (ec) {  // end of stream or an error before any byte: nobody to answer
+    Close();
+    return;
+  }
+  buffer_.commit(bytes);
+  ReadHeader();
+}
+
+void HttpSession::ReadHeader() {
+  ArmReadTimer(ReadPhase::kHeader);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&HttpSession::OnHeader, shared_from_this()));
+}
+
+void HttpSession::OnHeader(beast::error_code ec, size_t bytes) {
+  if (state_ == State::kClosed || ReadTimedOut()) return;
+  if (ec || parser_->is_done()) {  // an error, or a request without a body
+    OnRead(ec, bytes);
+    return;
+  }
+  ArmReadTimer(ReadPhase::kBody);
   http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+}
+
+void HttpSession::ArmReadTimer(ReadPhase phase) {
+  read_phase_ = phase;
+  read_timed_out_ = false;
+  const HttpServerOptions& o = ctx_->options;
+  const int seconds = phase == ReadPhase::kIdle     ? o.idle_timeout_s
+                      : phase == ReadPhase::kHeader ? o.header_timeout_s
+                                                    : o.body_timeout_s;
+  read_timer_.expires_after(std::chrono::seconds(seconds));  // cancels the last phase's wait
+  const uint64_t generation = ++read_timer_generation_;
+  // Weak: the pending read keeps the session alive, not its timer.
+  read_timer_.async_wait([weak = weak_from_this(), generation](beast::error_code ec) {
+    if (auto self = weak.lock()) self->OnReadTimer(generation, ec);
+  });
+}
+
+void HttpSession::OnReadTimer(uint64_t generation, beast::error_code ec) {
+  if (ec || generation != read_timer_generation_ || state_ != State::kReading) return;
+  if (read_phase_ == ReadPhase::kIdle) {  // nothing was asked: nothing to answer
+    Close();
+    return;
+  }
+  read_timed_out_ = true;
+  // Stop the read without closing, so that a 408 can still be written: cancel the pending step,
+  // and shut the receiving side, so that a step Beast's composed read starts after this one (its
+  // last step had completed, its handler not yet run) ends at once too.
+  beast::error_code ignored;
+  stream_.socket().cancel(ignored);
+  stream_.socket().shutdown(tcp::socket::shutdown_receive, ignored);
+}
+
+bool HttpSession::ReadTimedOut() {
+  // Whatever the read's outcome: the receiving side is shut once the timer fired.
+  if (!read_timed_out_) return false;
+  const bool header = read_phase_ == ReadPhase::kHeader;
+  const int seconds = header ? ctx_->options.header_timeout_s : ctx_->options.body_timeout_s;
+  const std::string what = header ? "headers" : "body";
+  ctx_->log->info("408: a request's {} did not arrive within {} s", what, seconds);
+  SendError(HttpError(408, "the request's " + what + " did not arrive within " + std::to_string(seconds) + " s",
+                      "request_timeout"),
+            /*close=*/true);
+  return true;
 }
 
 void HttpSession::OnRead(beast::error_code ec, size_t) {
   if (state_ == State::kClosed) return;
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted) {
+  read_timer_.cancel();
+  if (ReadTimedOut()) return;
+  if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) {
     Close();
     return;
   }
@@ -265,6 +347,7 @@ void HttpSession::Close() {
   AbortActive("client connection closed");
   active_.reset();
   hold_timer_.cancel();
+  read_timer_.cancel();
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream_.socket().close(ignored);

@@ -10,6 +10,15 @@
 // only a weak reference, so a closed connection is destroyed at once and its request aborted.
 // Stale events (another request id than the active one) are dropped.
 //
+// Reading one request is three waits, each under its own timeout (read_timer_; for the header
+// and the body its expiry shuts only the receiving side, so that a 408 can still be written):
+//
+//   kIdle ──first byte(s)──▶ kHeader ──header complete──▶ kBody ──body complete──▶ Handle
+//     │ idle_timeout_s          │ header_timeout_s            │ body_timeout_s
+//     └─ close silently         └────── 408 request_timeout, then close ─┘
+//
+// kIdle is skipped when the buffer already holds the next request's bytes (pipelining).
+//
 // Hang-up detection: while a response is pending, an async_wait(wait_read) on the socket fires
 // when the peer sends FIN (readable with nothing to read); a write error does the same for a
 // stream. Either aborts the request, so its KV blocks are freed without waiting for max_tokens.
@@ -39,6 +48,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   enum class State { kReading, kHandling, kWriting, kClosed };
+  enum class ReadPhase { kIdle, kHeader, kBody };
 
   struct Generation {
     PreparedGeneration prepared;
@@ -60,7 +70,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // --- connection ---
   void DoRead();
   void OnRead(boost::beast::error_code ec, size_t bytes);
+  void OnFirstBytes(boost::beast::error_code ec, size_t bytes);
+  void ReadHeader();
+  void OnHeader(boost::beast::error_code ec, size_t bytes);
   void Handle(Request& req);
+  // Starts `phase`'s timeout; when it fires the read it bounds is stopped (OnReadTimer).
+  void ArmReadTimer(ReadPhase phase);
+  void OnReadTimer(uint64_t generation, boost::beast::error_code ec);
+  // Whether the header or body timeout cut the current read; if so, 408 is on its way.
+  bool ReadTimedOut();
   void SendJson(int status, const nlohmann::ordered_json& body, bool close = false, const std::string& allow = "",
                 int retry_after_s = 0);
   void SendEmpty(int status);
@@ -96,6 +114,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // The x-ratelimit-* headers of the request being answered (its API key's limits).
   std::vector<std::pair<std::string, std::string>> rate_headers_;
   boost::asio::steady_timer hold_timer_;  // keeps the session alive when the watch cannot
+  boost::asio::steady_timer read_timer_;  // the current read phase's timeout
+  ReadPhase read_phase_ = ReadPhase::kIdle;
+  uint64_t read_timer_generation_ = 0;  // bumped per arm; a stale expiry compares it
+  bool read_timed_out_ = false;         // the current phase's timer fired (and stopped the read)
 
   boost::beast::http::response<boost::beast::http::string_body> response_;
   boost::beast::http::response<boost::beast::http::empty_body> stream_header_;

@@ -9,8 +9,7 @@
 #include <thread>
 
 #include "frontend/http_server.h"
-#include "tests/frontend/serving_test_util.h"
-#include "worker/local_engine_client.h"
+#include "tests/frontend/tiny_worker.h"
 
 namespace tandem {
 namespace {
@@ -25,16 +24,11 @@ constexpr int32_t kNumBlocks = 128;  // of 16 tokens: 2048, the tiny model's con
 class SloQueueHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto backend = CreateBackend("cpu");
-    ASSERT_TRUE(backend.ok());
     LocalEngineOptions engine;
     engine.kv_cache.num_blocks = kNumBlocks;
     engine.engine.kv_allocation = KvAllocation::kReserve;  // a request holds prompt + max_tokens
-    auto client = LocalEngineClient::Create(std::move(backend).value(), testing::TinyModelDir(), engine);
-    ASSERT_TRUE(client.ok()) << client.status().ToString();
-    client_ = std::move(client).value();
-    auto model = LoadServedModel(testing::TinyModelDir(), "", client_->config());
-    ASSERT_TRUE(model.ok());
+    worker_ = testing::StartTinyWorker(engine);
+    ASSERT_TRUE(worker_.client && worker_.model);
     auto config = SloConfig::FromJson(R"({"classes": [
         {"name": "interactive", "ttft_ms": 60000, "default": true},
         {"name": "batch", "ttft_ms": 60000, "priority": 1, "max_queued": 1}]})",
@@ -43,16 +37,16 @@ class SloQueueHttpTest : public ::testing::Test {
     HttpServerOptions options;
     options.port = 0;
     options.slo_config = std::make_shared<const SloConfig>(std::move(*config));
-    server_ = std::make_unique<HttpServer>(options, std::move(model).value(), *client_);
+    server_ = std::make_unique<HttpServer>(options, worker_.model, *worker_.client);
     ASSERT_TRUE(server_->Start().ok());
   }
   void TearDown() override {
     server_.reset();
-    client_.reset();
+    worker_ = {};
   }
   bool WaitQueued(int32_t n) {
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (client_->Load().num_queued != n) {
+    while (worker_.client->Load().num_queued != n) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       std::this_thread::sleep_for(1ms);
     }
@@ -60,7 +54,7 @@ class SloQueueHttpTest : public ::testing::Test {
   }
   static json Small() { return {{"prompt", "hi"}, {"max_tokens", 2}, {"temperature", 0}, {"ignore_eos", true}}; }
 
-  std::unique_ptr<LocalEngineClient> client_;
+  testing::TinyWorker worker_;
   std::unique_ptr<HttpServer> server_;
 };
 
