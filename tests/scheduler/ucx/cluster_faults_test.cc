@@ -34,6 +34,7 @@
 
 #include "model/make_model.h"
 #include "tests/frontend/serving_test_util.h"
+#include "tests/scheduler/ucx/cluster_test_util.h"
 #include "tests/scheduler/ucx/load_view.h"
 #include "tests/scheduler/ucx/serve_process.h"
 #include "tests/scheduler/ucx/sse_stream.h"
@@ -46,43 +47,22 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::CompletionBody;
+using testing::Describe;
 using testing::GetLoad;
 using testing::HttpReply;
+using testing::Idle;
 using testing::LoadView;
+using testing::Prompt;
 using testing::ServeProcess;
 using testing::SseStream;
 using testing::TestHttpClient;
+using testing::WaitLoad;
 
 constexpr milliseconds kFreeBound{1000};  // the issue: blocks freed on both nodes within a second
 constexpr milliseconds kFaultBound{5000};  // the issue: clients see the end within 5 s; node down
 
 int64_t Ms(Clock::duration d) { return std::chrono::duration_cast<milliseconds>(d).count(); }
-
-// `len` ordinary token ids, different for each `salt`.
-std::vector<int32_t> Prompt(int len, int salt) {
-  std::vector<int32_t> ids;
-  for (int j = 0; j < len; ++j) ids.push_back(300 + (salt * 7919 + j * 104729) % 20000);
-  return ids;
-}
-
-std::string CompletionBody(const std::vector<int32_t>& prompt, int max_tokens, bool stream, int seed) {
-  return json{{"prompt", prompt},   {"max_tokens", max_tokens}, {"ignore_eos", true},
-              {"temperature", 0.8}, {"seed", seed},             {"stream", stream}}
-      .dump();
-}
-
-// Polls GET /v1/load every 50 ms until `pred` holds or `deadline`; the last view in `last`.
-bool WaitLoad(TestHttpClient& admin, const std::function<bool(const LoadView&)>& pred, Clock::time_point deadline,
-              LoadView* last) {
-  while (true) {
-    if (auto v = GetLoad(admin)) {
-      *last = *v;
-      if (pred(*v)) return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-}
 
 // Like WaitLoad, but `pred` must then keep holding for `hold` (several load reports, so one
 // report that predates the request cannot pass for its end). Returns the time the final streak
@@ -103,26 +83,6 @@ Clock::time_point WaitLoadSteady(TestHttpClient& admin, const std::function<bool
     if (now >= deadline) return {};
     std::this_thread::sleep_for(milliseconds(50));
   }
-}
-
-std::string Describe(const LoadView& v) {
-  std::string s = "num_requests=" + std::to_string(v.num_requests);
-  for (const auto& n : v.nodes) {
-    s += " | " + n.id + " " + n.state + " free=" + std::to_string(n.free_kv_blocks) + "/" +
-         std::to_string(n.total_kv_blocks) + " queued=" + std::to_string(n.queued_requests) +
-         " running=" + std::to_string(n.running_requests);
-  }
-  return s;
-}
-
-// Every node ready and idle (free == total, as the nodes reported it) and nothing in flight.
-bool Idle(const LoadView& v, const std::vector<std::string>& ids) {
-  if (v.num_requests != 0) return false;
-  for (const std::string& id : ids) {
-    const testing::NodeLoadView* n = v.Node(id);
-    if (!n || n->state != "ready" || n->free_kv_blocks <= 0 || n->free_kv_blocks != n->total_kv_blocks) return false;
-  }
-  return true;
 }
 
 // A streaming request read to its end on its own thread; `flowing` counts the streams that
@@ -171,16 +131,9 @@ class ClusterFaultsTest : public ::testing::TestWithParam<std::string> {  // UCX
   // Starts serve and waits (bounded) until every node reported an idle pool.
   void StartCluster(ServeProcess& serve, int num_prefill, int num_decode, const std::string& name,
                     std::vector<std::string>* ids, LoadView* start, const std::vector<std::string>& extra = {}) {
-    std::string error;
     const std::string tls = GetParam();
-    ASSERT_TRUE(serve.Start(suite_->model(), num_prefill, num_decode, tls,
-                            suite_->dir() + "/" + name + "-" + tls.substr(0, tls.find(',')), &error, extra))
-        << error;
-    for (int i = 0; i < num_prefill; ++i) ids->push_back("prefill-" + std::to_string(i));
-    for (int i = 0; i < num_decode; ++i) ids->push_back("decode-" + std::to_string(i));
-    TestHttpClient admin(serve.port(), seconds(10));
-    ASSERT_TRUE(WaitLoad(admin, [&](const LoadView& v) { return Idle(v, *ids); }, Clock::now() + seconds(30), start))
-        << Describe(*start);
+    const std::string dir = suite_->dir() + "/" + name + "-" + tls.substr(0, tls.find(','));
+    testing::StartIdleCluster(serve, suite_->model(), tls, dir, num_prefill, num_decode, ids, start, extra);
   }
 
   // Runs `n` non-streaming requests at once; each must be served in full.

@@ -161,17 +161,28 @@ class ServeProcess {
     pid_ = -1;
   }
 
-  // The pid of node child `id` ("decode-0", "prefill-1", ...) from serve's "started <id>
-  // (pid N)" line, checked against /proc: it must be in serve's process group. -1 if unknown.
+  // The pid of node child `id` ("decode-0", "prefill-1", ...) from serve's last "started <id>
+  // (pid N)" line (a restarted node logs a new one), checked against /proc: it must be in
+  // serve's process group. -1 if unknown.
   pid_t NodePid(const std::string& id) const {
     if (pid_ <= 0) return -1;
     const std::string text = ReadFile(err_path_);
     const std::string marker = "started " + id + " (pid ";
-    const size_t at = text.find(marker);
+    const size_t at = text.rfind(marker);
     if (at == std::string::npos) return -1;
     const pid_t pid = static_cast<pid_t>(std::atoi(text.c_str() + at + marker.size()));
     if (pid <= 0 || ::getpgid(pid) != pid_) return -1;
     return pid;
+  }
+
+  // Node `id`'s metrics port from the endpoints serve prints once it serves ("metrics
+  // http://127.0.0.1:PORT/metrics  (<id>)"); a restarted node keeps it. 0 if not printed.
+  uint16_t NodeMetricsPort(const std::string& id) const {
+    const std::string text = ReadFile(err_path_);
+    const size_t end = text.find("/metrics  (" + id + ")");
+    if (end == std::string::npos) return 0;
+    const size_t colon = text.rfind(':', end);
+    return colon == std::string::npos ? 0 : static_cast<uint16_t>(std::atoi(text.c_str() + colon + 1));
   }
 
   uint16_t port() const { return port_; }
