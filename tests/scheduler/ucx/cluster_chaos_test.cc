@@ -321,6 +321,7 @@ class ClusterChaosTest : public ::testing::Test {
 testing::SuiteDir* ClusterChaosTest::suite_ = nullptr;
 
 TEST_F(ClusterChaosTest, SteadyLoadSurvivesKillsStopsAndCutConnections) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the fault log as it happens, also into a file
   const int run_s = std::max(1, EnvInt("TANDEM_CHAOS_SECONDS", 60));
   const char* seed_env = std::getenv("TANDEM_CHAOS_SEED");
   const uint64_t seed = seed_env && *seed_env ? std::strtoull(seed_env, nullptr, 10) : 1;
