@@ -16,6 +16,7 @@ struct DecodeArgs {
   int32_t max_num_batched_tokens = 512;
   KvAllocation kv_allocation = KvAllocation::kGrow;
   int kv_timeout_ms = 10000;
+  bool prefix_caching = true;
 };
 
 int RunDecode(const DecodeArgs& args) {
@@ -28,6 +29,7 @@ int RunDecode(const DecodeArgs& args) {
   o.engine.max_num_seqs = args.max_num_seqs;
   o.engine.max_num_batched_tokens = args.max_num_batched_tokens;
   o.engine.kv_allocation = args.kv_allocation;
+  o.engine.enable_prefix_caching = args.prefix_caching;
   o.engine.session.transfer_timeout = std::chrono::milliseconds(args.kv_timeout_ms);
   DecodeService service(o);
   return RunNodeUntilSignal(service, args.node);
@@ -43,6 +45,7 @@ std::pair<CLI::App*, CommandRunner> SetupDecode(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();
   AddKvAllocationOption(*sub, &args->kv_allocation);
+  AddPrefixCachingOption(*sub, &args->prefix_caching);
   sub->add_option("--kv-timeout-ms", args->kv_timeout_ms, "Reservation -> KvReady bound")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -267,7 +267,7 @@ class LocalCluster {
       argv.push_back("--prefill-queue");
       argv.push_back(args.prefill_queue);
     }
-    if (role == "prefill" && !args.prefix_caching) argv.push_back("--no-enable-prefix-caching");
+    if (!args.prefix_caching) argv.push_back("--no-enable-prefix-caching");
     if (role == "decode") pass("--max-num-seqs", args.max_num_seqs);
     if (role == "decode" && !args.kv_allocation.empty()) {
       argv.push_back("--kv-allocation");
@@ -425,7 +425,8 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
                   "(prompt + max_tokens up front)")
       ->check(CLI::IsMember({"grow", "reserve"}));
   sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", args->prefix_caching,
-                "Prefill nodes reuse the KV blocks of prompt prefixes computed before (default: on)");
+                "Nodes reuse the KV blocks of prompt prefixes they hold (prefill nodes skip computing them, decode "
+               "nodes receive only the blocks they lack); default: on");
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-timeout-ms", args->kv_timeout_ms,

@@ -42,8 +42,9 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
 // --kv-allocation grow|reserve, for an engine that decodes (the worker, decode nodes).
 void AddKvAllocationOption(CLI::App& sub, KvAllocation* value);
 
-// --enable-prefix-caching / --no-enable-prefix-caching (vLLM's names), for engines that
-// compute prompts (the worker, prefill nodes). `value` holds the default.
+// --enable-prefix-caching / --no-enable-prefix-caching (vLLM's names), for every engine (the
+// worker; prefill nodes skip cached prompt starts; decode nodes keep what they decoded and take
+// only the missing blocks of a later turn). `value` holds the default.
 void AddPrefixCachingOption(CLI::App& sub, bool* value);
 
 // Blocks the calling thread until SIGINT or SIGTERM.

@@ -15,12 +15,13 @@ DecodeEngine::DecodeEngine(Transformer& transformer, KvCache& cache, DecodeEngin
       layout_(LayoutOf(cache, transformer.config())),
       engine_(transformer, cache,
               EngineOptions{options.max_num_seqs, std::max(options.max_num_seqs, options.max_num_batched_tokens),
-                            options.step_time_us, options.kv_allocation},
+                            options.step_time_us, options.kv_allocation, options.enable_prefix_caching},
               EngineRole::kDecode, clock) {}
 
 DecodeEngine::~DecodeEngine() = default;  // receive sessions release their blocks
 
-Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
+Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job, int32_t* cached_blocks) {
+  if (cached_blocks) *cached_blocks = 0;
   if (job.id.empty()) return InvalidArgumentError("request id is empty");
   const std::string who = "request " + job.id + ": ";
   RequestLimits limits = engine_.scheduler().limits();
@@ -33,24 +34,42 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job) {
   const int32_t need = options_.kv_allocation == KvAllocation::kGrow
                            ? BlocksForTokens(prompt, cache_.block_size())
                            : KvBlocksForRequest(prompt, job.params.max_tokens, cache_.block_size());
-  if (!cache_.pool().CanAllocate(need)) {
-    return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks, " +
-                                  std::to_string(cache_.pool().num_free()) + " of " +
-                                  std::to_string(cache_.num_blocks()) + " free");
+  BlockPool& pool = cache_.pool();
+  // The prompt's leading blocks this node's cache holds (at most all but the block of the last
+  // token: the prefill node always sends something, and its KvReady closes the transfer).
+  std::vector<int32_t> hits;
+  if (engine_.scheduler().prefix_caching()) {
+    hits = pool.MatchPrefix(PrefixRoot(job.cache_salt), job.prompt,
+                            static_cast<int32_t>((prompt - 1) / cache_.block_size()));
+  }
+  // Reviving cached blocks nobody holds takes them from the free count too.
+  const int32_t take = need - static_cast<int32_t>(hits.size()) + pool.CountEvictable(hits);
+  if (!pool.CanAllocate(take)) {
+    return ResourceExhaustedError(who + "needs " + std::to_string(take) + " KV blocks, " +
+                                  std::to_string(pool.num_free()) + " of " + std::to_string(cache_.num_blocks()) +
+                                  " free");
   }
   // Preempted requests waiting for memory come first: a stream of new reservations must not
   // keep taking the blocks they wait for (the router places the new one elsewhere, or later).
   const int32_t resuming = engine_.scheduler().blocks_for_waiting_head();
-  if (resuming > 0 && !cache_.pool().CanAllocate(need + resuming)) {
-    return ResourceExhaustedError(who + "needs " + std::to_string(need) + " KV blocks; the " +
-                                  std::to_string(cache_.pool().num_free()) + " free are kept for " +
-                                  std::to_string(resuming) + " a preempted request needs");
+  if (resuming > 0 && !pool.CanAllocate(take + resuming)) {
+    return ResourceExhaustedError(who + "needs " + std::to_string(take) + " KV blocks; the " +
+                                  std::to_string(pool.num_free()) + " free are kept for " + std::to_string(resuming) +
+                                  " a preempted request needs");
   }
-  ASSIGN_OR_RETURN(std::vector<int32_t> blocks, cache_.pool().Allocate(need));
+  RETURN_IF_ERROR(pool.Acquire(hits));
+  Result<std::vector<int32_t>> fresh = pool.Allocate(need - static_cast<int32_t>(hits.size()));
+  if (!fresh.ok()) {
+    pool.Free(hits).IgnoreError();
+    return fresh.status();
+  }
+  std::vector<int32_t> blocks = std::move(hits);
+  const int32_t cached = static_cast<int32_t>(blocks.size());
+  blocks.insert(blocks.end(), fresh->begin(), fresh->end());
+  if (cached_blocks) *cached_blocks = cached;
   if (job.arrival_us == 0) job.arrival_us = clock_.NowMicros();
   auto a = std::make_unique<Awaiting>();
   a->key = next_key_++;
-  BlockPool& pool = cache_.pool();
   a->session = std::make_unique<KvReceiveSession>(
       a->key, layout_, std::vector<int>(blocks.begin(), blocks.end()),
       [&pool](std::span<const int> ids) {
@@ -103,6 +122,7 @@ Status DecodeEngine::OnKvReady(const std::string& id, int32_t first_token, std::
   r.id = static_cast<int64_t>(a.key);
   r.prompt = std::move(a.job.prompt);
   r.params = a.job.params;
+  r.cache_salt = a.job.cache_salt;
   r.output = {first_token};
   r.block_table.assign(b.begin(), b.end());
   r.record.arrival_us = a.job.arrival_us;

@@ -41,6 +41,7 @@ struct DecodeJob {
   int64_t arrival_us = 0;     // this process's steady clock; 0: now
   double tpot_target_ms = 0;  // 0: none (see DecodeEngineOptions::step_time_us)
   int32_t slo_priority = 0;   // its SLO class's priority (smaller: preempted later)
+  std::string cache_salt;     // prefix caching: the salt its cached blocks are found under
 };
 
 enum class DecodeEventKind {
@@ -80,6 +81,9 @@ struct DecodeEngineOptions {
   // every member's TPOT target (otherwise its KV waits). Null: admit up to max_num_seqs.
   std::function<double(int32_t, int64_t)> step_time_us = nullptr;
   SessionOptions session;  // transfer_timeout bounds reservation -> KvReady
+  // Prefix caching: prompts that land here and the blocks decoding fills stay cached; a
+  // reservation whose prompt starts with cached blocks takes them and asks only for the rest.
+  bool enable_prefix_caching = false;
 };
 
 class DecodeEngine {
@@ -92,7 +96,9 @@ class DecodeEngine {
 
   // Reserves the prompt's blocks (kGrow) or prompt + max_tokens (kReserve). InvalidArgument / OutOfRange for a bad job,
   // AlreadyExists for a known id, ResourceExhausted when the pool cannot hold it now.
-  Result<std::vector<int>> Reserve(DecodeJob job);
+  // With prefix caching, the leading blocks that already hold the prompt's KV come first and
+  // their number goes to `cached_blocks` (the prefill node sends only the rest).
+  Result<std::vector<int>> Reserve(DecodeJob job, int32_t* cached_blocks = nullptr);
   // The prefill node flushed the KV; `first_token` was sampled there with step 0.
   // NotFound for an unknown id (e.g. already timed out); on a bad notice the blocks are freed
   // and a kError event is emitted.

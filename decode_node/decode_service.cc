@@ -35,6 +35,8 @@ Status DecodeService::Start() {
     };
   }
   engine_ = std::make_unique<DecodeEngine>(*rt_->transformer, *rt_->cache, std::move(engine_options));
+  // The routers' prefix index comes from these (each load report drains them).
+  rt_->cache->pool().RecordCacheEvents(rt_->cache->pool().prefix_caching());
   const uint64_t hash = rt_->layout.compatibility_hash();
   proto::Hello hello;
   hello.set_role(proto::ROLE_DECODE);
@@ -107,6 +109,7 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
   r->set_decode_node_id(options_.node_id);
   rpc::Connection::Ptr router = FindRouter(m.router_id());
   Result<std::vector<int>> blocks = UnavailableError("router '" + m.router_id() + "' is not connected here");
+  int32_t cached_blocks = 0;
   auto early = router ? aborted_early_.find(router) : aborted_early_.end();
   if (early != aborted_early_.end() && early->second.ids.erase(m.request_id()) > 0) {
     blocks = AbortedError("request " + m.request_id() + " was aborted by the router before this reservation");
@@ -118,11 +121,13 @@ void DecodeService::OnReserve(const rpc::Connection::Ptr& prefill, const proto::
     job.arrival_us = UnixToSteadyMicros(m.arrival_unix_us());
     job.tpot_target_ms = std::max(0.0, m.tpot_target_ms());
     job.slo_priority = m.slo_priority();
-    blocks = engine_->Reserve(std::move(job));
+    job.cache_salt = m.cache_salt();
+    blocks = engine_->Reserve(std::move(job), &cached_blocks);
   }
   r->set_reserved_unix_us(UnixNowMicros());
   if (blocks.ok()) {
     r->set_ok(true);
+    r->set_cached_blocks(static_cast<uint32_t>(cached_blocks));
     for (int b : *blocks) r->add_block_ids(static_cast<uint32_t>(b));
     routers_[m.request_id()] = router;
     prefills_[m.request_id()] = prefill;
@@ -245,6 +250,7 @@ void DecodeService::SendLoadReport() {
   r->set_free_blocks(static_cast<uint32_t>(engine_->free_blocks()));
   r->set_total_blocks(static_cast<uint32_t>(engine_->total_blocks()));
   r->set_latency_factor(rt_->latency_factor());
+  reporter_->AddCacheEvents(rt_->cache->pool(), r);
   NodeMetrics::State state;
   state.running = engine_->num_batched();
   state.waiting = engine_->num_awaiting() + engine_->num_running() - engine_->num_batched();

@@ -28,8 +28,7 @@ Scheduler::Scheduler(BlockPool& pool, int32_t block_size, RequestLimits limits, 
       limits_(limits),
       eos_token_ids_(std::move(eos_token_ids)),
       options_(options) {
-  caching_ = options_.enable_prefix_caching && options_.role != EngineRole::kDecode &&
-             pool_.EnablePrefixCaching(block_size_).ok();
+  caching_ = options_.enable_prefix_caching && pool_.EnablePrefixCaching(block_size_).ok();
 }
 
 int32_t Scheduler::AdmissionBlocks(const Request& r) const {
@@ -239,6 +238,7 @@ Status Scheduler::AddPrefilled(Request r, int64_t now) {
     }
   }
   r.num_computed = static_cast<int32_t>(r.prompt.size());
+  if (caching_) RegisterComputedBlocks(r);  // its prompt's KV has landed: the next turn may find it
   return Enqueue(std::move(r), now, prefilled_);
 }
 

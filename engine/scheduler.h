@@ -88,9 +88,10 @@ struct SchedulerOptions {
   // false: requests' records keep first and last token stamps only (RequestRecord::AddToken);
   // the simulator's planner runs touch one cache line less per token.
   bool token_times = true;
-  // Prefix caching (colocated and prefill roles; model/block_pool.h): admission reuses the
-  // cached blocks that hold the start of a request's prompt (its tokens are not computed again)
-  // and every block a request fills is registered for the requests after it.
+  // Prefix caching (model/block_pool.h): admission reuses the cached blocks that hold the start
+  // of a request's prompt (its tokens are not computed again) and every block a request fills is
+  // registered for the requests after it. Decode role: a prefilled request's prompt blocks are
+  // registered when it arrives (the node's reservations match against them: decode_engine.h).
   bool enable_prefix_caching = false;
 };
 

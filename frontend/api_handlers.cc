@@ -144,12 +144,12 @@ std::optional<ApiError> PrepareGeneration(ServerContext& ctx, const ordered_json
   int32_t max_tokens = 0;
   if (auto e = ResolveMaxTokens(req, ids.size(), max_model_len, &max_tokens)) return e;
 
-  out->serving.cache_salt = req.cache_salt;
   out->serving.id = ctx.NextRequestId();
   out->serving.prompt = std::move(ids);
   out->serving.params = req.params;
   out->serving.params.max_tokens = max_tokens;
   out->serving.arrival_us = arrival_us;
+  out->serving.cache_salt = req.cache_salt;
   out->meta.kind = kind;
   out->meta.id = ctx.PublicId(kind, out->serving.id);
   out->meta.created = UnixSeconds();
@@ -196,13 +196,13 @@ JsonReply HandleLoad(const ServerContext& ctx) {
                       // what this router placed there and has not seen leave (the SLO policy's view)
                       {"placed",
                        {{"prefill_requests", n.placed.prefill_requests()},
-    // Blocks its prefix cache holds as its reports tell (KV-aware routing's view); 0: none.
-    if (n.can_prefill()) node["cached_kv_blocks"] = n.cached_blocks.size();
                         {"prefill_tokens", n.placed.prefill_tokens()},
                         {"decode_requests", n.placed.decode_requests},
                         {"decode_context_tokens", n.placed.decode_context_tokens}}},
                       {"last_error", n.last_error}};
     if (n.role == NodeRole::kPrefill) node["connected_decode_nodes"] = n.load.connected_decode_nodes;
+    // Blocks its prefix cache holds as its reports tell (KV-aware routing's view); 0: none.
+    node["cached_kv_blocks"] = n.cached_blocks.size();
     nodes.push_back(std::move(node));
   }
   body["nodes"] = std::move(nodes);

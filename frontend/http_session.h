@@ -64,25 +64,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Client-visible token times (the router's clock), for the SLO report in usage.
     int64_t first_token_us = 0;
     int64_t last_token_us = 0;
+    int32_t cached_tokens = 0;  // from the final event's record
     std::unique_ptr<RateLease> lease;  // the API key's slot (null without limits), freed with it
   };
 
   // --- connection ---
   void DoRead();
-  void OnRead(boost::beast::error_code ec, size_t bytes);
   void OnFirstBytes(boost::beast::error_code ec, size_t bytes);
   void ReadHeader();
   void OnHeader(boost::beast::error_code ec, size_t bytes);
-  void Handle(Request& req);
+  void OnRead(boost::beast::error_code ec, size_t bytes);
   // Starts `phase`'s timeout; when it fires the read it bounds is stopped (OnReadTimer).
   void ArmReadTimer(ReadPhase phase);
   void OnReadTimer(uint64_t generation, boost::beast::error_code ec);
   // Whether the header or body timeout cut the current read; if so, 408 is on its way.
   bool ReadTimedOut();
+  void Handle(Request& req);
   void SendJson(int status, const nlohmann::ordered_json& body, bool close = false, const std::string& allow = "",
                 int retry_after_s = 0);
   void SendEmpty(int status);
-    int32_t cached_tokens = 0;  // from the final event's record
   void SendError(const ApiError& error, bool close = false);
   void Send(bool close);
   void OnWritten(bool close, boost::beast::error_code ec, size_t bytes);

@@ -108,9 +108,18 @@ SessionAction KvSendSession::OnReservation(const KvReservation& reservation, Pee
   }
   remote_layout_ = local_layout_;
   remote_layout_.num_blocks = reservation.pool_num_blocks;
-  dst_block_ids_ = reservation.block_ids;
+  const int skip = reservation.skip_blocks;
+  if (skip < 0 || skip >= static_cast<int>(src_block_ids_.size()) ||
+      skip > static_cast<int>(reservation.block_ids.size())) {
+    return Fail(SendState::kFailed,
+                InvalidArgumentError(who + "skips " + std::to_string(skip) + " of " +
+                                     std::to_string(src_block_ids_.size()) + " blocks"),
+                now);
+  }
+  skip_blocks_ = skip;  // released with the rest at the end, just never sent
+  dst_block_ids_.assign(reservation.block_ids.begin() + skip, reservation.block_ids.end());
   // Validates sizes and every id once; each layer reuses the same ids.
-  auto check = BuildDescriptors(local_layout_, remote_layout_, 0, src_block_ids_, dst_block_ids_);
+  auto check = BuildDescriptors(local_layout_, remote_layout_, 0, sent_blocks(), dst_block_ids_);
   if (!check.ok()) return Fail(SendState::kFailed, check.status().WithContext(who), now);
   Enter(SendState::kSending, now);
   return PostReadyLayers(now);
@@ -119,7 +128,7 @@ SessionAction KvSendSession::OnReservation(const KvReservation& reservation, Pee
 SessionAction KvSendSession::PostReadyLayers(SessionClock::time_point now) {
   while (layers_posted_ < layers_computed_) {
     auto descriptors = BuildDescriptors(local_layout_, remote_layout_, layers_posted_,
-                                        src_block_ids_, dst_block_ids_);
+                                        sent_blocks(), dst_block_ids_);
     if (!descriptors.ok()) return Fail(SendState::kFailed, descriptors.status(), now);
     auto id = transport_.PostPut(peer_, *descriptors);
     if (!id.ok()) {
@@ -259,6 +268,7 @@ SessionAction KvSendSession::Finish(SessionClock::time_point now) {
 }
 
 KvReadyNotice KvSendSession::ready_notice() const {
+  // Every block of the reservation holds the request's KV now: the sent ones and the skipped.
   return KvReadyNotice{request_id_, local_layout_.compatibility_hash(),
                        static_cast<int>(src_block_ids_.size()), bytes_posted_};
 }

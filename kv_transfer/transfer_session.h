@@ -66,12 +66,14 @@ namespace tandem {
 using SessionClock = std::chrono::steady_clock;
 
 // Decode -> prefill: where to write this request's KV. Block i of the prompt goes to
-// block_ids[i] of the decode pool.
+// block_ids[i] of the decode pool, except the first skip_blocks: the decode node holds their
+// content already (its prefix cache), so they are not sent.
 struct KvReservation {
   uint64_t request_id = 0;
   uint64_t layout_hash = 0;  // KvLayout::compatibility_hash() of the decode pool
   int pool_num_blocks = 0;   // capacity of the decode pool (region offsets depend on it)
   std::vector<int> block_ids;
+  int skip_blocks = 0;
 };
 
 // Prefill -> decode: every byte of the request's KV is visible in the reserved blocks.
@@ -156,6 +158,8 @@ class KvSendSession {
   Transport& transport_;
   KvLayout local_layout_;
   std::vector<int> src_block_ids_;
+  int skip_blocks_ = 0;  // leading source blocks the receiver holds already (KvReservation)
+  std::span<const int> sent_blocks() const { return std::span<const int>(src_block_ids_).subspan(skip_blocks_); }
   BlockReleaser release_;
   SessionOptions options_;
   SessionClock::time_point deadline_;

@@ -96,6 +96,19 @@ void NodeRuntime::ObserveStep(const StepShape& shape, int64_t measured_us) {
   correction.Observe(predicted, static_cast<double>(measured_us));
 }
 
+void LoadReporter::AddCacheEvents(BlockPool& pool, proto::LoadReport* r) {
+  if (!pool.prefix_caching()) return;
+  r->set_cache_block_size(static_cast<uint32_t>(pool.cache_block_size()));
+  BlockPool::CacheEvents events = pool.TakeCacheEvents();
+  if (cache_reports_++ % kCacheSnapshotEvery == 0) {
+    r->set_cache_snapshot(true);
+    AppendBlockHashes(pool.CachedHashes(), r->mutable_cache_stored());
+    return;
+  }
+  AppendBlockHashes(events.stored, r->mutable_cache_stored());
+  AppendBlockHashes(events.removed, r->mutable_cache_removed());
+}
+
 void LoadReporter::Broadcast(proto::Envelope& env, rpc::RpcServer& server) {
   const int64_t now = SteadyClock::Read();
   const int64_t interval_us = now - last_us_;

@@ -83,11 +83,17 @@ class LoadReporter {
   // Completes env's LoadReport (busy fraction since the last report, wall-clock stamp), sends it
   // to every connected router and starts the next interval.
   void Broadcast(proto::Envelope& env, rpc::RpcServer& server);
+  // The pool's prefix-cache changes since the last report (the routers' index of which node
+  // holds which prefix), or, every kCacheSnapshotEvery reports and the first, the whole cache: a
+  // router that connected since, or reconnected, gets an exact view within a few seconds.
+  void AddCacheEvents(BlockPool& pool, proto::LoadReport* report);
 
  private:
+  static constexpr int kCacheSnapshotEvery = 50;
   const int64_t interval_us_;
   int64_t last_us_;
   int64_t busy_us_ = 0;
+  int64_t cache_reports_ = 0;
 };
 
 }  // namespace tandem

@@ -28,7 +28,8 @@ struct PrefillEngine::Active {
   PrefillJob job;
   int64_t key = 0;
   Reservation reservation = Reservation::kNone;
-  std::vector<int> decode_blocks;  // the granted reservation
+  std::vector<int> decode_blocks;    // the granted reservation
+  int32_t decode_cached_blocks = 0;  // its leading blocks that hold our KV already (not sent)
   // After the hand-off (prompt complete or step failed): P's blocks, held until the session ends.
   bool handed_off = false;
   std::vector<int32_t> blocks;
@@ -151,7 +152,7 @@ void PrefillEngine::ReleaseReservation(Active& a, std::vector<PrefillEvent>* eve
 
 void PrefillEngine::OnReservation(const std::string& decode_node, const std::string& id, bool ok,
                                   const std::vector<int>& block_ids, const std::string& reason,
-                                  std::vector<PrefillEvent>* events) {
+                                  std::vector<PrefillEvent>* events, int32_t cached_blocks) {
   Active* a = FindActive(id);
   if (a == nullptr || a->job.decode_node != decode_node || a->reservation != Active::Reservation::kRequested) {
     // It ended (aborted, expired, failed, finished at its first token) while the decode node was
@@ -177,13 +178,16 @@ void PrefillEngine::OnReservation(const std::string& decode_node, const std::str
   }
   a->reservation = Active::Reservation::kGranted;
   a->decode_blocks = block_ids;
+  // Never all of them: the decode node keeps the last prompt block for us to send.
+  a->decode_cached_blocks = std::clamp(cached_blocks, 0, prompt_blocks - 1);
   if (a->session) Reserved(*a, events);
 }
 
 void PrefillEngine::PostReservation(std::string decode_node, std::string id, bool ok, std::vector<int> block_ids,
-                                    std::string reason) {
+                                    std::string reason, int32_t cached_blocks) {
   std::lock_guard<std::mutex> lock(mailbox_mu_);
-  mailbox_.push_back({std::move(decode_node), std::move(id), ok, std::move(block_ids), std::move(reason)});
+  mailbox_.push_back(
+      {std::move(decode_node), std::move(id), ok, std::move(block_ids), std::move(reason), cached_blocks});
 }
 
 void PrefillEngine::DrainReservations(std::vector<PrefillEvent>* events) {
@@ -192,7 +196,9 @@ void PrefillEngine::DrainReservations(std::vector<PrefillEvent>* events) {
     std::lock_guard<std::mutex> lock(mailbox_mu_);
     posted.swap(mailbox_);
   }
-  for (PostedReservation& r : posted) OnReservation(r.decode_node, r.id, r.ok, r.block_ids, r.reason, events);
+  for (PostedReservation& r : posted) {
+    OnReservation(r.decode_node, r.id, r.ok, r.block_ids, r.reason, events, r.cached_blocks);
+  }
 }
 
 void PrefillEngine::DrainGrants(std::vector<PrefillEvent>* events) {
@@ -212,7 +218,9 @@ void PrefillEngine::DrainGrants(std::vector<PrefillEvent>* events) {
     grants.assign(std::make_move_iterator(mailbox_.begin()), std::make_move_iterator(later));
     mailbox_.erase(mailbox_.begin(), later);
   }
-  for (PostedReservation& r : grants) OnReservation(r.decode_node, r.id, true, r.block_ids, r.reason, events);
+  for (PostedReservation& r : grants) {
+    OnReservation(r.decode_node, r.id, true, r.block_ids, r.reason, events, r.cached_blocks);
+  }
 }
 
 void PrefillEngine::Reserved(Active& a, std::vector<PrefillEvent>* events) {
@@ -227,6 +235,7 @@ void PrefillEngine::Reserved(Active& a, std::vector<PrefillEvent>* events) {
       static_cast<size_t>(BlocksForTokens(static_cast<int64_t>(a.job.prompt.size()), cache_.block_size()));
   r.block_ids.assign(a.decode_blocks.begin(),
                      a.decode_blocks.begin() + static_cast<long>(std::min(a.decode_blocks.size(), prompt_blocks)));
+  r.skip_blocks = a.decode_cached_blocks;
   a.transfer_start_us = clock_.NowMicros();
   Handle(a, a.session->OnReservation(r, peer->second.peer, SessionClock::now()), events);
   if (a.first_token_held && !IsTerminal(a.session->state()) && a.session->state() != SendState::kDraining) {
@@ -309,6 +318,7 @@ void PrefillEngine::Ask(Active& a, std::vector<PrefillEvent>* events) {
   e.params = a.job.params;
   e.tpot_target_ms = a.job.slo.tpot_ms;
   e.slo_priority = a.job.slo.priority;
+  e.cache_salt = a.job.cache_salt;
   e.router_id = a.job.router_id;
   events->push_back(std::move(e));
 }

@@ -89,7 +89,8 @@ struct PrefillEvent {
   uint32_t num_prompt_tokens = 0;
   // Steady stamps of this process (the service converts them to Unix time for the wire).
   int64_t arrival_us = 0, prefill_start_us = 0, prefill_end_us = 0;
-  int32_t cached_tokens = 0;  // kFirstToken: prompt tokens the prefix cache held
+  int32_t cached_tokens = 0;                           // kFirstToken: prompt tokens the prefix cache held
+  std::string cache_salt;                              // kReserve: the decode node's prefix cache is searched under it
   int64_t transfer_start_us = 0, transfer_end_us = 0;  // kKvReady
   std::string reason;                                  // kRefused
   Status error;                                        // kError
@@ -130,12 +131,13 @@ class PrefillEngine {
   // when the decode node is not connected, AlreadyExists for a known id.
   Status Add(PrefillJob job);
   // Decode node `decode_node`'s answer to a kReserve: its block ids, or why not. Engine thread.
+  // `cached_blocks`: the leading blocks the decode node's prefix cache holds already (not sent).
   void OnReservation(const std::string& decode_node, const std::string& id, bool ok, const std::vector<int>& block_ids,
-                     const std::string& reason, std::vector<PrefillEvent>* events);
+                     const std::string& reason, std::vector<PrefillEvent>* events, int32_t cached_blocks = 0);
   // The same answer from any thread: applied by the engine thread at its next drain (every Step
   // and Poll, and between the layers of a forward pass).
-  void PostReservation(std::string decode_node, std::string id, bool ok, std::vector<int> block_ids,
-                       std::string reason);
+  void PostReservation(std::string decode_node, std::string id, bool ok, std::vector<int> block_ids, std::string reason,
+                       int32_t cached_blocks = 0);
   // Applies the posted answers. Engine thread.
   void DrainReservations(std::vector<PrefillEvent>* events);
   // Drops a queued request, or cancels its transfer; idempotent for unknown ids.
@@ -166,6 +168,7 @@ class PrefillEngine {
     bool ok = false;
     std::vector<int> block_ids;
     std::string reason;
+    int32_t cached_blocks = 0;
   };
   struct DecodePeer {
     PeerId peer = 0;

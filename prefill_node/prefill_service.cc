@@ -41,7 +41,7 @@ Status PrefillService::Start() {
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "prefill", options_.node_id, options_.host));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
-  // The routers' prefix index comes from these (SendLoadReport drains them every report).
+  // The routers' prefix index comes from these (each load report drains them).
   rt_->cache->pool().RecordCacheEvents(rt_->cache->pool().prefix_caching());
   engine_->SetEarlyDispatch([this](std::vector<PrefillEvent>& events) { Dispatch(events); });
 
@@ -117,7 +117,8 @@ Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
     // Straight into the engine's mailbox, so a forward pass that is running picks it up between
     // layers; the posted closure wakes an idle loop to apply it.
     engine_->PostReservation(node_id, m.request_id(), m.ok(),
-                             std::vector<int>(m.block_ids().begin(), m.block_ids().end()), m.reason());
+                             std::vector<int>(m.block_ids().begin(), m.block_ids().end()), m.reason(),
+                             static_cast<int32_t>(m.cached_blocks()));
     Post([this] {
       std::vector<PrefillEvent> events;
       engine_->DrainReservations(&events);
@@ -253,6 +254,7 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
         m->set_arrival_unix_us(SteadyToUnixMicros(ev.arrival_us));
         m->set_tpot_target_ms(ev.tpot_target_ms);
         m->set_slo_priority(ev.slo_priority);
+        m->set_cache_salt(ev.cache_salt);
         DecodeLink* d = FindDecode(ev.decode_node);
         const Status sent = d ? d->client->Send(std::move(out)) : UnavailableError("unknown decode node");
         if (!sent.ok()) {  // as if it refused: the router places the request elsewhere
@@ -321,23 +323,6 @@ void PrefillService::Dispatch(std::vector<PrefillEvent>& events) {
   events.clear();
 }
 
-void PrefillService::AddCacheEvents(proto::LoadReport* r) {
-  BlockPool& pool = rt_->cache->pool();
-  if (!pool.prefix_caching()) return;
-  r->set_cache_block_size(static_cast<uint32_t>(pool.cache_block_size()));
-  BlockPool::CacheEvents events = pool.TakeCacheEvents();
-  // Every kSnapshotEvery reports (and the first), the whole cache: a router that connected since
-  // the last one, or reconnected, gets an exact view within a few seconds.
-  constexpr int kSnapshotEvery = 50;
-  if (reports_since_snapshot_++ % kSnapshotEvery == 0) {
-    r->set_cache_snapshot(true);
-    AppendBlockHashes(pool.CachedHashes(), r->mutable_cache_stored());
-    return;
-  }
-  AppendBlockHashes(events.stored, r->mutable_cache_stored());
-  AppendBlockHashes(events.removed, r->mutable_cache_removed());
-}
-
 void PrefillService::SendLoadReport() {
   proto::Envelope env;
   proto::LoadReport* r = env.mutable_load_report();
@@ -352,7 +337,7 @@ void PrefillService::SendLoadReport() {
     if (d->connected) r->add_connected_decode_nodes(d->address.node_id);
   }
   r->set_latency_factor(rt_->latency_factor());
-  AddCacheEvents(r);
+  reporter_->AddCacheEvents(rt_->cache->pool(), r);
   NodeMetrics::State state;
   state.running = static_cast<int32_t>(engine_->num_transferring());
   state.waiting = static_cast<int32_t>(engine_->num_queued());

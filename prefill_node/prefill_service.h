@@ -84,7 +84,6 @@ class PrefillService {
   DecodeLink* FindDecode(const std::string& node_id);
   void SendToDecode(const std::string& node_id, proto::Envelope env);
   void SendLoadReport();
-  void AddCacheEvents(proto::LoadReport* report);  // prefix-cache changes for the routers' index
 
   PrefillServiceOptions options_;
   std::unique_ptr<NodeRuntime> rt_;
@@ -99,7 +98,6 @@ class PrefillService {
   std::vector<PrefillEvent> events_;  // engine thread; reused across iterations
   NodeLoop loop_;
   std::unique_ptr<LoadReporter> reporter_;  // engine thread
-  int64_t reports_since_snapshot_ = 0;       // engine thread
 };
 
 }  // namespace tandem

@@ -101,8 +101,14 @@ PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, cons
       if (!ctx.Reaches(p, d)) continue;
       any_pair = true;
       if (BlocksNeeded(request, node(d)) > node(d).free_blocks()) continue;
-      if (best < 0 || node(d).free_blocks() > node(best).free_blocks() ||
-          (node(d).free_blocks() == node(best).free_blocks() && node(d).id < node(best).id)) {
+      // The decode node that holds the prompt's start (it decoded the conversation's last turn)
+      // receives only the rest of the KV; then the most free blocks.
+      const int64_t cached = request.CachedTokensOn(node(d));
+      const int64_t best_cached = best < 0 ? 0 : request.CachedTokensOn(node(best));
+      if (best < 0 || cached > best_cached ||
+          (cached == best_cached &&
+           (node(d).free_blocks() > node(best).free_blocks() ||
+            (node(d).free_blocks() == node(best).free_blocks() && node(d).id < node(best).id)))) {
         best = d;
       }
     }

@@ -136,6 +136,22 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
   out->push_back(SendPrefill{p, d, f.request, deadline});
 }
 
+void RouterCore::HashPrefix(Flight& f) const {
+  // The block size of the caches reported so far (one model: one size). No cache, no hashing.
+  for (const NodeView& n : nodes_) {
+    if (n.cache_block_size == 0) continue;
+    const uint32_t bs = n.cache_block_size;
+    const std::vector<int32_t>& prompt = f.request->prompt;
+    f.prefix_block_size = bs;
+    BlockHash h = PrefixRoot(f.request->cache_salt);
+    for (size_t i = 0; (i + 1) * bs < prompt.size(); ++i) {  // the last token is always computed
+      h = ChainBlockHash(h, std::span<const int32_t>(prompt.data() + i * bs, bs));
+      f.prefix_hashes.push_back(h);
+    }
+    return;
+  }
+}
+
 PlacementRequest RouterCore::PlacementFor(const Flight& f, int64_t now) const {
   PlacementRequest r{f.record.prompt_tokens, f.request->params.max_tokens, f.request->slo, f.record.arrival_us,
                      now - f.record.arrival_us};
@@ -150,22 +166,6 @@ void RouterCore::AddPlacedWork(Flight& f, int64_t prefill_tokens) {
   f.placed_prefill_entry =
       p.prefill_queue.emplace(TtftDeadlineUs(f.record.arrival_us, f.request->slo.ttft_ms), prefill_tokens);
   f.placed_prefill = true;
-void RouterCore::HashPrefix(Flight& f) const {
-  // The block size of the caches reported so far (one model: one size). No cache, no hashing.
-  for (const NodeView& n : nodes_) {
-    if (!n.can_prefill() || n.cache_block_size == 0) continue;
-    const uint32_t bs = n.cache_block_size;
-    const std::vector<int32_t>& prompt = f.request->prompt;
-    f.prefix_block_size = bs;
-    BlockHash h = PrefixRoot(f.request->cache_salt);
-    for (size_t i = 0; (i + 1) * bs < prompt.size(); ++i) {  // the last token is always computed
-      h = ChainBlockHash(h, std::span<const int32_t>(prompt.data() + i * bs, bs));
-      f.prefix_hashes.push_back(h);
-    }
-    return;
-  }
-}
-
   PlacedWork& d = nodes_[f.d].placed;
   ++d.decode_requests;
   d.decode_context_tokens += l;
@@ -387,6 +387,7 @@ void RouterCore::OnFirstToken(NodeIndex node, int64_t request_id, const FirstTok
   ReleasePlacedWork(f, /*decode_too=*/false);  // P is done with it
   f.record.prefill_start_us = report.prefill_start_us;
   f.record.prefill_end_us = report.prefill_end_us;
+  f.record.cached_tokens = report.cached_tokens;
   if (report.finished) {
     // P releases D's reservation if it made one; say it too, in case P fails before it does.
     Finish(request_id, report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason,
@@ -426,7 +427,6 @@ void RouterCore::OnTokens(NodeIndex node, int64_t request_id, const TokensReport
     f.record.preemptions = report.preemptions;
     const FinishReason reason =
         report.finish_reason == FinishReason::kNone ? FinishReason::kStop : report.finish_reason;
-  f.record.cached_tokens = report.cached_tokens;
     Finish(request_id, reason,
            reason == FinishReason::kError ? InternalError("the decode node failed the request") : Status::Ok(),
            report.tokens, kAbortNone, now, out);

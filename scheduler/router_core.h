@@ -80,13 +80,13 @@ struct FirstTokenReport {
   FinishReason finish_reason = FinishReason::kNone;
   int64_t prefill_start_us = 0;
   int64_t prefill_end_us = 0;
+  int32_t cached_tokens = 0;  // prompt tokens the prefix cache held
 };
 struct TransferReport {
   int64_t bytes = 0;
   int64_t start_us = 0;
   int64_t end_us = 0;
 };
-  int32_t cached_tokens = 0;  // prompt tokens the prefix cache held
 struct TokensReport {
   std::vector<int32_t> tokens;
   bool finished = false;
@@ -185,6 +185,11 @@ class RouterCore {
   struct Flight;
   enum class Outcome { kPlaced, kQueued, kFailed };
 
+  // The chain hashes of `f`'s prompt blocks for the nodes' prefix caches (none reported: none).
+  void HashPrefix(Flight& f) const;
+  // Folds a report's prefix-cache changes into the node's cached_blocks.
+  static void ApplyCacheEvents(NodeView& n, NodeLoadReport& report);
+
   // Asks the policy for `f` and acts on the answer: sent, queued (a deferral while the queue has
   // room), or failed with `refused` (the caller ends the request).
   Outcome TryPlace(Flight& f, int64_t now, RouterActions* out, Status* refused);
@@ -194,11 +199,6 @@ class RouterCore {
   // first token takes it off P; its end (or a move elsewhere) takes it off both.
   void AddPlacedWork(Flight& f, int64_t prefill_tokens);
   void ReleasePlacedWork(Flight& f, bool decode_too);
-  // The chain hashes of `f`'s prompt blocks for the nodes' prefix caches (none reported: none).
-  void HashPrefix(Flight& f) const;
-  // Folds a report's prefix-cache changes into the node's cached_blocks.
-  static void ApplyCacheEvents(NodeView& n, NodeLoadReport& report);
-
   void DrainQueue(int64_t now, RouterActions* out);
   void Enqueue(Flight& f, int64_t now);
   // Takes a kQueued flight off the queue (and its class's count).

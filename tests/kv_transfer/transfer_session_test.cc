@@ -53,10 +53,8 @@ struct Fixture : ::testing::Test {
     src.resize(prefill_layout.total_bytes() / 4);
     dst.assign(decode_layout.total_bytes() / 4, -1.0f);
     for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) * 0.5f;
-    ASSERT_TRUE(prefill.RegisterMemory(src.data(), prefill_layout.total_bytes(),
-                                       MemoryKind::kHost).ok());
-    ASSERT_TRUE(decode.RegisterMemory(dst.data(), decode_layout.total_bytes(),
-                                      MemoryKind::kHost).ok());
+    ASSERT_TRUE(prefill.RegisterMemory(src.data(), prefill_layout.total_bytes(), MemoryKind::kHost).ok());
+    ASSERT_TRUE(decode.RegisterMemory(dst.data(), decode_layout.total_bytes(), MemoryKind::kHost).ok());
     ASSERT_TRUE(prefill.Connect(kDecodePeer, *decode.LocalEndpoint()).ok());
   }
 
@@ -65,8 +63,8 @@ struct Fixture : ::testing::Test {
                                            prefill_pool.Releaser(), t0, options);
   }
   std::unique_ptr<KvReceiveSession> Receiver(std::vector<int> blocks, uint64_t id = 1) {
-    return std::make_unique<KvReceiveSession>(id, decode_layout, decode_pool.Take(blocks),
-                                              decode_pool.Releaser(), t0, options);
+    return std::make_unique<KvReceiveSession>(id, decode_layout, decode_pool.Take(blocks), decode_pool.Releaser(), t0,
+                                              options);
   }
   bool LayerLanded(int layer, const std::vector<int>& s, const std::vector<int>& d) {
     const size_t n = prefill_layout.bytes_per_block_per_kv() / 4;
@@ -125,8 +123,8 @@ TEST_F(Fixture, HappyPathPushesLayerByLayerThenFlushesNotifiesAndAdmits) {
   EXPECT_EQ(rx->state(), RS::kAdmitted);
   EXPECT_EQ(rx->TakeBlocks(), d);
   EXPECT_EQ(decode_pool.release_calls(), 0);  // the engine owns them now, not the pool
-  EXPECT_EQ(States(*tx), (std::vector<SS>{SS::kAwaitingReservation, SS::kSending, SS::kFlushing,
-                                          SS::kKvReady, SS::kDone}));
+  EXPECT_EQ(States(*tx),
+            (std::vector<SS>{SS::kAwaitingReservation, SS::kSending, SS::kFlushing, SS::kKvReady, SS::kDone}));
   EXPECT_EQ(States(*rx), (std::vector<RS>{RS::kReserved, RS::kAwaitingKv, RS::kAdmitted}));
   // Late events are ignored.
   EXPECT_EQ(tx->OnLayerComputed(3, t0), SessionAction::kNone);
@@ -134,6 +132,41 @@ TEST_F(Fixture, HappyPathPushesLayerByLayerThenFlushesNotifiesAndAdmits) {
   EXPECT_EQ(tx->state(), SS::kDone);
   EXPECT_EQ(rx->OnKvReady(n, t0), SessionAction::kNone);
   EXPECT_EQ(prefill_pool.release_calls(), 1);
+}
+
+// A receiver whose prefix cache holds the first blocks skips them: only the rest is sent, the
+// skipped destination blocks are never written, and every source block is still released.
+TEST_F(Fixture, SkippedBlocksAreNotSentButReleased) {
+  const std::vector<int> s{2, 3, 4}, d{7, 8, 12};
+  auto rx = Receiver(d);
+  auto tx = Sender(s);
+  KvReservation r = rx->reservation();
+  r.skip_blocks = 2;
+  rx->MarkReservationSent(t0);
+  ASSERT_EQ(tx->OnReservation(r, kDecodePeer, t0), SessionAction::kNone);
+  for (int layer = 0; layer < 4; ++layer) ASSERT_EQ(tx->OnLayerComputed(layer, t0), SessionAction::kNone);
+  ASSERT_EQ(tx->Poll(t0), SessionAction::kSendKvReady);
+  for (int layer = 0; layer < 4; ++layer) {
+    EXPECT_TRUE(LayerLanded(layer, {4}, {12})) << layer;
+    EXPECT_FALSE(LayerLanded(layer, {2}, {7})) << layer;  // the receiver's own copy stays
+  }
+  EXPECT_EQ(tx->bytes_posted(), 4u * 2 * 1 * prefill_layout.bytes_per_block_per_kv());
+  EXPECT_EQ(prefill_pool.used(), 0u);
+  KvReadyNotice n = tx->ready_notice();
+  tx->MarkNotified(t0);
+  EXPECT_EQ(rx->OnKvReady(n, t0), SessionAction::kNone);
+  EXPECT_EQ(rx->state(), RS::kAdmitted);
+  EXPECT_EQ(rx->TakeBlocks(), d);
+
+  // Nonsense, or nothing left to send: the session fails (fresh blocks for each try).
+  for (const auto& [skip, first_block] : {std::pair{-1, 0}, std::pair{2, 5}}) {
+    auto rx2 = Receiver({first_block, first_block + 1}, 2);
+    auto tx2 = Sender({first_block, first_block + 1}, 2);
+    KvReservation r2 = rx2->reservation();
+    r2.skip_blocks = skip;
+    EXPECT_EQ(tx2->OnReservation(r2, kDecodePeer, t0), SessionAction::kSendAbort) << skip;
+    EXPECT_EQ(tx2->state(), SS::kFailed);
+  }
 }
 
 TEST_F(Fixture, LateReservationCatchesUpOnComputedLayers) {
@@ -220,15 +253,14 @@ TEST_F(Fixture, AbortWithWritesInFlightDrainsBeforeReleasing) {
   EXPECT_EQ(tx->Abort(AbortedError("client went away"), t0), SessionAction::kNone);
   EXPECT_EQ(tx->state(), SS::kDraining);
   EXPECT_EQ(tx->Poll(t0 + milliseconds(10)), SessionAction::kNone);
-  EXPECT_EQ(prefill_pool.used(), 2u);  // not released while a write may still read them
+  EXPECT_EQ(prefill_pool.used(), 2u);                           // not released while a write may still read them
   EXPECT_EQ(tx->OnLayerComputed(1, t0), SessionAction::kNone);  // ignored while draining
   prefill.HoldCompletions(false);
   EXPECT_EQ(tx->Poll(t0 + milliseconds(20)), SessionAction::kSendAbort);
   EXPECT_EQ(tx->state(), SS::kAborted);
   EXPECT_EQ(tx->status().code(), StatusCode::kAborted);
   EXPECT_EQ(prefill_pool.used(), 0u);
-  EXPECT_EQ(States(*tx), (std::vector<SS>{SS::kAwaitingReservation, SS::kSending, SS::kDraining,
-                                          SS::kAborted}));
+  EXPECT_EQ(States(*tx), (std::vector<SS>{SS::kAwaitingReservation, SS::kSending, SS::kDraining, SS::kAborted}));
 }
 
 TEST_F(Fixture, SenderStuckPastTheDeadlineTimesOutThenDrainTimesOut) {

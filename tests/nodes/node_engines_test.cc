@@ -52,6 +52,7 @@ class NodeEnginesTest : public ::testing::Test {
     po.reserve_lookahead_tokens = lookahead;
     po.session.transfer_timeout = transfer_timeout;
     po.session.drain_timeout = std::chrono::milliseconds(100);
+    po.enable_prefix_caching = caching_;
     prefill_ = std::make_unique<PrefillEngine>(*transformer_, *p_cache_, *p_transport_, po);
     prefill_->SetDecodePeer("decode-0", kDecodePeer, decode_blocks);
     DecodeEngineOptions dopt;
@@ -59,6 +60,7 @@ class NodeEnginesTest : public ::testing::Test {
     dopt.kv_allocation = decode_kv_;
     dopt.session.transfer_timeout = transfer_timeout;
     dopt.session.drain_timeout = std::chrono::milliseconds(100);
+    dopt.enable_prefix_caching = caching_;
     decode_ = std::make_unique<DecodeEngine>(*transformer_, *d_cache_, dopt);
     ASSERT_EQ(prefill_->layout().compatibility_hash(), decode_->layout().compatibility_hash());
   }
@@ -107,9 +109,11 @@ class NodeEnginesTest : public ::testing::Test {
       switch (e.kind) {
         case PrefillEventKind::kReserve: {
           ++reserves_[e.request_id];
-          auto blocks = decode_->Reserve(DecodeJob{e.request_id, e.prompt, e.params, 0});
+          int32_t cached = 0;
+          auto blocks = decode_->Reserve(DecodeJob{e.request_id, e.prompt, e.params, 0}, &cached);
+          cached_blocks_[e.request_id] = cached;
           prefill_->OnReservation("decode-0", e.request_id, blocks.ok(), blocks.ok() ? *blocks : std::vector<int>{},
-                                  blocks.ok() ? "" : blocks.status().ToString(), &pe);
+                                  blocks.ok() ? "" : blocks.status().ToString(), &pe, cached);
           break;
         }
         case PrefillEventKind::kRefused:
@@ -120,6 +124,7 @@ class NodeEnginesTest : public ::testing::Test {
           if (e.finished) done_[e.request_id] = e.finish_reason;
           break;
         case PrefillEventKind::kKvReady:
+          kv_bytes_[e.request_id] = e.bytes;
           ASSERT_TRUE(decode_->OnKvReady(e.request_id, e.token, &de_).ok());
           break;
         case PrefillEventKind::kAbortDecode:
@@ -219,6 +224,9 @@ class NodeEnginesTest : public ::testing::Test {
   }
 
   KvAllocation decode_kv_ = KvAllocation::kGrow;  // set before Build
+  bool caching_ = false;                          // prefix caching on both nodes; set before Build
+  std::map<std::string, int32_t> cached_blocks_;  // per reservation: blocks D held already
+  std::map<std::string, int64_t> kv_bytes_;       // per request: KV bytes P sent
   int64_t preemptions_ = 0;                       // on the decode node, over finished requests
 
   std::shared_ptr<std::atomic<bool>> fail_ = std::make_shared<std::atomic<bool>>(false);  // device faults
@@ -237,6 +245,38 @@ class NodeEnginesTest : public ::testing::Test {
   std::map<std::string, std::string> refused_;
   std::map<std::string, int> reserves_;
 };
+
+// With prefix caching on both nodes, a prompt sent again is not computed again on P (its cache)
+// and not sent again to D (D kept what it decoded): D's reservation names its cached blocks and
+// P sends only the block of the last prompt token. The tokens stay those of one process.
+TEST_F(NodeEnginesTest, APromptSentAgainSendsOnlyTheBlocksTheDecodeNodeLacks) {
+  for (const bool greedy : {true, false}) {
+    SCOPED_TRACE(greedy ? "greedy" : "seeded");
+    caching_ = true;
+    Build(64, 96, 2048);
+    std::vector<TestPrompt> prompts = ThreeGrowingPrompts(greedy);
+    for (auto& p : prompts) p.prompt.resize(40, 300);  // 3 blocks: 2 full before the last token
+    const auto expected = ReferenceOutputs(TinyModelDir(), prompts);
+    for (const std::string round : {"a", "b"}) {
+      for (size_t i = 0; i < prompts.size(); ++i) ASSERT_TRUE(Submit(round + std::to_string(i), prompts[i]).ok());
+      RunUntilIdle();
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const std::string id = round + std::to_string(i);
+        EXPECT_EQ(outputs_[id], expected[i]) << id;
+        EXPECT_EQ(cached_blocks_[id], round == "a" ? 0 : 2) << id;
+      }
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::string n = std::to_string(i);
+      EXPECT_EQ(kv_bytes_["b" + n] * 3, kv_bytes_["a" + n]) << n;  // one block of three
+    }
+    for (const auto& [id, e] : errors_) ADD_FAILURE() << id << ": " << e.ToString();
+    ExpectAllFree();  // cached blocks count as free
+    outputs_.clear();
+    cached_blocks_.clear();
+    kv_bytes_.clear();
+  }
+}
 
 TEST_F(NodeEnginesTest, GreedyMatchesSingleProcessEngine) { CheckMatchesReference(true, 2048); }
 TEST_F(NodeEnginesTest, SeededSamplingMatchesSingleProcessEngine) { CheckMatchesReference(false, 2048); }

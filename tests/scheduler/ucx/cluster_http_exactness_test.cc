@@ -134,6 +134,18 @@ int FreeBlocks(uint16_t port) {
   return j.is_object() && j.contains("num_free_kv_blocks") ? j["num_free_kv_blocks"].get<int>() : -1;
 }
 
+// The sum of a Prometheus family's samples on the router's /metrics (0 when absent).
+double MetricSum(uint16_t port, const std::string& name) {
+  TestHttpClient c(port, seconds(10));
+  std::istringstream in(c.Get("/metrics").body);
+  double total = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0)
+      total += std::stod(line.substr(line.rfind(' ')));
+  }
+  return total;
+}
+
 TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   const auto& [tls, nodes] = GetParam();
   const std::string run_dir = suite_->dir() + "/run-" + std::to_string(nodes) + "-" + tls.substr(0, tls.find(','));
@@ -142,9 +154,11 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   ASSERT_TRUE(serve.Start(suite_->model(), nodes, nodes, tls, run_dir, &error)) << error;
 
   std::vector<HttpReply> replies(kNumPrompts);
-  // Round 2 sends every prompt again: the prefill nodes' prefix caches (on by default) hold their
-  // full blocks, KV-aware routing sends each to the node that has them, and the text must not
-  // change.
+  // Round 2 sends every prompt again: the prefix caches (on by default) hold their full blocks on
+  // the prefill node that computed them (not computed again) and on the decode node that decoded
+  // them (only the block of the last prompt token is sent); KV-aware routing finds both; the text
+  // must not change.
+  double kv_bytes[3] = {0, 0, 0};
   for (const int round : {1, 2}) {
     SCOPED_TRACE("round " + std::to_string(round));
     if (round == 2) std::this_thread::sleep_for(milliseconds(500));  // cache events ride the load reports
@@ -166,7 +180,12 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
     }
     for (auto& t : threads) t.join();
     ASSERT_NO_FATAL_FAILURE(CheckReplies(replies, round, serve));
+    kv_bytes[round] = MetricSum(serve.port(), "tandem:kv_transfer_bytes_sum");
   }
+  const double first = kv_bytes[1], second = kv_bytes[2] - kv_bytes[1];
+  std::printf("[ prefix cache ] KV bytes moved: round 1 %.0f, round 2 %.0f\n", first, second);
+  EXPECT_GT(first, 0);
+  EXPECT_LT(second, 0.6 * first);  // 20 blocks (the last of each prompt) of the 48 they fill
   serve.Stop();
 }
 
