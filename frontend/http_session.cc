@@ -24,7 +24,6 @@ namespace {
 
 constexpr char kServerName[] = "tandem";
 constexpr size_t kMaxDrainBytes = 8u << 20;  // read and dropped before closing after an error
-constexpr size_t kFirstReadBytes = 4096;     // the idle wait's read: usually the whole request
 
 }  // namespace
 
@@ -70,18 +69,22 @@ void HttpSession::DoRead() {
     ReadHeader();
     return;
   }
+  // An idle connection holds no buffer and no response: waiting costs a pending wait and a timer.
+  buffer_.shrink_to_fit();
+  response_ = {};
   ArmReadTimer(ReadPhase::kIdle);
-  stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                          beast::bind_front_handler(&HttpSession::OnFirstBytes, shared_from_this()));
+  stream_.socket().async_wait(tcp::socket::wait_read,
+                              beast::bind_front_handler(&HttpSession::OnReadable, shared_from_this()));
 }
 
-void HttpSession::OnFirstBytes(beast::error_code ec, size_t bytes) {
+void HttpSession::OnReadable(beast::error_code ec) {
   if (state_ == State::kClosed) return;
-  if (ec) {  // end of stream or an error before any byte: nobody to answer
+  if (ec) {
     Close();
     return;
   }
-  buffer_.commit(bytes);
+  // Bytes, or the peer's end of stream: the header read tells which (an end of stream before any
+  // byte closes without an answer).
   ReadHeader();
 }
 

@@ -13,7 +13,7 @@
 // Reading one request is three waits, each under its own timeout (read_timer_; for the header
 // and the body its expiry shuts only the receiving side, so that a 408 can still be written):
 //
-//   kIdle ──first byte(s)──▶ kHeader ──header complete──▶ kBody ──body complete──▶ Handle
+//   kIdle ──readable──▶ kHeader ──header complete──▶ kBody ──body complete──▶ Handle
 //     │ idle_timeout_s          │ header_timeout_s            │ body_timeout_s
 //     └─ close silently         └────── 408 request_timeout, then close ─┘
 //
@@ -64,13 +64,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Client-visible token times (the router's clock), for the SLO report in usage.
     int64_t first_token_us = 0;
     int64_t last_token_us = 0;
-    int32_t cached_tokens = 0;  // from the final event's record
+    int32_t cached_tokens = 0;         // from the final event's record
     std::unique_ptr<RateLease> lease;  // the API key's slot (null without limits), freed with it
   };
 
   // --- connection ---
   void DoRead();
-  void OnFirstBytes(boost::beast::error_code ec, size_t bytes);
+  void OnReadable(boost::beast::error_code ec);
   void ReadHeader();
   void OnHeader(boost::beast::error_code ec, size_t bytes);
   void OnRead(boost::beast::error_code ec, size_t bytes);
