@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +70,13 @@ Result<std::unique_ptr<NodeProcess>> NodeProcess::Spawn(std::string name, std::v
     if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
+    // Nothing else of ours crosses exec: the router's sockets (its HTTP listener, client
+    // connections, connections to the other nodes) are not close-on-exec, and a node restarted
+    // while the router runs would otherwise hold copies of them, keeping a connection open after
+    // the router closed it, or cutting it under the router when the node shuts its copy down.
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+      for (int fd = 3; fd < 65536; ++fd) ::close(fd);  // kernels before 5.9
+    }
     ::execv(cargv[0], cargv.data());
     const char msg[] = "exec failed\n";
     (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);

@@ -1,7 +1,9 @@
 #include "apps/node_process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 namespace tandem {
 namespace {
@@ -44,6 +46,26 @@ TEST(ClusterNodeProcessTest, ReadsThePortAfterOtherOutputAndTerminates) {
   EXPECT_EQ((*child)->Terminate(milliseconds(2000)), "signal " + std::to_string(SIGTERM));
   EXPECT_FALSE((*child)->Alive());
   EXPECT_NE((*child)->LogTail().find("oops"), std::string::npos);
+}
+
+// serve's router runs while it restarts nodes: a child must not inherit its sockets (found by the
+// chaos test: a restarted prefill node held copies of the router's connections to the decode
+// nodes, and shutting its own connections down cut the router's).
+TEST(ClusterNodeProcessTest, TheChildInheritsNoDescriptorButStdio) {
+  const int fd = ::open("/dev/null", O_RDONLY);  // not close-on-exec, like an Asio socket
+  ASSERT_GE(fd, 0);
+  constexpr int kHigh = 237;
+  ASSERT_EQ(::dup2(fd, kHigh), kHigh);
+  const std::string check = "[ -e /proc/$$/fd/" + std::to_string(fd) + " ] || [ -e /proc/$$/fd/" +
+                            std::to_string(kHigh) + " ] && { echo leaked >&2; exit 3; }; " +
+                            "echo 'listening on 127.0.0.1:4321'; exec sleep 30";
+  auto child = NodeProcess::Spawn("sh", {"/bin/sh", "-c", check}, LogPath("fds"));
+  ::close(fd);
+  ::close(kHigh);
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  auto port = (*child)->WaitListening(milliseconds(5000));
+  EXPECT_TRUE(port.ok()) << port.status().ToString();
+  (*child)->Terminate(milliseconds(2000));
 }
 
 TEST(ClusterNodeProcessTest, EarlyDeathReportsItsLog) {
