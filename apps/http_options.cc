@@ -88,6 +88,9 @@ void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags) {
                  "queue: a request no node can serve within its SLO still waits (as vLLM); slo: it gets 429 "
                  "slo_unattainable at once")
       ->capture_default_str();
+  sub.add_flag("--kv-aware-routing,!--no-kv-aware-routing", flags.kv_aware_routing,
+               "Place a prompt on the prefill node that caches its start and the decode node that holds it (from "
+               "the nodes' load reports); default: on");
 }
 
 Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const PlacementFlags& flags) {

@@ -40,6 +40,7 @@ struct PlacementFlags {
   std::string policy = "least-loaded";
   std::string latency_profile;
   std::string admission = "queue";
+  bool kv_aware_routing = true;  // --no-kv-aware-routing: place without the nodes' prefix caches
 };
 void AddPlacementOptions(CLI::App& sub, PlacementFlags& flags);
 // The policy the flags name. "slo" without a profile falls back to least-loaded (logged), as a

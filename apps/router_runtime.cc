@@ -23,6 +23,7 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   co.first_token_timeout = config.admission.first_token_timeout;
   co.inter_token_timeout = config.admission.inter_token_timeout;
   co.max_queued = config.admission.max_queued;
+  co.kv_aware_routing = config.placement.kv_aware_routing;
   HttpServerOptions http = config.http;
   http.metrics = std::make_shared<RouterMetrics>(rt->model_->name, "router");
   ASSIGN_OR_RETURN(co.on_finished, FinishedHook(config.admission, http.metrics));

@@ -24,6 +24,7 @@ RouterCoreOptions CoreOptions(const ClusterClientOptions& o) {
   c.inter_token_timeout_us = o.inter_token_timeout.count() * 1000;
   c.max_queued = o.max_queued;
   c.limits = o.limits;
+  c.kv_aware_routing = o.kv_aware_routing;
   return c;
 }
 

@@ -49,6 +49,7 @@ struct ClusterClientOptions {
   // Between two tokens of a decoding request: a decode node that stops sending (a wedged step,
   // SIGSTOP) fails the request with an error event instead of holding the client forever.
   std::chrono::milliseconds inter_token_timeout{60000};
+  bool kv_aware_routing = true;  // RouterCoreOptions::kv_aware_routing
   // Decode nodes tried in turn when reservations are refused.
   int max_decode_attempts = 3;
   // Requests waiting in the router's queue for room on a decode node; beyond it, 429.

@@ -137,6 +137,7 @@ void RouterCore::Send(Flight& f, NodeIndex p, NodeIndex d, int64_t now, RouterAc
 }
 
 void RouterCore::HashPrefix(Flight& f) const {
+  if (!options_.kv_aware_routing) return;
   // The block size of the caches reported so far (one model: one size). No cache, no hashing.
   for (const NodeView& n : nodes_) {
     if (n.cache_block_size == 0) continue;

@@ -58,6 +58,9 @@ struct RouterCoreOptions {
   int64_t first_token_timeout_us = 60'000'000;  // arrival -> first token; 0: none
   int64_t inter_token_timeout_us = 60'000'000;  // between two tokens while decoding; 0: none
   int32_t max_queued = 1024;                    // requests waiting for a placement; beyond: ResourceExhausted (429)
+  // Place by what the nodes' prefix caches hold (HashPrefix; their reports). false: the policy
+  // never sees a prompt's block hashes (the caches still serve what happens to land on them).
+  bool kv_aware_routing = true;
   // What every request is checked against (ValidateRequest); fields 0 are not checked.
   RequestLimits limits;
   // false: no event for a request's tokens until its final one (which carries the record):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prefix caching on a multi-turn chat workload: the colocated worker and a 2-prefill + 1-decode
-# cluster (tandem serve, KV-aware routing), each with and without --enable-prefix-caching, on the
+# Prefix caching on a multi-turn chat workload: the colocated worker and a 2-prefill + 2-decode
+# cluster (tandem serve), each with and without --enable-prefix-caching (the cluster also with the
+# caches but without KV-aware routing, --no-kv-aware-routing), on the
 # same seeded conversations (a system prompt every conversation shares; each turn resends the
 # conversation so far plus a new message, once the previous answer is in). docs/goodput.md
 # explains the result.
@@ -33,14 +34,15 @@ source bench/experiments/experiment_common.sh
 experiment_setup prefix_caching
 read -r TTFT TPOT <<< "$SLO"
 
-run() {  # $1: worker or cluster, $2: on or off
+run() {  # $1: worker or cluster, $2: off, on (caching and KV-aware routing) or cache-only
   local setup=$1 caching=$2 label="$1-$2"
   local flags=()
   [ "$caching" = off ] && flags=(--no-enable-prefix-caching)
+  [ "$caching" = cache-only ] && flags=(--no-kv-aware-routing)
   if [ "$setup" = worker ]; then
     start_server "$label" "$TANDEM" worker --model "$MODEL" --port 0 --threads "$THREADS" "${flags[@]}"
   else
-    start_server "$label" "$TANDEM" serve --model "$MODEL" --num-prefill 2 --num-decode 1 --port 0 \
+    start_server "$label" "$TANDEM" serve --model "$MODEL" --num-prefill 2 --num-decode 2 --port 0 \
       --log-dir "$WORK/logs-$label" "${flags[@]}"
   fi
   "$TANDEM" bench --port "$PORT" --dataset-name random --random-input-len 16 --random-output-len 8 \
@@ -57,9 +59,8 @@ run() {  # $1: worker or cluster, $2: on or off
   stop_server
   echo "$label: done"
 }
-for setup in worker cluster; do
-  for caching in off on; do run "$setup" "$caching"; done
-done
+for caching in off on; do run worker "$caching"; done
+for caching in off cache-only on; do run cluster "$caching"; done
 
 python3 - "$OUT/runs" "$TURNS" <<'PY' | tee "$OUT/prefix_caching.md"
 import json, re, statistics, sys
@@ -75,8 +76,8 @@ def metric(path, name):
 print("| setup | prefix caching | TTFT p50 / p90 (ms) | mean TTFT by turn (ms) | cached prompt tokens | "
       "prompt tokens computed | KV bytes / request | SLO attainment | goodput (req/s) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for setup in ["worker", "cluster"]:
-    for caching in ["off", "on"]:
+for setup, caching in [("worker", "off"), ("worker", "on"), ("cluster", "off"), ("cluster", "cache-only"),
+                       ("cluster", "on")]:
         label = f"{setup}-{caching}"
         j = json.load(open(f"{runs}/prefix_caching_{label}.json"))
         after, before = (f"{runs}/prefix_caching_metrics_{label}.txt",

@@ -90,12 +90,15 @@ TEST(KvAwareRoutingTest, WireHashesRoundTrip) {
 }
 
 // Through the router core: reports build each node's index; a request follows its prefix; a
-// snapshot replaces the index; a node that goes down is forgotten.
-TEST(KvAwareRoutingTest, TheRouterFollowsReportsAndForgetsADownNode) {
+// snapshot replaces the index; a node that goes down is forgotten. Without KV-aware routing the
+// router never looks.
+void FollowReports(bool kv_aware_routing) {
+  RouterCoreOptions options;
+  options.kv_aware_routing = kv_aware_routing;
   RouterCore core(
       std::vector<NodeSpec>{
           {"prefill-0", NodeRole::kPrefill}, {"prefill-1", NodeRole::kPrefill}, {"decode-0", NodeRole::kDecode}},
-      std::make_unique<LeastLoadedPolicy>(), RouterCoreOptions{});
+      std::make_unique<LeastLoadedPolicy>(), options);
   RouterActions out;
   for (NodeIndex i = 0; i < 3; ++i) core.OnNodeConnected(i, 16, 0, &out);
   const auto prompt = Prompt(100);
@@ -128,7 +131,8 @@ TEST(KvAwareRoutingTest, TheRouterFollowsReportsAndForgetsADownNode) {
     }
     return NodeIndex{-1};
   };
-  EXPECT_EQ(place(), 1);
+  EXPECT_EQ(place(), kv_aware_routing ? 1 : 0);  // without it: the lower id (both idle)
+  if (!kv_aware_routing) return;
   // prefill-1 evicts the third block: 32 tokens left cached, still worth it.
   report(1, {}, {hashes[2]}, false);
   EXPECT_EQ(core.Load().nodes[1].cached_blocks.size(), 5u);
@@ -141,6 +145,9 @@ TEST(KvAwareRoutingTest, TheRouterFollowsReportsAndForgetsADownNode) {
   EXPECT_TRUE(core.Load().nodes[1].cached_blocks.empty());
   EXPECT_EQ(place(), 0);
 }
+
+TEST(KvAwareRoutingTest, TheRouterFollowsReportsAndForgetsADownNode) { FollowReports(true); }
+TEST(KvAwareRoutingTest, WithoutKvAwareRoutingTheCachesAreIgnored) { FollowReports(false); }
 
 }  // namespace
 }  // namespace tandem
