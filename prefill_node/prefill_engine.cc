@@ -124,7 +124,10 @@ Status PrefillEngine::Add(PrefillJob job) {
   if (job.id.empty()) return InvalidArgumentError("request id is empty");
   const std::string who = "request " + job.id + ": ";
   if (job.params.max_tokens > 1 && !peers_.count(job.decode_node)) {
-    return FailedPreconditionError(who + "decode node '" + job.decode_node + "' is not connected");
+    // The router placed it on a pair whose link just dropped: not the request's fault, and another
+    // pair may serve it (the service answers it as a refused reservation).
+    return UnavailableError("decode node '" + job.decode_node + "' is not connected to this prefill node")
+        .WithReason(kDecodeUnreachable);
   }
   if (keys_.count(job.id)) return AlreadyExistsError(who + "already queued");
   const int64_t now = clock_.NowMicros();

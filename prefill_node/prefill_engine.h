@@ -52,6 +52,9 @@
 
 namespace tandem {
 
+// Add's refusal (reason) when the request's decode node is not connected here.
+inline constexpr const char* kDecodeUnreachable = "decode_unreachable";
+
 struct PrefillJob {
   std::string id;
   std::vector<int32_t> prompt;

@@ -200,6 +200,17 @@ void PrefillService::OnRouterMessage(const rpc::Connection::Ptr& conn, proto::En
     job.slo.priority = m.slo_priority();
     job.cache_salt = m.cache_salt();
     Status s = engine_->Add(job);
+    if (!s.ok() && s.reason() == kDecodeUnreachable) {
+      // Like a decode node's refusal: the router places the request again, elsewhere.
+      proto::Envelope out;
+      proto::KvReservation* r = out.mutable_kv_reservation();
+      r->set_request_id(job.id);
+      r->set_decode_node_id(job.decode_node);
+      r->set_ok(false);
+      r->set_reason(s.message());
+      (void)conn->Send(std::move(out));
+      return;
+    }
     if (!s.ok()) {
       (void)conn->Send(rpc::MakeErrorEnvelope(s, job.id));
       return;

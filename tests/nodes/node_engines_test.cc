@@ -557,8 +557,10 @@ TEST_F(NodeEnginesTest, DecodeNodeLostEndsTransfersWithError) {
   EXPECT_TRUE(error);
   EXPECT_FALSE(prefill_->HasWork());
   EXPECT_EQ(p_cache_->pool().num_free(), p_cache_->num_blocks());
-  // A new request for the lost node is refused, not queued.
-  EXPECT_EQ(Submit("y", FivePrompts(true)[3]).code(), StatusCode::kFailedPrecondition);
+  // A new request for the lost node is refused, not queued, as a pair to place elsewhere.
+  const Status refused = Submit("y", FivePrompts(true)[3]);
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(refused.reason(), kDecodeUnreachable);
 }
 
 // A prefill step that fails (a device fault mid-forward) fails exactly the requests in it: an
