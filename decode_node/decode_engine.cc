@@ -42,8 +42,7 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job, int32_t* cached_bl
     hits = pool.MatchPrefix(PrefixRoot(job.cache_salt), job.prompt,
                             static_cast<int32_t>((prompt - 1) / cache_.block_size()));
   }
-  // Reviving cached blocks nobody holds takes them from the free count too.
-  const int32_t take = need - static_cast<int32_t>(hits.size()) + pool.CountEvictable(hits);
+  const int32_t take = pool.BlocksToTake(hits, need);
   if (!pool.CanAllocate(take)) {
     return ResourceExhaustedError(who + "needs " + std::to_string(take) + " KV blocks, " +
                                   std::to_string(pool.num_free()) + " of " + std::to_string(cache_.num_blocks()) +
@@ -57,15 +56,8 @@ Result<std::vector<int>> DecodeEngine::Reserve(DecodeJob job, int32_t* cached_bl
                                   std::to_string(pool.num_free()) + " free are kept for " + std::to_string(resuming) +
                                   " a preempted request needs");
   }
-  RETURN_IF_ERROR(pool.Acquire(hits));
-  Result<std::vector<int32_t>> fresh = pool.Allocate(need - static_cast<int32_t>(hits.size()));
-  if (!fresh.ok()) {
-    pool.Free(hits).IgnoreError();
-    return fresh.status();
-  }
-  std::vector<int32_t> blocks = std::move(hits);
-  const int32_t cached = static_cast<int32_t>(blocks.size());
-  blocks.insert(blocks.end(), fresh->begin(), fresh->end());
+  const int32_t cached = static_cast<int32_t>(hits.size());
+  ASSIGN_OR_RETURN(std::vector<int32_t> blocks, pool.AllocateAfter(std::move(hits), need));
   if (cached_blocks) *cached_blocks = cached;
   if (job.arrival_us == 0) job.arrival_us = clock_.NowMicros();
   auto a = std::make_unique<Awaiting>();

@@ -346,17 +346,10 @@ bool Scheduler::AdmitHead(int32_t reserve) {
     const std::span<const int32_t> tokens(r.prefill_tokens().data(), static_cast<size_t>(r.prefill_target()));
     hits = pool_.MatchPrefix(root, tokens, (r.prefill_target() - 1) / block_size_, &hashes);
   }
-  const int32_t fresh = blocks - static_cast<int32_t>(hits.size());
-  // Cached blocks nobody holds count as free until taken: reviving them takes them from the pool.
-  if (!pool_.CanAllocate(fresh + pool_.CountEvictable(hits) + reserve)) return false;
-  if (!pool_.Acquire(hits).ok()) return false;  // matched just now: cannot fail
-  Result<std::vector<int32_t>> taken = pool_.Allocate(fresh);
-  if (!taken.ok()) {  // CanAllocate said yes: cannot happen
-    pool_.Free(hits).IgnoreError();
-    return false;
-  }
-  r.block_table = std::move(hits);
-  r.block_table.insert(r.block_table.end(), taken.value().begin(), taken.value().end());
+  if (!pool_.CanAllocate(pool_.BlocksToTake(hits, blocks) + reserve)) return false;
+  Result<std::vector<int32_t>> table = pool_.AllocateAfter(std::move(hits), blocks);
+  if (!table.ok()) return false;  // CanAllocate said yes: cannot happen
+  r.block_table = std::move(table).value();
   if (caching_) {
     const int32_t cached = static_cast<int32_t>(hashes.size()) * block_size_;
     r.num_computed = cached;

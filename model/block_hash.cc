@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -47,6 +48,17 @@ BlockHash ChainBlockHash(const BlockHash& parent, std::span<const int32_t> token
   std::memcpy(buf + 8, &parent.lo, 8);
   if (!tokens.empty()) std::memcpy(buf + 16, tokens.data(), tokens.size_bytes());
   return Sha256(buf, size);
+}
+
+std::vector<BlockHash> ChainBlockHashes(const BlockHash& root, std::span<const int32_t> tokens, int32_t block_size,
+                                        int32_t max_blocks) {
+  std::vector<BlockHash> out;
+  if (block_size <= 0) return out;
+  const size_t bs = static_cast<size_t>(block_size);
+  const size_t n = std::min(tokens.size() / bs, static_cast<size_t>(std::max(max_blocks, 0)));
+  BlockHash h = root;
+  for (size_t i = 0; i < n; ++i) out.push_back(h = ChainBlockHash(h, tokens.subspan(i * bs, bs)));
+  return out;
 }
 
 void AppendBlockHashes(std::span<const BlockHash> hashes, std::string* out) {

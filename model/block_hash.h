@@ -34,6 +34,10 @@ BlockHash PrefixRoot(std::string_view cache_salt);
 // The hash of a block holding `tokens` after the prefix whose last block hashed to `parent`.
 BlockHash ChainBlockHash(const BlockHash& parent, std::span<const int32_t> tokens);
 
+// The chain hashes of the first full blocks of `tokens` (at most `max_blocks`), from `root`.
+std::vector<BlockHash> ChainBlockHashes(const BlockHash& root, std::span<const int32_t> tokens, int32_t block_size,
+                                        int32_t max_blocks);
+
 // Hashes on the wire (LoadReport.cache_stored/removed): 16 bytes each, concatenated.
 void AppendBlockHashes(std::span<const BlockHash> hashes, std::string* out);
 // A trailing partial hash (a corrupt report) is ignored.

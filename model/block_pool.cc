@@ -130,6 +130,24 @@ Status BlockPool::Acquire(std::span<const int32_t> blocks) {
   return Status::Ok();
 }
 
+Result<std::vector<int32_t>> BlockPool::AllocateAfter(std::vector<int32_t> hits, int32_t total) {
+  const int32_t fresh = total - static_cast<int32_t>(hits.size());
+  if (fresh < 0) return InvalidArgumentError("more cached blocks than the table holds");
+  if (!CanAllocate(BlocksToTake(hits, total))) {
+    return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(BlocksToTake(hits, total)) +
+                                  " blocks, " + std::to_string(num_free()) + " of " + std::to_string(num_blocks()) +
+                                  " free");
+  }
+  RETURN_IF_ERROR(Acquire(hits));
+  Result<std::vector<int32_t>> taken = Allocate(fresh);  // fits: checked above
+  if (!taken.ok()) {
+    Free(hits).IgnoreError();
+    return taken.status();
+  }
+  hits.insert(hits.end(), taken->begin(), taken->end());
+  return hits;
+}
+
 void BlockPool::Register(int32_t block, const BlockHash& hash, std::span<const int32_t> tokens) {
   if (!prefix_caching() || block < 0 || block >= num_blocks() || ref_counts_[block] == 0) return;
   if (static_cast<int32_t>(tokens.size()) != cache_block_size_) return;

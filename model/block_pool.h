@@ -66,6 +66,14 @@ class BlockPool {
                                    std::vector<BlockHash>* hashes = nullptr) const;
   // How many of `blocks` are cached and unreferenced: Acquire takes them out of num_free().
   int32_t CountEvictable(std::span<const int32_t> blocks) const;
+  // What a table of `total` blocks starting with the cached `hits` takes from num_free(): its
+  // fresh blocks and the hits nobody holds (reviving them takes them too). For CanAllocate.
+  int32_t BlocksToTake(std::span<const int32_t> hits, int32_t total) const {
+    return total - static_cast<int32_t>(hits.size()) + CountEvictable(hits);
+  }
+  // That table: references on `hits` (MatchPrefix's), then total - hits.size() fresh blocks.
+  // All or nothing: ResourceExhausted (nothing taken) when it does not fit.
+  Result<std::vector<int32_t>> AllocateAfter(std::vector<int32_t> hits, int32_t total);
   // Takes a reference on each of `blocks`, cached ones (any count) or blocks in use. Checks all
   // first: FailedPrecondition (nothing changed) for a block that is free and uncached.
   Status Acquire(std::span<const int32_t> blocks);

@@ -141,14 +141,12 @@ void RouterCore::HashPrefix(Flight& f) const {
   // The block size of the caches reported so far (one model: one size). No cache, no hashing.
   for (const NodeView& n : nodes_) {
     if (n.cache_block_size == 0) continue;
-    const uint32_t bs = n.cache_block_size;
+    const int32_t bs = static_cast<int32_t>(n.cache_block_size);
     const std::vector<int32_t>& prompt = f.request->prompt;
-    f.prefix_block_size = bs;
-    BlockHash h = PrefixRoot(f.request->cache_salt);
-    for (size_t i = 0; (i + 1) * bs < prompt.size(); ++i) {  // the last token is always computed
-      h = ChainBlockHash(h, std::span<const int32_t>(prompt.data() + i * bs, bs));
-      f.prefix_hashes.push_back(h);
-    }
+    f.prefix_block_size = n.cache_block_size;
+    // Never the block of the last token: it is always computed (its logits give the first token).
+    f.prefix_hashes =
+        ChainBlockHashes(PrefixRoot(f.request->cache_salt), prompt, bs, (static_cast<int32_t>(prompt.size()) - 1) / bs);
     return;
   }
 }
