@@ -134,6 +134,26 @@ int FreeBlocks(uint16_t port) {
   return j.is_object() && j.contains("num_free_kv_blocks") ? j["num_free_kv_blocks"].get<int>() : -1;
 }
 
+// The prefill nodes as the router sees them: blocks their prefix caches hold (KV-aware routing's
+// view) and prompt tokens queued or placed since their last report; {-1, -1} when unknown.
+struct PrefillView {
+  int64_t cached_blocks = -1;
+  int64_t queued_tokens = -1;
+};
+PrefillView Prefills(uint16_t port) {
+  TestHttpClient c(port, seconds(10));
+  const HttpReply r = c.Get("/v1/load");
+  const json j = r.status == 200 ? r.json() : json();
+  if (!j.is_object() || !j.contains("nodes")) return {};
+  PrefillView v{0, 0};
+  for (const json& n : j["nodes"]) {
+    if (n["role"] != "prefill") continue;
+    v.cached_blocks += n["cached_kv_blocks"].get<int64_t>();
+    v.queued_tokens += n["queued_tokens"].get<int64_t>();
+  }
+  return v;
+}
+
 // The sum of a Prometheus family's samples on the router's /metrics (0 when absent).
 double MetricSum(uint16_t port, const std::string& name) {
   TestHttpClient c(port, seconds(10));
@@ -157,13 +177,29 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   // Round 2 sends every prompt again: the prefix caches (on by default) hold their full blocks on
   // the prefill node that computed them (not computed again) and on the decode node that decoded
   // them (only the block of the last prompt token is sent); KV-aware routing finds both; the text
-  // must not change.
+  // must not change. It waits until the router has heard of every cached block (cache events ride
+  // the load reports) and sends one prompt at a time: sent together, least-loaded may rightly put a
+  // short cached prompt on the idle node when its own node is busier by more than its history.
+  int64_t blocks_to_hit = 0;
+  for (const Case& c : *cases_) blocks_to_hit += (static_cast<int64_t>(c.prompt.size()) - 1) / 16;
   double kv_bytes[3] = {0, 0, 0};
   for (const int round : {1, 2}) {
     SCOPED_TRACE("round " + std::to_string(round));
-    if (round == 2) std::this_thread::sleep_for(milliseconds(500));  // cache events ride the load reports
+    if (round == 2) {
+      const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+      while (Prefills(serve.port()).cached_blocks < blocks_to_hit && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(milliseconds(50));
+      ASSERT_GE(Prefills(serve.port()).cached_blocks, blocks_to_hit) << "the router never heard of the cached blocks";
+    }
     std::vector<std::thread> threads;
     for (int i = 0; i < kNumPrompts; ++i) {
+      if (round == 2 && !threads.empty()) {
+        // The previous prompt is done; its tokens leave the router's view with the next report.
+        threads.back().join();
+        const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+        while (Prefills(serve.port()).queued_tokens != 0 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(milliseconds(20));
+      }
       threads.emplace_back([&, i] {
         const Case& c = (*cases_)[i];
         json body = {{"prompt", c.prompt}, {"max_tokens", kMaxTokens}, {"ignore_eos", true}};
@@ -178,7 +214,8 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
         replies[i] = client.Post("/v1/completions", body);
       });
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
     ASSERT_NO_FATAL_FAILURE(CheckReplies(replies, round, serve));
     kv_bytes[round] = MetricSum(serve.port(), "tandem:kv_transfer_bytes_sum");
   }
