@@ -2,6 +2,7 @@
 // with `vllm bench serve`'s flag names where they overlap; `tandem bench plot` draws results.
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -46,6 +47,7 @@ struct BenchArgs {
   int sweep_max_points = 10;
   bool no_progress = false;
   bool send_slo_class = false;
+  bool isolate_prefix_cache = false;
 };
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -169,6 +171,12 @@ Status RunBenchCommand(const BenchArgs& a) {
   c.sweep_options.start = std::isinf(rate) ? 1.0 : rate;
   c.progress = !a.no_progress && ::isatty(STDERR_FILENO);
   c.include_texts = a.save_detailed;
+  if (a.isolate_prefix_cache) {
+    // Unique to this invocation, so a rerun against the same server does not hit this one's blocks.
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    c.isolate_prefix_cache = "tandem-bench-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+  }
   if (a.save_result || !a.result_filename.empty() || !a.result_dir.empty()) {
     std::string name = a.result_filename;
     if (name.empty()) {
@@ -242,6 +250,8 @@ std::pair<CLI::App*, CommandRunner> SetupBench(CLI::App& app) {
                   "multi-turn: seconds between an answer and the conversation's next turn")
       ->capture_default_str();
   cmd->add_option("--extra-body", args->extra_body, "JSON object merged into every request body");
+  cmd->add_flag("--isolate-prefix-cache", args->isolate_prefix_cache,
+                "each run (warm-up, sweep point) sends its own cache_salt: none hits an earlier run's prefixes");
   cmd->add_option("--label", args->label, "name of this setup in plots (e.g. 1P+1D)");
   cmd->add_option("--sweep", args->sweep, "rate: highest rate meeting --attainment; slo-scale: tightest SLO scale");
   cmd->add_option("--attainment", args->attainment, "SLO attainment goal in percent")->capture_default_str();

@@ -40,12 +40,19 @@ std::function<void(int64_t, int64_t, int64_t, const std::vector<RequestResult>&)
   };
 }
 
-Result<OneRun> RunAt(const Workload& w, const BenchConfig& c, double rate) {
+// The options of the `run`-th run (0: the warm-up): its own cache salt when runs are isolated.
+RunOptions OptionsForRun(const BenchConfig& c, int run) {
+  RunOptions o = c.run;
+  if (!c.isolate_prefix_cache.empty()) o.extra_body["cache_salt"] = c.isolate_prefix_cache + "-" + std::to_string(run);
+  return o;
+}
+
+Result<OneRun> RunAt(const Workload& w, const BenchConfig& c, double rate, int run_index) {
   ArrivalOptions a = c.arrivals;
   a.rate = rate;
   auto schedule = ScheduleFor(w, a);
   if (!schedule.ok()) return schedule.status();
-  RunOptions o = c.run;
+  RunOptions o = OptionsForRun(c, run_index);
   if (c.progress) o.on_progress = ProgressLine(static_cast<int64_t>(w.requests.size()), c.slo);
   auto run = RunBenchmark(w.requests, *schedule, o);
   if (!run.ok()) return run.status();
@@ -115,7 +122,7 @@ Result<BenchOutcome> RunBench(const Workload& w, const BenchConfig& c, std::ostr
   if (c.warmup_requests > 0) {
     const size_t n = std::min(static_cast<size_t>(c.warmup_requests), w.requests.size());
     std::vector<BenchRequest> warm(w.requests.begin(), w.requests.begin() + static_cast<std::ptrdiff_t>(n));
-    auto run = RunBenchmark(warm, std::vector<double>(n, 0.0), c.run);
+    auto run = RunBenchmark(warm, std::vector<double>(n, 0.0), OptionsForRun(c, 0));
     if (!run.ok()) return run.status();
     int64_t failed = 0;
     for (const RequestResult& r : run->results) failed += !r.success;
@@ -124,7 +131,7 @@ Result<BenchOutcome> RunBench(const Workload& w, const BenchConfig& c, std::ostr
   BenchOutcome outcome;
   RunInfo info = c.info;
   if (c.sweep.empty()) {
-    auto one = RunAt(w, c, c.arrivals.rate);
+    auto one = RunAt(w, c, c.arrivals.rate, 1);
     if (!one.ok()) return one.status();
     PrintTable(out, info, one->summary);
     if (auto st =
@@ -144,7 +151,7 @@ Result<BenchOutcome> RunBench(const Workload& w, const BenchConfig& c, std::ostr
   if (c.sweep == "rate") {
     std::vector<OneRun> runs;
     auto measure = [&](double rate) -> Result<double> {
-      auto one = RunAt(w, c, rate);
+      auto one = RunAt(w, c, rate, static_cast<int>(runs.size()) + 1);
       if (!one.ok()) return one.status();
       PointLine(out, "rate", rate, one->summary);
       runs.push_back(std::move(*one));
@@ -191,7 +198,7 @@ Result<BenchOutcome> RunBench(const Workload& w, const BenchConfig& c, std::ostr
   }
 
   // slo-scale: the server does not see the targets, so one run answers every scale exactly.
-  auto one = RunAt(w, c, c.arrivals.rate);
+  auto one = RunAt(w, c, c.arrivals.rate, 1);
   if (!one.ok()) return one.status();
   auto measure = [&](double scale) -> Result<double> {
     const Summary s =

@@ -29,6 +29,9 @@ struct BenchConfig {
   std::string save_json;  // "" = do not save
   std::string save_csv;
   bool include_texts = false;
+  // Each run (the warm-up, every sweep point) sends its own cache_salt, "<isolate_prefix_cache>-<run>",
+  // so no run is served from prefixes an earlier one left in the server's cache; "" = off.
+  std::string isolate_prefix_cache;
 };
 
 struct BenchOutcome {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "loadgen/plot_results.h"
@@ -88,6 +89,26 @@ TEST_F(BenchmarkTest, RateSweepWritesItsPointsAndRunsAndPlots) {
   EXPECT_EQ((*panels)[0].curves[0].points.size(), 3u);  // attainment vs rate
   EXPECT_EQ((*panels)[1].curves[0].points.size(), 8u);  // TTFT CDF of the goodput run
   EXPECT_TRUE(PlotResultFiles({config_.save_json}, (dir_ / "sweep.svg").string(), 0.9).ok());
+}
+
+// --isolate-prefix-cache: the warm-up and each sweep point carry their own cache_salt, so a
+// server's prefix cache cannot serve one point from what an earlier point left there.
+TEST_F(BenchmarkTest, IsolatedRunsSendTheirOwnCacheSalt) {
+  config_.sweep = "rate";
+  config_.sweep_options.start = 20;
+  config_.sweep_options.max_points = 2;
+  config_.warmup_requests = 2;
+  config_.isolate_prefix_cache = "iso";
+  std::ostringstream out;
+  ASSERT_TRUE(RunBench(workload_, config_, out).ok());
+  const std::map<std::string, int> expected{{"iso-0", 2}, {"iso-1", 8}, {"iso-2", 8}};
+  EXPECT_EQ(server_.cache_salts(), expected);
+
+  testing::ScriptedServer plain;  // off: no salt at all
+  config_.run.endpoint.port = plain.port();
+  config_.isolate_prefix_cache.clear();
+  ASSERT_TRUE(RunBench(workload_, config_, out).ok());
+  EXPECT_TRUE(plain.cache_salts().empty());
 }
 
 TEST_F(BenchmarkTest, SloScaleSweepAndSetupErrors) {

@@ -5,7 +5,8 @@
 //   "hang"   200, one chunk, then nothing (the client's timeout must end it)
 //   "bad"    200, an event that is not JSON
 //   other    200, max_tokens chunks at once, usage, [DONE]
-// GET /v1/models lists one model, "scripted". One io thread, no thread per connection.
+// GET /v1/models lists one model, "scripted". One io thread, no thread per connection. It counts
+// the cache_salt values that requests carried.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -13,7 +14,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -32,6 +35,10 @@ class ScriptedServer {
     thread_.join();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::map<std::string, int> cache_salts() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_salts_;
+  }
 
  private:
   using tcp = boost::asio::ip::tcp;
@@ -69,6 +76,10 @@ class ScriptedServer {
       const std::string prompt =
           j.is_object() && j.contains("prompt") && j["prompt"].is_string() ? j["prompt"].get<std::string>() : "";
       const int tokens = j.is_object() && j.contains("max_tokens") ? j["max_tokens"].get<int>() : 4;
+      if (j.is_object() && j.contains("cache_salt") && j["cache_salt"].is_string()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++cache_salts_[j["cache_salt"].get<std::string>()];
+      }
       if (prompt == "error") {
         const std::string body = R"({"error":{"message":"the prompt is too long","type":"invalid_request_error"}})";
         c->reply =
@@ -104,6 +115,8 @@ class ScriptedServer {
   boost::asio::io_context io_;
   tcp::acceptor acceptor_;
   std::vector<std::shared_ptr<Conn>> held_;
+  mutable std::mutex mu_;
+  std::map<std::string, int> cache_salts_;
   std::thread thread_;
 };
 
