@@ -5,26 +5,31 @@
 // disaggregated tokens equal single-process Engine output (greedy and seeded), that the decode
 // node's free blocks return to their start value, and that killing the decode node leaves the
 // prefill node in a terminal state, blocks freed, still serving.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "common/rpc/cluster_auth.h"
 #include "common/rpc/rpc_client.h"
 #include "kv_transfer/child_process.h"
 #include "tests/nodes/nodes_test_util.h"
+#include "tests/nodes/random_envelope.h"
 
 namespace tandem {
 namespace {
@@ -71,6 +76,18 @@ class Inbox {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return last_load_.has_value() && pred(*last_load_); });
   }
+  // How many messages of each payload (by field name) arrived and were not taken.
+  std::map<std::string, int> CountByPayload() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, int> out;
+    for (const proto::Envelope& e : messages_) {
+      const auto* f = proto::Envelope::descriptor()->FindFieldByNumber(e.payload_case());
+      std::string name = f ? f->name() : "none";
+      if (e.has_kv_reservation()) name += e.kv_reservation().ok() ? "(ok)" : "(refused)";
+      ++out[name];
+    }
+    return out;
+  }
   proto::LoadReport last_load() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_load_.value_or(proto::LoadReport());
@@ -97,14 +114,13 @@ struct Node {
   std::string log;
 };
 
-Node StartNode(const std::string& dir, const std::string& name, const std::string& args,
-               const std::string& tls) {
+Node StartNode(const std::string& dir, const std::string& name, const std::string& args, const std::string& tls) {
   Node n;
   const std::string out = dir + "/" + name + ".out";
   n.log = dir + "/" + name + ".err";
-  auto child = ChildProcess::Spawn(
-      {"/bin/sh", "-c", "exec '" + kTandem + "' " + args + " > '" + out + "' 2> '" + n.log + "'"},
-      {"UCX_TLS=" + tls, "UCX_WARN_UNUSED_ENV_VARS=n"});
+  auto child =
+      ChildProcess::Spawn({"/bin/sh", "-c", "exec '" + kTandem + "' " + args + " > '" + out + "' 2> '" + n.log + "'"},
+                          {"UCX_TLS=" + tls, "UCX_WARN_UNUSED_ENV_VARS=n"});
   EXPECT_TRUE(child.ok()) << child.status().ToString();
   if (!child.ok()) return n;
   n.child = std::move(child).value();
@@ -124,12 +140,15 @@ Node StartNode(const std::string& dir, const std::string& name, const std::strin
   return n;
 }
 
-std::unique_ptr<rpc::RpcClient> Connect(uint16_t port, Inbox* inbox, const std::string& secret = "") {
+// A router (or, with a hello given, another peer) connected to the node at `port`.
+std::unique_ptr<rpc::RpcClient> Connect(uint16_t port, Inbox* inbox, const std::string& secret = "",
+                                        const proto::Hello* hello = nullptr) {
   rpc::RpcClientOptions o;
   o.port = port;
   o.connection.cluster_secret = secret;
   o.hello.set_role(proto::ROLE_ROUTER);
   o.hello.set_node_id("router-test");
+  if (hello != nullptr) o.hello = *hello;
   rpc::RpcClientCallbacks cb;
   cb.on_message = [inbox](proto::Envelope&& e) { inbox->Push(std::move(e)); };
   auto c = std::make_unique<rpc::RpcClient>(o, cb);
@@ -148,8 +167,9 @@ class NodesProcessTest : public ::testing::TestWithParam<std::string> {
     StartDecode(0);
     ASSERT_NE(decode_.port, 0);
     prefill_ = StartNode(dir_, "prefill",
-                         "prefill --model '" + TinyModelDir() + "' --port 0 --node-id prefill-0 --threads 1 "
-                         "--kv-cache-gib 0.02 --max-num-batched-tokens 64",
+                         "prefill --model '" + TinyModelDir() +
+                             "' --port 0 --node-id prefill-0 --threads 1 "
+                             "--kv-cache-gib 0.02 --max-num-batched-tokens 64",
                          GetParam());
     ASSERT_NE(prefill_.port, 0);
     to_p_ = Connect(prefill_.port, &from_p_);
@@ -327,6 +347,89 @@ TEST_P(NodesProcessTest, AnAbortThatOvertakesTheReservationIsHonoured) {
   EXPECT_EQ(Run("after-early", FivePrompts(true)[1]), expected[0]);
 }
 
+// Seeded random control messages (tests/nodes/random_envelope.h) from the router to both nodes
+// and from a peer claiming to be a prefill node to the decode node, about a small pool of request
+// ids so that reservations, KvReady, aborts and requests collide: neither node may crash, drop a
+// connection over a well-formed message, or keep a block once the ids are aborted; both serve a
+// real request exactly afterwards. The services' protobuf handling needs the whole engine and UCX,
+// which the clang-built libFuzzer targets do not compile, hence a seeded storm here.
+TEST_P(NodesProcessTest, ArbitraryMessagesLeaveBothNodesServingAndNoBlockHeld) {
+  ASSERT_TRUE(from_d_->WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
+  ASSERT_TRUE(from_p_.WaitLoad([](const proto::LoadReport& r) { return r.total_blocks() > 0; }, 5s));
+  const uint32_t d_free = from_d_->last_load().free_blocks(), p_total = from_p_.last_load().total_blocks();
+
+  proto::Hello fake;  // passes the decode node's checks: the layout hash is the one it announced
+  fake.set_role(proto::ROLE_PREFILL);
+  fake.set_node_id("prefill-fake");
+  fake.set_kv_layout_hash(to_d_->peer_hello().kv_layout_hash());
+  Inbox from_fake;
+  auto fake_to_d = Connect(decode_.port, &from_fake, "", &fake);
+  ASSERT_TRUE(fake_to_d->ready());
+
+  testing::RandomEnvelopeOptions o;
+  for (int i = 0; i < 6; ++i) o.request_ids.push_back("storm-" + std::to_string(i));
+  o.node_ids = {"decode-0", "prefill-0", "router-test", "prefill-fake"};
+  o.decode_node = "decode-0";
+  o.router = "router-test";
+  std::ifstream config(TinyModelDir() + "/config.json");
+  o.vocab_size = nlohmann::json::parse(config).value("vocab_size", 0);
+  ASSERT_GT(o.vocab_size, 0);
+  const std::vector<std::string> payloads = {"prefill_request", "reserve_kv",  "kv_reservation", "kv_ready", "abort",
+                                             "first_token",     "token_chunk", "load_report",    "error"};
+  // TANDEM_STORM_SEED and TANDEM_STORM_MESSAGES make longer runs (docs/operations.md).
+  const char* seed_env = std::getenv("TANDEM_STORM_SEED");
+  const char* count_env = std::getenv("TANDEM_STORM_MESSAGES");
+  const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : (GetParam() == "tcp,self" ? 1 : 2);
+  const int messages = count_env ? std::atoi(count_env) : 4000;
+  testing::RandomEnvelopeMaker maker(seed, o);
+  std::mt19937 pick(seed);
+  rpc::RpcClient* senders[] = {to_p_.get(), to_d_.get(), fake_to_d.get()};
+  for (int i = 0; i < messages; ++i) {
+    rpc::RpcClient* to = senders[pick() % 3];
+    const proto::Envelope env = maker.Next(payloads);
+    ASSERT_TRUE(to->Send(env).ok()) << "message " << i << " (seed " << seed << "): " << env.ShortDebugString();
+    if (i % 100 == 99) std::this_thread::sleep_for(20ms);  // let replies interleave
+  }
+  // Every pool id ends: aborted by the router on both nodes and by the "prefill node".
+  for (const std::string& id : o.request_ids) {
+    proto::Envelope abort;
+    abort.mutable_abort()->set_request_id(id);
+    for (rpc::RpcClient* to : senders) ASSERT_TRUE(to->Send(abort).ok());
+  }
+  std::this_thread::sleep_for(200ms);
+  fake_to_d->Stop();
+  // What came back, so a storm that validation turns away entirely does not pass unnoticed.
+  std::map<std::string, int> seen[3];
+  const char* names[] = {"prefill->router", "decode->router", "decode->fake prefill"};
+  Inbox* inboxes[] = {&from_p_, from_d_.get(), &from_fake};
+  for (int k = 0; k < 3; ++k) {
+    seen[k] = inboxes[k]->CountByPayload();
+    std::string line;
+    for (const auto& [payload, n] : seen[k]) line += " " + payload + ":" + std::to_string(n);
+    std::printf("[ storm ] %s:%s\n", names[k], line.c_str());
+  }
+  EXPECT_GT(seen[0]["first_token"], 0);         // requests prefilled
+  EXPECT_GT(seen[1]["token_chunk"], 0);         // and decoded
+  EXPECT_GT(seen[2]["kv_reservation(ok)"], 0);  // the fake prefill node's reservations granted
+  for (Node* n : {&prefill_, &decode_}) {
+    auto done = n->child.TryWait();
+    ASSERT_TRUE(done.ok() && !done->has_value()) << "a node died; its log:\n" << ReadFile(n->log);
+  }
+  ASSERT_TRUE(to_p_->ready() && to_d_->ready());
+  EXPECT_TRUE(from_p_.WaitLoad(
+      [&](const proto::LoadReport& r) {
+        return r.queued_requests() == 0 && r.running_requests() == 0 && r.free_blocks() == p_total;
+      },
+      20s))
+      << from_p_.last_load().DebugString();
+  EXPECT_TRUE(from_d_->WaitLoad(
+      [&](const proto::LoadReport& r) { return r.free_blocks() == d_free && r.running_requests() == 0; }, 20s))
+      << from_d_->last_load().DebugString();
+  const auto prompts = FivePrompts(true);
+  const auto expected = ReferenceOutputs(TinyModelDir(), {prompts[2]});
+  EXPECT_EQ(Run("after-storm", prompts[2]), expected[0]);
+}
+
 // --cluster-secret-file on real processes: the router and a prefill node holding the secret get
 // in (and the prefill node reaches the decode node over UCX), a router or a prefill node
 // without it is refused with a message saying why.
@@ -342,8 +445,8 @@ TEST(NodesAuthProcessTest, OnlyPeersWithTheClusterSecretConnect) {
   const std::string common = " --model '" + TinyModelDir() + "' --port 0 --threads 1 --kv-cache-gib 0.02 ";
   Node decode = StartNode(dir, "decode", "decode" + common + "--node-id decode-0 --cluster-secret-file " + secret_file,
                           "tcp,self");
-  Node prefill = StartNode(
-      dir, "prefill", "prefill" + common + "--node-id prefill-0 --cluster-secret-file " + secret_file, "tcp,self");
+  Node prefill = StartNode(dir, "prefill",
+                           "prefill" + common + "--node-id prefill-0 --cluster-secret-file " + secret_file, "tcp,self");
   Node outsider = StartNode(dir, "outsider", "prefill" + common + "--node-id prefill-9", "tcp,self");
   ASSERT_NE(decode.port, 0);
   ASSERT_NE(prefill.port, 0);
