@@ -187,6 +187,9 @@ class FakeNode {
 class FakeDecode : public FakeNode {
  public:
   using FakeNode::FakeNode;
+  // Stopped here, not only in ~FakeNode: the reporter thread calls virtual functions, which must
+  // not run while this part of the object is being destroyed (TSan: a race on the vptr).
+  ~FakeDecode() override { Stop(); }
   std::atomic<bool> refuse_all{false};
   std::atomic<bool> hold{false};  // reserve and take the KV, but never generate
 
