@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -104,8 +105,15 @@ class MetricsEndpoint::Impl {
  private:
   void Accept() {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (ec == net::error::operation_aborted) return;
-      if (!ec) std::make_shared<Connection>(std::move(socket), collectable_)->Start();
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {  // e.g. out of file descriptors: retrying at once would spin
+        retry_.expires_after(std::chrono::milliseconds(50));
+        retry_.async_wait([this](beast::error_code timer_ec) {
+          if (!timer_ec) Accept();
+        });
+        return;
+      }
+      std::make_shared<Connection>(std::move(socket), collectable_)->Start();
       Accept();
     });
   }
@@ -113,6 +121,7 @@ class MetricsEndpoint::Impl {
   std::shared_ptr<prometheus::Collectable> collectable_;
   net::io_context io_;
   tcp::acceptor acceptor_;
+  net::steady_timer retry_{io_};
   std::thread thread_;
   uint16_t port_ = 0;
 };

@@ -3,7 +3,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -72,12 +74,22 @@ class HttpServer::Impl {
     acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
       if (ec) {
-        ctx_->log->warn("accept failed: {}", ec.message());  // e.g. out of file descriptors
-      } else {
-        boost::system::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);  // SSE chunks are small and latency-bound
-        std::make_shared<HttpSession>(std::move(socket), ctx_)->Start();
+        // E.g. out of file descriptors: the connection stays in the backlog, so accepting again at
+        // once fails at once, and the loop would spin (and log) at full speed. Wait, then retry.
+        if (accept_failures_++ == 0) ctx_->log->warn("accept failed: {}; retrying every 50 ms", ec.message());
+        accept_retry_.expires_after(std::chrono::milliseconds(50));
+        accept_retry_.async_wait([this](boost::system::error_code timer_ec) {
+          if (!timer_ec) DoAccept();
+        });
+        return;
       }
+      if (accept_failures_ > 0) {
+        ctx_->log->info("accepting connections again after {} failed attempts", accept_failures_);
+        accept_failures_ = 0;
+      }
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // SSE chunks are small and latency-bound
+      std::make_shared<HttpSession>(std::move(socket), ctx_)->Start();
       DoAccept();
     });
   }
@@ -86,6 +98,8 @@ class HttpServer::Impl {
   net::io_context ioc_;
   net::executor_work_guard<net::io_context::executor_type> work_{ioc_.get_executor()};
   tcp::acceptor acceptor_;
+  net::steady_timer accept_retry_{acceptor_.get_executor()};  // on the acceptor's strand
+  int64_t accept_failures_ = 0;                               // in a row; touched on that strand only
   std::vector<std::thread> threads_;
   bool stopped_ = false;
 };

@@ -1,11 +1,12 @@
 // The server's read timeouts over raw sockets on 127.0.0.1: a connection waiting for its next
 // request is closed silently after the idle timeout; a request whose headers, or whose body,
 // trickle in slower than their timeouts gets 408 request_timeout and is closed; requests on
-// other connections are served meanwhile. Timeouts are 1-2 s and the bounds generous (a loaded
-// two-core machine runs these).
+// other connections are served meanwhile; running out of descriptors does not spin the accept
+// loop. Timeouts are 1-2 s and the bounds generous (a loaded two-core machine runs these).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -234,6 +235,34 @@ TEST_F(HttpTimeoutsTest, SlowSendersDoNotHoldUpOtherConnections) {
   EXPECT_EQ(c.Get("/health").status, 200);
   EXPECT_LT(SecondsSince(start), 10.0);  // not after the slow ones' timeouts, nor serialised behind them
   for (auto& s : slow) Expect408(s->ReadUntilClosed(), "headers");
+}
+
+// Out of file descriptors: a connection the server cannot accept waits in the listen backlog, so
+// an accept retried at once fails at once. The accept loop backs off instead of spinning (the
+// process's CPU time stays low while it lasts) and serves the connection once descriptors are back.
+TEST_F(HttpTimeoutsTest, RunningOutOfDescriptorsNeitherSpinsNorLosesTheConnection) {
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  const int lowest_free = ::dup(0);  // descriptors are numbered from the lowest free one
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free) + 1;  // room for the client's socket only
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto c = std::make_unique<RawConnection>(port());  // the handshake completes in the backlog
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_SELF, &before);
+  std::this_thread::sleep_for(1s);
+  ::getrusage(RUSAGE_SELF, &after);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_TRUE(c->connected());
+  const auto cpu_s = [](const rusage& r) {
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
+  EXPECT_LT(cpu_s(after) - cpu_s(before), 0.3) << "the accept loop spun while out of descriptors";
+  ASSERT_TRUE(c->Send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  EXPECT_EQ(c->ReadUntil("\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
 }
 
 TEST_F(HttpTimeoutsTest, ATimeoutBelowOneSecondIsRefused) {
