@@ -33,13 +33,22 @@ uint32_t BlocksNeeded(const PlacementRequest& request, const NodeView& d) {
 
 std::optional<PlacementDecision> GatherCandidates(const PlacementRequest& request, const PlacementContext& ctx,
                                                   PlacementCandidates* out) {
+  int refused = 0;  // healthy decode nodes that refused this request already
   for (NodeIndex i = 0; i < static_cast<NodeIndex>(ctx.nodes.size()); ++i) {
     const NodeView& n = ctx.nodes[static_cast<size_t>(i)];
     if (!n.healthy()) continue;
     if (n.can_prefill()) out->prefill.push_back(i);
-    if (n.can_decode() && !ctx.Excluded(i)) out->decode.push_back(i);
+    if (n.can_decode() && ctx.Excluded(i)) {
+      ++refused;
+    } else if (n.can_decode()) {
+      out->decode.push_back(i);
+    }
   }
   if (out->prefill.empty()) return PlacementDecision::Reject(UnavailableError("no healthy prefill node"));
+  if (out->decode.empty() && refused > 0) {
+    return PlacementDecision::Reject(UnavailableError("every healthy decode node (" + std::to_string(refused) +
+                                                      ") refused this request's KV reservation"));
+  }
   if (out->decode.empty()) return PlacementDecision::Reject(UnavailableError("no healthy decode node"));
   uint32_t largest_pool = 0;
   bool fits_some_pool = false;

@@ -152,12 +152,18 @@ TEST(PlacementPolicyTest, UnhealthyAndExcludedNodesAreNotCandidates) {
   n.P("prefill-0", 0);
   const NodeIndex d0 = n.D("decode-0", 90);
   const NodeIndex d1 = n.D("decode-1", 80);
-  n.D("decode-2", 70);
+  const NodeIndex d2 = n.D("decode-2", 70);
   n.ConnectAll();
   n[d0].state = NodeState::kDown;
   const PlacementDecision r = n.Place({4, 4}, {d1});
   ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace);
   EXPECT_EQ(n.Id(r.decode), "decode-2");
+  // Every healthy decode node refused it: said so, not "no healthy decode node".
+  const PlacementDecision all_refused = n.Place({4, 4}, {d1, d2});
+  ASSERT_EQ(all_refused.kind, PlacementDecision::Kind::kReject);
+  EXPECT_EQ(all_refused.reason.code(), StatusCode::kUnavailable);
+  EXPECT_NE(all_refused.reason.message().find("every healthy decode node (2) refused"), std::string::npos)
+      << all_refused.reason.ToString();
 }
 
 TEST(PlacementPolicyTest, OnlyConnectedPairsArePlaced) {
