@@ -141,6 +141,7 @@ bool HttpSession::ReadTimedOut() {
   const int seconds = header ? ctx_->options.header_timeout_s : ctx_->options.body_timeout_s;
   const std::string what = header ? "headers" : "body";
   ctx_->log->info("408: a request's {} did not arrive within {} s", what, seconds);
+  ctx_->metrics->CountRejection("request_timeout");  // counted whatever the route: it may be unread
   SendError(HttpError(408, "the request's " + what + " did not arrive within " + std::to_string(seconds) + " s",
                       "request_timeout"),
             /*close=*/true);

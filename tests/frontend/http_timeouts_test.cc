@@ -167,6 +167,11 @@ TEST_F(HttpTimeoutsTest, HeadersTricklingPastTheHeaderTimeoutGet408AndAClose) {
   Expect408(r, "headers");
   EXPECT_GE(s, kHeaderS - 0.1);  // the header had its time
   EXPECT_LT(s, kHeaderS + kCloseSlackS);
+  // Counted among the rejections, like the server's other refusals.
+  TestHttpClient m(port(), 20s);
+  const std::string metrics = m.Get("/metrics").body;
+  EXPECT_NE(metrics.find("tandem:request_rejections_total{"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("reason=\"request_timeout\"} "), std::string::npos) << metrics;
 }
 
 TEST_F(HttpTimeoutsTest, ABodyTricklingPastTheBodyTimeoutGets408AndAClose) {
