@@ -133,10 +133,10 @@ Status BlockPool::Acquire(std::span<const int32_t> blocks) {
 Result<std::vector<int32_t>> BlockPool::AllocateAfter(std::vector<int32_t> hits, int32_t total) {
   const int32_t fresh = total - static_cast<int32_t>(hits.size());
   if (fresh < 0) return InvalidArgumentError("more cached blocks than the table holds");
-  if (!CanAllocate(BlocksToTake(hits, total))) {
-    return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(BlocksToTake(hits, total)) +
-                                  " blocks, " + std::to_string(num_free()) + " of " + std::to_string(num_blocks()) +
-                                  " free");
+  const int32_t take = BlocksToTake(hits, total);
+  if (!CanAllocate(take)) {
+    return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(take) + " blocks, " +
+                                  std::to_string(num_free()) + " of " + std::to_string(num_blocks()) + " free");
   }
   RETURN_IF_ERROR(Acquire(hits));
   Result<std::vector<int32_t>> taken = Allocate(fresh);  // fits: checked above

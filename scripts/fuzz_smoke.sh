@@ -2,11 +2,11 @@
 # A short libFuzzer run of every fuzz target that was built (clang++ present), starting from the
 # committed seed corpora. Exits non-zero on a crash, a sanitizer report or a leak, and prints the
 # reproducer's path and the report's tail. New corpus entries go to a temp dir, never to the repo.
-# Usage: scripts/fuzz_smoke.sh [seconds per target, default 30]
+# Usage: scripts/fuzz_smoke.sh [seconds per target, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${TANDEM_BUILD_DIR:-build}
-SECONDS_PER_TARGET=${1:-${TANDEM_FUZZ_SECONDS:-30}}
+SECONDS_PER_TARGET=${1:-${TANDEM_FUZZ_SECONDS:-20}}
 
 # target name -> corpus folder and dictionary under tests/fuzz/
 TARGETS=(

@@ -21,8 +21,8 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 
 start=$(date +%s)
-# Debug-level optimisation keeps reports readable and builds fast; no CUDA (nvcc objects are not
-# instrumented) and no benches.
+# Optimised with debug info (-O2 -g: stack traces name lines, the suites stay fast); no CUDA (nvcc
+# objects are not instrumented) and no benches.
 TANDEM_BUILD_DIR=$BUILD_DIR TANDEM_BUILD_TARGETS="$*" scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTANDEM_SANITIZE="$SANITIZERS" -DTANDEM_CUDA=OFF -DTANDEM_BUILD_BENCH=OFF
 built=$(date +%s)

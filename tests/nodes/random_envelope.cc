@@ -78,11 +78,9 @@ double RandomEnvelopeMaker::EdgeDouble() {
 
 std::string RandomEnvelopeMaker::String(const FieldDescriptor* f) {
   const std::string& name = f->name();
-  if (EndsWith(name, "request_id") && !options_.request_ids.empty() && Chance(0.85)) {
-    return options_.request_ids[static_cast<size_t>(Int(0, static_cast<int64_t>(options_.request_ids.size()) - 1))];
-  }
+  if (EndsWith(name, "request_id") && !options_.request_ids.empty() && Chance(0.85)) return Pick(options_.request_ids);
   if ((EndsWith(name, "node_id") || name == "router_id") && !options_.node_ids.empty() && Chance(0.7)) {
-    return options_.node_ids[static_cast<size_t>(Int(0, static_cast<int64_t>(options_.node_ids.size()) - 1))];
+    return Pick(options_.node_ids);
   }
   std::string s;
   switch (Int(0, 4)) {
@@ -180,9 +178,11 @@ void RandomEnvelopeMaker::Fill(Message* m, int depth) {
   }
 }
 
-std::string RandomEnvelopeMaker::PoolId(const std::vector<std::string>& pool) {
+std::string RandomEnvelopeMaker::Pick(const std::vector<std::string>& pool) {
   return pool.empty() ? "x" : pool[static_cast<size_t>(Int(0, static_cast<int64_t>(pool.size()) - 1))];
 }
+
+int32_t RandomEnvelopeMaker::Token() { return static_cast<int32_t>(Int(0, std::max(1, options_.vocab_size) - 1)); }
 
 proto::SamplingParams RandomEnvelopeMaker::PlausibleSampling() {
   proto::SamplingParams p;
@@ -197,29 +197,28 @@ proto::SamplingParams RandomEnvelopeMaker::PlausibleSampling() {
 
 bool RandomEnvelopeMaker::Plausible(const std::string& payload, proto::Envelope* env) {
   const auto prompt = [&](google::protobuf::RepeatedField<int32_t>* ids) {
-    for (int64_t n = Int(1, 64); n > 0; --n)
-      ids->Add(static_cast<int32_t>(Int(0, std::max(1, options_.vocab_size) - 1)));
+    for (int64_t n = Int(1, 64); n > 0; --n) ids->Add(Token());
   };
   if (payload == "prefill_request") {
     proto::PrefillRequest* m = env->mutable_prefill_request();
-    m->set_request_id(PoolId(options_.request_ids));
+    m->set_request_id(Pick(options_.request_ids));
     prompt(m->mutable_prompt_token_ids());
     *m->mutable_sampling() = PlausibleSampling();
     m->set_decode_node_id(options_.decode_node);
   } else if (payload == "reserve_kv") {
     proto::ReserveKv* m = env->mutable_reserve_kv();
-    m->set_request_id(PoolId(options_.request_ids));
+    m->set_request_id(Pick(options_.request_ids));
     prompt(m->mutable_prompt_token_ids());
     *m->mutable_sampling() = PlausibleSampling();
     m->set_router_id(options_.router);
   } else if (payload == "kv_ready") {
     proto::KvReady* m = env->mutable_kv_ready();
-    m->set_request_id(PoolId(options_.request_ids));
+    m->set_request_id(Pick(options_.request_ids));
     m->set_ok(Chance(0.7));
-    m->set_first_token_id(static_cast<int32_t>(Int(0, std::max(1, options_.vocab_size) - 1)));
+    m->set_first_token_id(Token());
     m->set_bytes(static_cast<uint64_t>(Int(0, 1 << 20)));
   } else if (payload == "abort") {
-    env->mutable_abort()->set_request_id(PoolId(options_.request_ids));
+    env->mutable_abort()->set_request_id(Pick(options_.request_ids));
   } else {
     return false;
   }
@@ -245,15 +244,14 @@ void RandomEnvelopeMaker::Mutate(Message* m) {
 
 proto::Envelope RandomEnvelopeMaker::Next(const std::vector<std::string>& payloads) {
   proto::Envelope env;
-  const std::string& name = payloads[static_cast<size_t>(Int(0, static_cast<int64_t>(payloads.size()) - 1))];
-  if (Chance(0.5) && Plausible(name, &env)) {
-    const FieldDescriptor* f = proto::Envelope::descriptor()->FindFieldByName(name);
-    Mutate(env.GetReflection()->MutableMessage(&env, f));
-    return env;
-  }
+  const std::string name = Pick(payloads);
   const FieldDescriptor* f = proto::Envelope::descriptor()->FindFieldByName(name);
   if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) return env;
-  Fill(env.GetReflection()->MutableMessage(&env, f), 1);
+  if (Chance(0.5) && Plausible(name, &env)) {
+    Mutate(env.GetReflection()->MutableMessage(&env, f));
+  } else {
+    Fill(env.GetReflection()->MutableMessage(&env, f), 1);
+  }
   return env;
 }
 

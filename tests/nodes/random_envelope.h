@@ -38,7 +38,8 @@ class RandomEnvelopeMaker {
   bool Plausible(const std::string& payload, proto::Envelope* env);
   void Mutate(google::protobuf::Message* m);
   proto::SamplingParams PlausibleSampling();
-  std::string PoolId(const std::vector<std::string>& pool);
+  std::string Pick(const std::vector<std::string>& pool);  // one of them ("x" for none)
+  int32_t Token();                                         // an id in the vocabulary
   void Fill(google::protobuf::Message* m, int depth);
   void FillField(google::protobuf::Message* m, const google::protobuf::FieldDescriptor* f, int depth);
   int64_t Int(int64_t lo, int64_t hi);

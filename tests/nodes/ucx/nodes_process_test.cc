@@ -376,7 +376,7 @@ TEST_P(NodesProcessTest, ArbitraryMessagesLeaveBothNodesServingAndNoBlockHeld) {
   ASSERT_GT(o.vocab_size, 0);
   const std::vector<std::string> payloads = {"prefill_request", "reserve_kv",  "kv_reservation", "kv_ready", "abort",
                                              "first_token",     "token_chunk", "load_report",    "error"};
-  // TANDEM_STORM_SEED and TANDEM_STORM_MESSAGES make longer runs (docs/operations.md).
+  // TANDEM_STORM_SEED and TANDEM_STORM_MESSAGES make longer runs (tests/fuzz/README.md).
   const char* seed_env = std::getenv("TANDEM_STORM_SEED");
   const char* count_env = std::getenv("TANDEM_STORM_MESSAGES");
   const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : (GetParam() == "tcp,self" ? 1 : 2);

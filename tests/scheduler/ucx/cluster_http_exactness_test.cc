@@ -182,40 +182,42 @@ TEST_P(ClusterHttpExactnessTest, CompletionsEqualSingleProcessGenerate) {
   // short cached prompt on the idle node when its own node is busier by more than its history.
   int64_t blocks_to_hit = 0;
   for (const Case& c : *cases_) blocks_to_hit += (static_cast<int64_t>(c.prompt.size()) - 1) / 16;
+  const auto send = [&](int i) {
+    const Case& c = (*cases_)[i];
+    json body = {{"prompt", c.prompt}, {"max_tokens", kMaxTokens}, {"ignore_eos", true}};
+    if (c.greedy) {
+      body["temperature"] = 0;
+    } else {
+      body["temperature"] = 0.8;
+      body["top_p"] = 0.9;
+      body["seed"] = c.seed;
+    }
+    TestHttpClient client(serve.port(), seconds(60));
+    replies[i] = client.Post("/v1/completions", body);
+  };
+  // Polls the router's view of the prefill nodes until `done` holds or `timeout` passes.
+  const auto wait_for = [&](auto done, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done(Prefills(serve.port())) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(milliseconds(20));
+    return done(Prefills(serve.port()));
+  };
   double kv_bytes[3] = {0, 0, 0};
   for (const int round : {1, 2}) {
     SCOPED_TRACE("round " + std::to_string(round));
-    if (round == 2) {
-      const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-      while (Prefills(serve.port()).cached_blocks < blocks_to_hit && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(milliseconds(50));
-      ASSERT_GE(Prefills(serve.port()).cached_blocks, blocks_to_hit) << "the router never heard of the cached blocks";
-    }
-    std::vector<std::thread> threads;
-    for (int i = 0; i < kNumPrompts; ++i) {
-      if (round == 2 && !threads.empty()) {
+    if (round == 1) {
+      std::vector<std::thread> threads;
+      for (int i = 0; i < kNumPrompts; ++i) threads.emplace_back(send, i);
+      for (auto& t : threads) t.join();
+    } else {
+      ASSERT_TRUE(wait_for([&](const PrefillView& v) { return v.cached_blocks >= blocks_to_hit; }, seconds(20)))
+          << "the router never heard of the cached blocks";
+      for (int i = 0; i < kNumPrompts; ++i) {
         // The previous prompt is done; its tokens leave the router's view with the next report.
-        threads.back().join();
-        const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-        while (Prefills(serve.port()).queued_tokens != 0 && std::chrono::steady_clock::now() < deadline)
-          std::this_thread::sleep_for(milliseconds(20));
+        wait_for([](const PrefillView& v) { return v.queued_tokens == 0; }, seconds(10));
+        send(i);
       }
-      threads.emplace_back([&, i] {
-        const Case& c = (*cases_)[i];
-        json body = {{"prompt", c.prompt}, {"max_tokens", kMaxTokens}, {"ignore_eos", true}};
-        if (c.greedy) {
-          body["temperature"] = 0;
-        } else {
-          body["temperature"] = 0.8;
-          body["top_p"] = 0.9;
-          body["seed"] = c.seed;
-        }
-        TestHttpClient client(serve.port(), seconds(60));
-        replies[i] = client.Post("/v1/completions", body);
-      });
     }
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
     ASSERT_NO_FATAL_FAILURE(CheckReplies(replies, round, serve));
     kv_bytes[round] = MetricSum(serve.port(), "tandem:kv_transfer_bytes_sum");
   }
