@@ -47,8 +47,10 @@ constexpr int kBudget = 32;          // so the burst takes many steps
 constexpr int kKvTimeoutMs = 200;    // the decode node's reservation -> KV bound
 // Reservations are asked for within one budget (32 tokens) of a request's last chunk: with
 // 200-token prompts that is the request at the head of the queue and perhaps the next; one more
-// may be between its reservation and its KV's arrival. Without the fix it is the whole queue.
-constexpr int kMostAwaiting = 3;
+// may be between its reservation and its KV's arrival, and on a starved CPU (the full suite at
+// -j2 saw 4) a transfer can lag another step or two behind the compute. Without the fix it is the
+// whole queue (24 to 192 requests here).
+constexpr int kMostAwaiting = 5;
 
 class ClusterOverloadTest : public ::testing::TestWithParam<std::string> {  // UCX_TLS
  protected:
