@@ -10,6 +10,7 @@
 #include "apps/http_options.h"
 #include "apps/node_command.h"
 #include "apps/router_runtime.h"
+#include "apps/tls_options.h"
 #include "common/logging.h"
 
 namespace tandem {
@@ -51,6 +52,7 @@ std::pair<CLI::App*, CommandRunner> SetupRouter(CLI::App& app) {
                   "File holding the cluster's shared secret (the nodes' --cluster-secret-file): the router proves it "
                   "to every node and checks theirs")
       ->check(CLI::ExistingFile);
+  AddTlsOptions(*sub, &args->config.tls);
   AddPlacementOptions(*sub, args->config.placement);
   sub->add_option("--ready-timeout-s", args->ready_timeout_s,
                   "Wait this long for every node before listening (0: listen at once; /health is 503 until ready)")

@@ -33,8 +33,10 @@
 #include "apps/node_process.h"
 #include "apps/router_runtime.h"
 #include "apps/scrape_config.h"
+#include "apps/tls_options.h"
 #include "common/logging.h"
 #include "common/rpc/cluster_auth.h"
+#include "common/rpc/tls_certificate.h"
 #include "model/make_model.h"
 
 namespace tandem {
@@ -63,6 +65,7 @@ struct ServeArgs {
   std::string log_dir;
   std::string scrape_config;  // "": <log_dir>/prometheus.yml
   int scrape_interval_s = 5;
+  bool tls = false;  // --tls: the control plane speaks TLS, with a certificate made here unless given
   RouterConfig router;
 };
 
@@ -276,6 +279,7 @@ class LocalCluster {
     if (role == "decode") pass("--kv-timeout-ms", args.kv_timeout_ms);
     argv.push_back("--cluster-secret-file");
     argv.push_back(args.router.cluster_secret_file);
+    AppendTlsArgs(args.router.tls, &argv);
     ASSIGN_OR_RETURN(std::unique_ptr<NodeProcess> child, NodeProcess::Spawn(id, argv, log_dir + "/" + id + ".log"));
     GetLogger("serve")->info("started {} (pid {}), log {}", id, child->pid(), child->log_path());
     children_.push_back(std::move(child));
@@ -343,6 +347,12 @@ Status RunServe(ServeArgs args) {
   if (args.router.cluster_secret_file.empty()) {  // a fresh secret per cluster, readable by us only
     args.router.cluster_secret_file = (fs::path(args.log_dir) / "cluster.secret").string();
     RETURN_IF_ERROR(rpc::WriteNewClusterSecret(args.router.cluster_secret_file));
+  }
+  if (args.tls && args.router.tls.empty()) {  // one self-signed certificate for every process here
+    const fs::path dir(args.log_dir);
+    args.router.tls = {(dir / "cluster.crt").string(), (dir / "cluster.key").string(), (dir / "cluster.crt").string()};
+    RETURN_IF_ERROR(rpc::WriteSelfSignedCertificate(args.router.tls.cert_file, args.router.tls.key_file,
+                                                    {"127.0.0.1", "localhost"}));
   }
   LocalCluster cluster;
   RETURN_IF_ERROR(cluster.Spawn(exe.string(), args, args.model, args.log_dir, stop));
@@ -426,7 +436,7 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
       ->check(CLI::IsMember({"grow", "reserve"}));
   sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", args->prefix_caching,
                 "Nodes reuse the KV blocks of prompt prefixes they hold (prefill nodes skip computing them, decode "
-               "nodes receive only the blocks they lack); default: on");
+                "nodes receive only the blocks they lack); default: on");
   sub->add_option("--kv-cache-gib", args->kv_cache_gib, "Every node's KV pool in GiB (0: the node's default)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--kv-timeout-ms", args->kv_timeout_ms,
@@ -439,6 +449,10 @@ std::pair<CLI::App*, CommandRunner> SetupServe(CLI::App& app) {
                   "The cluster's shared secret, given to the router and every node (default: a new random one in "
                   "the log directory, mode 0600)")
       ->check(CLI::ExistingFile);
+  AddTlsOptions(*sub, &args->router.tls);
+  sub->add_flag("--tls", args->tls,
+                "TLS between the router and the nodes; without --tls-cert/--tls-key/--tls-ca, a self-signed "
+                "certificate is made in the log directory (mode 0600 key)");
   AddPlacementOptions(*sub, args->router.placement);
   sub->add_option("--start-timeout-s", args->start_timeout_s, "Bound on node start-up")
       ->capture_default_str()

@@ -5,6 +5,8 @@
 #include <csignal>
 #include <map>
 
+#include "apps/tls_options.h"
+
 namespace tandem {
 
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id) {
@@ -27,6 +29,7 @@ void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id
                  "it (HMAC challenge-response) before anything else they send is read; this node proves it to the "
                  "decode nodes it connects to")
       ->check(CLI::ExistingFile);
+  AddTlsOptions(sub, &args.tls);
 }
 
 void AddKvAllocationOption(CLI::App& sub, KvAllocation* value) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "apps/command.h"
+#include "common/rpc/rpc_options.h"
 #include "engine/scheduler.h"
 #include "node/node_runtime.h"
 
@@ -22,6 +23,7 @@ struct NodeArgs {
   std::string latency_profile;
   int metrics_port = -1;
   std::string cluster_secret_file;
+  rpc::TlsFiles tls;
 
   NodeRuntimeOptions Runtime() const {
     NodeRuntimeOptions o;
@@ -31,12 +33,13 @@ struct NodeArgs {
     o.latency_profile = latency_profile;
     o.metrics_port = metrics_port;
     o.cluster_secret_file = cluster_secret_file;
+    o.tls = tls;
     return o;
   }
 };
 
 // --model, --host, --port, --node-id (default `default_id`), --threads, --kv-cache-gib,
-// --latency-profile, --metrics-port, --cluster-secret-file.
+// --latency-profile, --metrics-port, --cluster-secret-file, --tls-cert/--tls-key/--tls-ca.
 void AddNodeOptions(CLI::App& sub, NodeArgs& args, const std::string& default_id);
 
 // --kv-allocation grow|reserve, for an engine that decodes (the worker, decode nodes).

@@ -2,6 +2,7 @@
 
 #include "common/logging.h"
 #include "common/rpc/cluster_auth.h"
+#include "common/rpc/tls.h"
 #include "model/model_config.h"
 
 namespace tandem {
@@ -17,6 +18,7 @@ Result<std::unique_ptr<RouterRuntime>> RouterRuntime::Start(const RouterConfig& 
   if (!config.cluster_secret_file.empty()) {
     ASSIGN_OR_RETURN(co.connection.cluster_secret, rpc::LoadClusterSecret(config.cluster_secret_file));
   }
+  ASSIGN_OR_RETURN(co.connection.tls, rpc::LoadTlsContext(config.tls));
   co.cluster = config.cluster;
   co.model_name = rt->model_->name;
   co.limits = RequestLimits::ForModel(model_config);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "apps/http_options.h"
+#include "common/rpc/rpc_options.h"
 #include "common/status.h"
 #include "frontend/http_server.h"
 #include "frontend/served_model.h"
@@ -27,6 +28,8 @@ struct RouterConfig {
   std::chrono::milliseconds ready_timeout{0};
   // The cluster's shared secret, proven to every node at connection ("": none).
   std::string cluster_secret_file;
+  // --tls-cert, --tls-key, --tls-ca: the control plane speaks TLS (none: plain TCP).
+  rpc::TlsFiles tls;
 };
 
 class RouterRuntime {

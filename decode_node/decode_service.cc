@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/rpc/cluster_auth.h"
+#include "common/rpc/tls.h"
 #include "common/rpc/wire_status.h"
 
 namespace tandem {
@@ -24,6 +25,7 @@ Status DecodeService::Start() {
   if (!options_.runtime.cluster_secret_file.empty()) {
     ASSIGN_OR_RETURN(cluster_secret, rpc::LoadClusterSecret(options_.runtime.cluster_secret_file));
   }
+  ASSIGN_OR_RETURN(std::shared_ptr<rpc::TlsContext> tls, rpc::LoadTlsContext(options_.runtime.tls));
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "decode", options_.node_id, options_.host));
   DecodeEngineOptions engine_options = options_.engine;
@@ -57,6 +59,7 @@ Status DecodeService::Start() {
   so.port = options_.port;
   so.hello = hello;
   so.connection.cluster_secret = cluster_secret;
+  so.connection.tls = tls;
   so.validator = [hash](const proto::Hello& peer) {
     if (peer.role() == proto::ROLE_PREFILL && peer.kv_layout_hash() != hash) {
       return FailedPreconditionError("prefill node " + peer.node_id() + " KV layout hash " +

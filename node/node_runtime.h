@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/metrics_endpoint.h"
+#include "common/rpc/rpc_options.h"
 #include "common/rpc/rpc_server.h"
 #include "common/status.h"
 #include "engine/scheduler.h"
@@ -36,6 +37,7 @@ struct NodeRuntimeOptions {
   std::string latency_profile;      // --latency-profile: "" for none
   int metrics_port = -1;            // --metrics-port: GET /metrics there (0: ephemeral; -1: not served)
   std::string cluster_secret_file;  // --cluster-secret-file: peers must prove the secret ("": none)
+  rpc::TlsFiles tls;                // --tls-cert, --tls-key, --tls-ca: TLS control plane (none: plain TCP)
 };
 
 // Declaration order is destruction order reversed: the cache (a view) goes before the

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/rpc/cluster_auth.h"
+#include "common/rpc/tls.h"
 #include "common/rpc/wire_status.h"
 
 namespace tandem {
@@ -38,6 +39,7 @@ Status PrefillService::Start() {
   if (!options_.runtime.cluster_secret_file.empty()) {
     ASSIGN_OR_RETURN(cluster_secret_, rpc::LoadClusterSecret(options_.runtime.cluster_secret_file));
   }
+  ASSIGN_OR_RETURN(tls_, rpc::LoadTlsContext(options_.runtime.tls));
   ASSIGN_OR_RETURN(rt_, LoadNodeRuntime(options_.runtime));
   RETURN_IF_ERROR(rt_->StartMetrics(options_.runtime, "prefill", options_.node_id, options_.host));
   engine_ = std::make_unique<PrefillEngine>(*rt_->transformer, *rt_->cache, *rt_->transport, options_.engine);
@@ -58,6 +60,7 @@ Status PrefillService::Start() {
   so.port = options_.port;
   so.hello = hello_;
   so.connection.cluster_secret = cluster_secret_;
+  so.connection.tls = tls_;
   rpc::RpcServerCallbacks sc;
   sc.on_message = [this](const rpc::Connection::Ptr& conn, proto::Envelope&& env) {
     auto shared = std::make_shared<proto::Envelope>(std::move(env));
@@ -95,6 +98,7 @@ Status PrefillService::AddDecodeNode(const DecodeNodeAddress& d) {
   co.port = d.port;
   co.hello = hello_;
   co.connection.cluster_secret = cluster_secret_;
+  co.connection.tls = tls_;
   co.validator = [hash, d](const proto::Hello& peer) {
     if (peer.role() != proto::ROLE_DECODE) return InvalidArgumentError(d.node_id + " is not a decode node");
     if (peer.node_id() != d.node_id) {

@@ -24,6 +24,7 @@
 
 #include "common/rpc/rpc_client.h"
 #include "common/rpc/rpc_server.h"
+#include "common/rpc/tls.h"
 #include "common/status.h"
 #include "node/node_loop.h"
 #include "node/node_runtime.h"
@@ -90,6 +91,7 @@ class PrefillService {
   std::unique_ptr<PrefillEngine> engine_;
   std::unique_ptr<rpc::RpcServer> server_;
   std::string cluster_secret_;                            // from --cluster-secret-file; "" for none
+  std::shared_ptr<rpc::TlsContext> tls_;                  // from --tls-*; null for plain TCP
   proto::Hello hello_;                                    // ours, for the decode clients
   std::vector<std::unique_ptr<DecodeLink>> decodes_;      // engine thread; index = peer id - 1
   std::unordered_map<std::string, size_t> decode_index_;  // engine thread; node id -> index

@@ -106,6 +106,7 @@ void Connection::Connect(const tcp::endpoint& endpoint) {
       return;
     }
     self->BeginIncarnation(endpoint.address().to_string() + ":" + std::to_string(endpoint.port()));
+    self->dialed_host_ = endpoint.address().to_string();
     self->socket_ = tcp::socket(self->strand_);
     self->state_.store(State::kConnecting, std::memory_order_release);
     self->ArmTimer(Clock::now() + self->options_.connect_timeout);
@@ -214,6 +215,9 @@ void Connection::BeginIncarnation(std::string peer_address) {
   shutdown_sent_ = false;
   peer_eof_ = false;
   reached_ready_ = false;
+  tls_.reset();
+  tls_established_ = false;
+  first_read_ = true;
   last_read_ = last_write_ = Clock::now();
 }
 
@@ -226,32 +230,13 @@ void Connection::OnConnect(uint64_t gen, const boost::system::error_code& ec) {
   StartHandshake();
 }
 
-void Connection::StartHandshake() {
-  boost::system::error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);  // control frames are small and latency-bound
-  state_.store(State::kHandshaking, std::memory_order_release);
-  ArmTimer(Clock::now() + options_.hello_timeout);
-  auth_nonce_.clear();
-  peer_auth_nonce_.clear();
-  pending_hello_.reset();
-  peer_authenticated_ = false;
-  StartRead();
-  if (side_ == Side::kClient) {
-    proto::Envelope hello;
-    *hello.mutable_hello() = StampedLocalHello();
-    if (!options_.cluster_secret.empty()) {
-      auth_nonce_ = NewAuthNonce();
-      if (auth_nonce_.empty()) {
-        CloseNow(InternalError("no randomness for the authentication nonce"));
-        return;
-      }
-      hello.mutable_hello()->set_auth_nonce(auth_nonce_);
-    }
-    EnqueueInternal(std::move(hello));
-  }
-}
-
 void Connection::StartRead() {
+  if (tls_) {
+    tls_->AsyncReadSome(strand_, asio::buffer(read_buf_),
+                        [self = shared_from_this(), gen = generation(), tls = tls_](
+                            const boost::system::error_code& ec, size_t n) { self->OnRead(gen, ec, n); });
+    return;
+  }
   socket_.async_read_some(
       asio::buffer(read_buf_),
       asio::bind_executor(strand_, [self = shared_from_this(), gen = generation()](
@@ -261,8 +246,14 @@ void Connection::StartRead() {
 void Connection::OnRead(uint64_t gen, const boost::system::error_code& ec, size_t bytes) {
   if (!Live(gen)) return;
   if (ec) {
-    if (ec == asio::error::eof) {
+    // Under TLS a FIN without close_notify is the end of our stream too (see tls.h).
+    if (ec == asio::error::eof || (tls_ && internal::IsTlsTruncation(ec))) {
       HandleEof();
+    } else if (tls_ && state() == State::kHandshaking && internal::IsTlsProtocolError(ec)) {
+      // TLS 1.3: the acceptor checks our certificate after our side of the handshake is done,
+      // so its refusal arrives as an alert on the first read.
+      refused_.store(true, std::memory_order_release);
+      CloseNow(FailedPreconditionError("TLS handshake with " + peer_address() + " failed: " + ec.message()));
     } else {
       CloseNow(UnavailableError("read from " + peer_address() + " failed: " + ec.message()));
     }
@@ -270,6 +261,15 @@ void Connection::OnRead(uint64_t gen, const boost::system::error_code& ec, size_
   }
   last_read_ = Clock::now();
   bytes_received_.fetch_add(bytes, std::memory_order_relaxed);
+  if (first_read_ && !tls_ && side_ == Side::kServer && bytes >= 2 && read_buf_[0] == 0x16 && read_buf_[1] == 0x03) {
+    // A TLS ClientHello (handshake record, version 3.x) where a Hello frame belongs.
+    first_read_ = false;
+    Fail(FailedPreconditionError("peer " + peer_address() +
+                                 " speaks TLS; this node was started without --tls-cert, --tls-key and --tls-ca"));
+    if (Live(gen)) StartRead();
+    return;
+  }
+  first_read_ = false;
   if (!discard_input_) {
     decoder_.Append(read_buf_.data(), bytes);
     proto::Envelope envelope;
@@ -386,6 +386,12 @@ void Connection::StartWrite() {
   inflight_ = batch;
   inflight_bytes_ = bytes;
   write_started_ = Clock::now();
+  if (tls_) {
+    tls_->AsyncWrite(strand_, std::move(buffers),
+                     [self = shared_from_this(), gen = generation(), batch, tls = tls_](
+                         const boost::system::error_code& ec, size_t n) { self->OnWrite(gen, ec, n); });
+    return;
+  }
   asio::async_write(
       socket_, buffers,
       asio::bind_executor(strand_, [self = shared_from_this(), gen = generation(), batch](
@@ -496,6 +502,11 @@ void Connection::OnTimer() {
           DeadlineExceededError("connect to " + peer_address() + " timed out after " + Ms(options_.connect_timeout)));
       return;
     case State::kHandshaking:
+      if (options_.tls && !tls_established_) {
+        CloseNow(DeadlineExceededError("TLS handshake with " + peer_address() + " did not finish within " +
+                                       Ms(options_.hello_timeout)));
+        return;
+      }
       CloseNow(DeadlineExceededError(
           side_ == Side::kServer
               ? "peer " + peer_address() + " sent no hello within " + Ms(options_.hello_timeout)

@@ -45,6 +45,11 @@
 // by a callback is caught here, logged, and closes the connection with kInternal; none escapes
 // into Asio.
 //
+// TLS (options.tls set): kHandshaking begins with the TLS handshake (client and server
+// certificates checked, common/rpc/tls.h), then the Hello exchange runs inside it; hello_timeout
+// bounds both together. A TLS protocol failure (bad certificate, peer not speaking TLS) counts as
+// a refused handshake: the client gives up.
+//
 // Heartbeats and Goodbye are transport frames: they are consumed here and never reach
 // on_message. A Goodbye with a non-OK code tells the peer why we are closing (e.g. its frame was
 // too large), so both ends report the same Status.
@@ -68,6 +73,7 @@
 
 #include "common/rpc/frame_codec.h"
 #include "common/rpc/rpc_options.h"
+#include "common/rpc/tls.h"
 #include "common/status.h"
 #include "proto/tandem.pb.h"
 
@@ -160,6 +166,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool Live(uint64_t gen) const;
   void BeginIncarnation(std::string peer_address);
   void StartHandshake();
+  void OnTlsHandshake(uint64_t gen, const boost::system::error_code& ec, const internal::TlsSession& session);
+  void StartHello();
   void OnConnect(uint64_t gen, const boost::system::error_code& ec);
   void StartRead();
   void OnRead(uint64_t gen, const boost::system::error_code& ec, size_t bytes);
@@ -229,6 +237,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool shutdown_sent_ = false;  // our FIN is out
   bool peer_eof_ = false;       // the peer's FIN arrived
   bool reached_ready_ = false;  // this incarnation completed its handshake
+  bool first_read_ = true;      // no bytes read yet in this incarnation
+  // TLS of this incarnation (options_.tls set); handlers hold it too, so an old session outlives
+  // a reconnect until its last completion ran.
+  std::shared_ptr<internal::TlsSession> tls_;
+  bool tls_established_ = false;
+  std::string dialed_host_;  // client: the address the server's certificate must name
   // Cluster authentication of this incarnation (options_.cluster_secret set).
   std::string auth_nonce_;                     // ours: the client's in its Hello, the server's in its challenge
   std::string peer_auth_nonce_;                // server: the client's, from its Hello

@@ -1,4 +1,4 @@
-// The Hello/HelloAck handshake and Goodbye handling of Connection (see connection.h for the
+// The TLS and Hello/HelloAck handshakes and Goodbye handling of Connection (see connection.h for the
 // state machine). Split from connection.cc only to keep each file readable; same class, same
 // strand rules: everything here runs on the connection's strand.
 #include <mutex>
@@ -11,8 +11,66 @@
 
 namespace tandem::rpc {
 
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using internal::CatchAll;
 using internal::PayloadName;
+
+void Connection::StartHandshake() {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);  // control frames are small and latency-bound
+  state_.store(State::kHandshaking, std::memory_order_release);
+  ArmTimer(Clock::now() + options_.hello_timeout);
+  auth_nonce_.clear();
+  peer_auth_nonce_.clear();
+  pending_hello_.reset();
+  peer_authenticated_ = false;
+  if (!options_.tls) {
+    StartHello();
+    return;
+  }
+  tls_ = std::make_shared<internal::TlsSession>(
+      *options_.tls, socket_,
+      side_ == Side::kClient ? internal::TlsSession::Role::kClient : internal::TlsSession::Role::kServer, dialed_host_);
+  tls_->AsyncHandshake(strand_, [self = shared_from_this(), gen = generation(), tls = tls_](
+                                    const boost::system::error_code& ec) { self->OnTlsHandshake(gen, ec, *tls); });
+}
+
+void Connection::OnTlsHandshake(uint64_t gen, const boost::system::error_code& ec,
+                                const internal::TlsSession& session) {
+  if (!Live(gen)) return;
+  if (ec) {
+    std::string what = "TLS handshake with " + peer_address() + " failed: " + session.Describe(ec);
+    if (!internal::IsTlsProtocolError(ec)) {
+      CloseNow(UnavailableError(std::move(what)));
+      return;
+    }
+    // A certificate or protocol mismatch stays one on the next attempt.
+    refused_.store(true, std::memory_order_release);
+    if (side_ == Side::kServer) log_->warn("refused a peer: {}", what);
+    CloseNow(FailedPreconditionError(std::move(what)));
+    return;
+  }
+  tls_established_ = true;
+  StartHello();
+}
+
+void Connection::StartHello() {
+  StartRead();
+  if (side_ == Side::kClient) {
+    proto::Envelope hello;
+    *hello.mutable_hello() = StampedLocalHello();
+    if (!options_.cluster_secret.empty()) {
+      auth_nonce_ = NewAuthNonce();
+      if (auth_nonce_.empty()) {
+        CloseNow(InternalError("no randomness for the authentication nonce"));
+        return;
+      }
+      hello.mutable_hello()->set_auth_nonce(auth_nonce_);
+    }
+    EnqueueInternal(std::move(hello));
+  }
+}
 
 proto::Hello Connection::StampedLocalHello() const {
   proto::Hello hello = local_hello_;
@@ -204,7 +262,8 @@ void Connection::EnterReady() {
   reached_ready_ = true;
   last_read_ = last_write_ = Clock::now();
   ArmTimer(Clock::now() + tick_period_);
-  log_->debug("ready: {} (peer node '{}')", peer_address(), peer_hello().node_id());
+  log_->info("connection to {} ready (peer node '{}', {})", peer_address(), peer_hello().node_id(),
+             tls_ ? tls_->Version() : std::string("plain TCP"));
   if (callbacks_.on_ready) {
     Status outcome = CatchAll("on_ready", [&] { callbacks_.on_ready(shared_from_this()); });
     if (!outcome.ok()) Fail(outcome);

@@ -4,12 +4,24 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "common/rpc/frame_codec.h"
 #include "common/status.h"
 
 namespace tandem::rpc {
+
+class TlsContext;  // common/rpc/tls.h
+
+// --tls-cert, --tls-key, --tls-ca (common/rpc/tls.h: LoadTlsContext). All empty: plain TCP.
+struct TlsFiles {
+  std::string cert_file;  // PEM: this process's certificate (chain)
+  std::string key_file;   // PEM: its private key
+  std::string ca_file;    // PEM: the CA (or self-signed certificate) peers' certificates chain to
+
+  bool empty() const { return cert_file.empty() && key_file.empty() && ca_file.empty(); }
+};
 
 struct ConnectionOptions {
   // Largest Envelope payload accepted on read and on write.
@@ -32,6 +44,9 @@ struct ConnectionOptions {
   // Non-empty: peers must prove they hold the same secret before anything else they send is
   // read (common/rpc/cluster_auth.h); at least kMinClusterSecretBytes.
   std::string cluster_secret;
+  // Non-null: the connection speaks TLS (common/rpc/tls.h, LoadTlsContext) before its Hello;
+  // both ends must have it.
+  std::shared_ptr<TlsContext> tls;
 
   // InvalidArgument naming the first bad field.
   Status Validate() const;
