@@ -149,23 +149,22 @@ void Scheduler::Preempt(Request& r) {
 }
 
 void Scheduler::GrowDecodingSequences() {
-  std::vector<Request*> decoding;
   int32_t total_need = 0;
   for (auto& r : running_) {
-    if (!r->prefill_done()) continue;
-    decoding.push_back(r.get());
-    total_need += std::max(0, BlocksNeededForNextToken(*r));
+    if (r->prefill_done()) total_need += std::max(0, BlocksNeededForNextToken(*r));
   }
   if (total_need == 0) return;          // most steps: every next token fits its last block
   if (pool_.CanAllocate(total_need)) {  // room for all: no order to decide
-    for (Request* r : decoding) {
-      const int32_t need = BlocksNeededForNextToken(*r);
+    for (auto& r : running_) {
+      const int32_t need = r->prefill_done() ? BlocksNeededForNextToken(*r) : 0;
       if (need <= 0) continue;
-      Result<std::vector<int32_t>> more = pool_.Allocate(need);
-      if (!more.ok()) break;  // CanAllocate said yes for all of them: cannot happen
-      r->block_table.insert(r->block_table.end(), more.value().begin(), more.value().end());
+      if (!pool_.AllocateAppend(need, &r->block_table).ok()) break;  // CanAllocate said yes: cannot happen
     }
     return;
+  }
+  std::vector<Request*> decoding;
+  for (auto& r : running_) {
+    if (r->prefill_done()) decoding.push_back(r.get());
   }
   // The most important get their blocks first; the victims come from the other end.
   std::stable_sort(decoding.begin(), decoding.end(), [&](const Request* a, const Request* b) {
@@ -296,6 +295,13 @@ bool Scheduler::IsStopToken(const Request& r, int32_t token) const {
 
 StepPlan Scheduler::Schedule(int64_t now) {
   StepPlan plan;
+  Schedule(now, &plan);
+  return plan;
+}
+
+void Scheduler::Schedule(int64_t now, StepPlan* out) {
+  StepPlan& plan = *out;
+  plan.chunks.clear();
   while (!prefilled_.empty() && static_cast<int32_t>(running_.size()) < options_.max_num_seqs) {
     Request& r = *prefilled_.front();
     if (!running_.empty() && !BatchKeepsTpot(r)) break;  // its KV waits for the batch to shrink
@@ -331,7 +337,6 @@ StepPlan Scheduler::Schedule(int64_t now) {
     plan.chunks.push_back(ScheduledChunk{r, r->num_computed, take, samples, false});
     budget -= take;
   }
-  return plan;
 }
 
 bool Scheduler::AdmitHead(int32_t reserve) {
@@ -380,6 +385,13 @@ void Scheduler::RegisterComputedBlocks(Request& r) {
 
 std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan, const StepResult& result) {
   std::vector<StepOutput> outputs;
+  Postprocess(now, plan, result, &outputs);
+  return outputs;
+}
+
+void Scheduler::Postprocess(int64_t now, const StepPlan& plan, const StepResult& result, std::vector<StepOutput>* out) {
+  std::vector<StepOutput>& outputs = *out;
+  outputs.clear();
   outputs.reserve(plan.chunks.size());
   size_t sample = 0;
   for (const ScheduledChunk& c : plan.chunks) {
@@ -411,7 +423,6 @@ std::vector<StepOutput> Scheduler::Postprocess(int64_t now, const StepPlan& plan
     outputs.push_back({r.id, token, r.finish_reason, {}, r.output.size() == 1});  // r.status is Ok here
   }
   Retire();
-  return outputs;
 }
 
 std::vector<StepOutput> Scheduler::FailStep(int64_t now, const StepPlan& plan, const Status& status) {

@@ -164,9 +164,13 @@ class Scheduler {
   Request* Find(int64_t request_id);
 
   StepPlan Schedule(int64_t now);
+  // The same into `plan` (cleared first), whose capacity is reused: a simulator's hot loop.
+  void Schedule(int64_t now, StepPlan* plan);
   // Applies a step's result: positions advance, tokens are appended and checked against the
   // stop rules, finished requests free their blocks (prefill role: are handed off).
   std::vector<StepOutput> Postprocess(int64_t now, const StepPlan& plan, const StepResult& result);
+  // The same into `outputs` (cleared first, capacity reused).
+  void Postprocess(int64_t now, const StepPlan& plan, const StepResult& result, std::vector<StepOutput>* outputs);
   // The plan could not be executed: every request in it ends with kError and `status`.
   std::vector<StepOutput> FailStep(int64_t now, const StepPlan& plan, const Status& status);
 

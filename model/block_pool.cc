@@ -13,22 +13,30 @@ BlockPool::BlockPool(int32_t num_blocks) : ref_counts_(num_blocks, 0) {
 }
 
 Result<std::vector<int32_t>> BlockPool::Allocate(int32_t count) {
+  std::vector<int32_t> blocks;
+  RETURN_IF_ERROR(AllocateAppend(count, &blocks));
+  return blocks;
+}
+
+Status BlockPool::AllocateAppend(int32_t count, std::vector<int32_t>* table) {
   if (count < 0) return InvalidArgumentError("cannot allocate " + std::to_string(count) + " blocks");
   if (!CanAllocate(count)) {
     return ResourceExhaustedError("KV block pool exhausted: asked for " + std::to_string(count) + " blocks, " +
                                   std::to_string(num_free()) + " of " + std::to_string(num_blocks()) + " free");
   }
-  std::vector<int32_t> blocks(count);
+  table->reserve(table->size() + static_cast<size_t>(count));
   for (int32_t i = 0; i < count; ++i) {
+    int32_t block;
     if (!free_list_.empty()) {
-      blocks[i] = free_list_.back();
+      block = free_list_.back();
       free_list_.pop_back();
     } else {
-      blocks[i] = Evict();  // CanAllocate counted the evictable blocks: there is one
+      block = Evict();  // CanAllocate counted the evictable blocks: there is one
     }
-    ref_counts_[blocks[i]] = 1;
+    ref_counts_[block] = 1;
+    table->push_back(block);
   }
-  return blocks;
+  return Status::Ok();
 }
 
 Status BlockPool::CheckInUse(int32_t block) const {
@@ -49,15 +57,26 @@ Status BlockPool::AddRef(int32_t block) {
 }
 
 Status BlockPool::Free(std::span<const int32_t> blocks) {
-  // Validate the whole list first, counting repeats, so a failure leaves the pool untouched.
-  std::unordered_map<int32_t, int32_t> drops;
-  for (int32_t b : blocks) {
-    RETURN_IF_ERROR(CheckInUse(b));
-    if (++drops[b] > ref_counts_[b]) {
-      return FailedPreconditionError("block " + std::to_string(b) +
-                                     " freed more times than it is referenced (double free)");
+  // Validate the whole list first, so a failure leaves the pool untouched: drop every reference
+  // tentatively (a repeat must find one left), then put them all back. No allocation: a request's
+  // end frees its table on every engine's hot path.
+  Status bad;
+  size_t dropped = 0;
+  for (; dropped < blocks.size(); ++dropped) {
+    const int32_t b = blocks[dropped];
+    if (b >= 0 && b < num_blocks() && ref_counts_[b] == 0 &&
+        std::find(blocks.begin(), blocks.begin() + static_cast<ptrdiff_t>(dropped), b) !=
+            blocks.begin() + static_cast<ptrdiff_t>(dropped)) {
+      bad = FailedPreconditionError("block " + std::to_string(b) +
+                                    " freed more times than it is referenced (double free)");
+      break;
     }
+    bad = CheckInUse(b);
+    if (!bad.ok()) break;
+    --ref_counts_[b];
   }
+  for (size_t i = 0; i < dropped; ++i) ++ref_counts_[blocks[i]];
+  RETURN_IF_ERROR(bad);
   // In reverse: a sequence's tail blocks become the oldest evictable ones, so its start (the
   // part other requests share) stays cached longest.
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {

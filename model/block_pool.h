@@ -41,6 +41,8 @@ class BlockPool {
   // Takes `count` blocks, each with ref count 1 (free blocks first, then evicting cached ones).
   // ResourceExhausted (and nothing taken) when fewer than `count` are free.
   Result<std::vector<int32_t>> Allocate(int32_t count);
+  // The same, appended to `table` (a sequence growing its block table without a temporary).
+  Status AllocateAppend(int32_t count, std::vector<int32_t>* table);
 
   // Adds a reference to a block in use (a second sequence sharing it).
   Status AddRef(int32_t block);

@@ -33,7 +33,10 @@ struct SimNode {
   std::unique_ptr<BlockPool> pool;
   std::unique_ptr<Scheduler> sched;
   bool busy = false;
+  // The step in flight, and buffers reused step after step (no allocation per step).
   StepPlan plan;
+  StepResult result;
+  std::vector<StepOutput> outputs;
   int64_t step_start_us = 0;
   int64_t busy_us = 0;  // since the last report
   // What reached the node during a step; applied before the next one (as NodeLoop does).
@@ -154,7 +157,8 @@ Status Simulation::BuildNodes() {
       so.max_num_seqs = o_.colocated_max_num_seqs;
       so.max_num_batched_tokens = o_.colocated_max_num_batched_tokens;
     }
-    so.token_times = o_.router.token_times;
+    // The records that come out are the router core's; the nodes' own need no per-token stamps.
+    so.token_times = false;
     n->pool = std::make_unique<BlockPool>(blocks);
     n->sched = std::make_unique<Scheduler>(*n->pool, o_.block_size, limits, std::vector<int64_t>{}, so);
   }
@@ -245,7 +249,7 @@ void Simulation::TryStart(NodeIndex n) {
   if (node.busy) return;
   ApplyInbox(n);
   if (!node.sched->HasWork()) return;
-  node.plan = node.sched->Schedule(now_);
+  node.sched->Schedule(now_, &node.plan);
   if (node.plan.empty()) return;  // waiting for blocks: a later event frees them
   node.busy = true;
   node.step_start_us = now_;
@@ -257,12 +261,13 @@ void Simulation::OnStepDone(NodeIndex n) {
   node.busy = false;
   node.busy_us += now_ - node.step_start_us;
   ++result_.steps;
-  StepResult result;
+  node.result.tokens.clear();
   for (const ScheduledChunk& c : node.plan.chunks) {
-    if (c.want_logits) result.tokens.push_back(kToken);
+    if (c.want_logits) node.result.tokens.push_back(kToken);
   }
-  const std::vector<StepOutput> outputs = node.sched->Postprocess(now_, node.plan, result);
-  node.plan = StepPlan{};
+  node.sched->Postprocess(now_, node.plan, node.result, &node.outputs);
+  node.plan.chunks.clear();  // its requests may be gone
+  const std::vector<StepOutput>& outputs = node.outputs;
   RouterActions out;
   switch (node.role) {
     case NodeRole::kColocated:
