@@ -10,6 +10,7 @@
 
 #include "apps/command.h"
 #include "apps/workload_flags.h"
+#include "loadgen/plot.h"
 #include "sim/planner.h"
 #include "sim/sim_requests.h"
 
@@ -29,7 +30,38 @@ struct PlanArgs {
   double kv_cache_gib = 0;
   int32_t max_num_batched_tokens = 0, max_num_seqs = 0;
   int threads = 0;
+  int32_t per_node = 0;
+  double cross_node_gbps = 0;
+  std::string plot;
 };
+
+// Goodput per resource of every deployment simulated whole, and the attainment each reached at
+// the rates its bisection tried (the goal as a dashed line).
+Status PlotPlan(const Plan& plan, const PlanOptions& o, const char* unit, const std::string& path) {
+  loadgen::Panel curves{"attainment of each deployment simulated whole", "rate (req/s)", "SLO attainment (%)", {}};
+  curves.goal_y = 100 * o.attainment;
+  curves.y_min = 0;
+  curves.y_max = 100;
+  curves.x_log = true;
+  loadgen::Panel bars{"goodput per " + std::string(unit) + ", best first",
+                      "deployment (rank)",
+                      "goodput per " + std::string(unit) + " (req/s)",
+                      {}};
+  loadgen::Curve simulated{"simulated whole", {}, true, false, ""};
+  loadgen::Curve predicted{"predicted from the phases", {}, true, false, ""};
+  for (size_t i = 0; i < plan.ranked.size(); ++i) {
+    const Deployment& d = plan.ranked[i];
+    loadgen::Curve c{std::to_string(i + 1) + ": " + d.name, {}, true, false, ""};
+    for (const auto& [rate, attainment] : d.samples) {
+      if (rate > 0) c.points.emplace_back(rate, 100 * attainment);
+    }
+    curves.curves.push_back(std::move(c));
+    simulated.points.emplace_back(static_cast<double>(i + 1), d.per_resource());
+    predicted.points.emplace_back(static_cast<double>(i + 1), d.resources > 0 ? d.predicted_rate / d.resources : 0);
+  }
+  bars.curves = {simulated, predicted};
+  return loadgen::RenderPanels({bars, curves}, path);
+}
 
 // "ttft:250,tpot:50" (also space-separated, as --goodput).
 Status ParseSlo(const std::string& text, double* ttft, double* tpot) {
@@ -89,6 +121,8 @@ Status RunPlan(const PlanArgs& a) {
   RETURN_IF_ERROR(ParseSlo(a.slo, &o.ttft_ms, &o.tpot_ms));
   o.attainment = a.attainment / 100.0;
   o.resources = a.resources;
+  o.per_node = a.per_node;
+  o.cross_node_bytes_per_us = a.cross_node_gbps * 1e3;  // GB/s = 10^3 bytes/us
   o.rate = a.rate;
   o.threads = a.threads;
   o.seed = a.workload.seed;
@@ -120,12 +154,12 @@ Status RunPlan(const PlanArgs& a) {
                 plan.colocated[i].rate, plan.colocated[i].per_resource());
   }
   std::printf("\ndeployments simulated whole (best first):\n");
-  std::printf("  %-26s %9s %14s %13s %16s", "deployment", "resources", "predicted req/s", "goodput req/s",
+  std::printf("  %-34s %9s %14s %13s %16s", "deployment", "resources", "predicted req/s", "goodput req/s",
               ("per " + std::string(unit)).c_str());
   if (o.rate > 0) std::printf(" %18s", ("attainment @ " + std::to_string(o.rate).substr(0, 5)).c_str());
   std::printf("\n");
   for (const Deployment& d : plan.ranked) {
-    std::printf("  %-26s %9d %14.3f %13.3f %16.4f", d.name.c_str(), d.resources, d.predicted_rate, d.goodput,
+    std::printf("  %-34s %9d %14.3f %13.3f %16.4f", d.name.c_str(), d.resources, d.predicted_rate, d.goodput,
                 d.per_resource());
     if (o.rate > 0) std::printf(" %17.1f%%", 100 * d.attainment_at_rate);
     std::printf("\n");
@@ -145,6 +179,17 @@ Status RunPlan(const PlanArgs& a) {
         "note: some runs were cut at --max-requests %lld; their steady state lasted less than four "
         "settling times\n",
         static_cast<long long>(o.max_requests));
+  }
+  if (a.per_node > 0 && a.cross_node_gbps > 0) {
+    std::printf("\ndecode alone with the KV inside a machine (joint placement), req/s per instance:");
+    for (size_t i = 0; i < o.kinds.size(); ++i) {
+      std::printf(" size %d: %.3f;", o.kinds[i].size, plan.decode_in_machine[i].rate);
+    }
+    std::printf("\n");
+  }
+  if (!a.plot.empty()) {
+    RETURN_IF_ERROR(PlotPlan(plan, o, unit, a.plot));
+    std::printf("plot: %s\n", a.plot.c_str());
   }
   std::fprintf(stderr, "%lld simulations in %.1f s\n", static_cast<long long>(plan.simulations), secs);
   return Status::Ok();
@@ -175,6 +220,16 @@ std::pair<CLI::App*, CommandRunner> SetupPlan(CLI::App& app) {
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "prefill / colocated token budget per step");
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "decode / colocated sequences per step");
   cmd->add_option("--threads", a->threads, "parallel simulations (0: the cores)");
+  cmd->add_option("--per-node", a->per_node,
+                  "resources per machine: instances fill whole machines, and machines holding both prefill and "
+                  "decode instances (KV moving inside the machine) are searched too (DistServe's low-affinity "
+                  "placement)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--cross-node-bw", a->cross_node_gbps,
+                  "GB/s of KV transfer between machines (with --per-node; default: the profile's transfer "
+                  "everywhere)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--plot", a->plot, "draw goodput per resource and attainment vs rate of each deployment (.png/.svg)");
   return {cmd, [a] {
             Status s = RunPlan(*a);
             return s.ok() ? 0 : ReportError(s);

@@ -96,8 +96,21 @@ PlacementDecision LeastLoadedPolicy::Place(const PlacementRequest& request, cons
   const auto work = [&](NodeIndex i) {
     return static_cast<int64_t>(node(i).queued_tokens()) - request.CachedTokensOn(node(i));
   };
+  // The most free blocks among the decode nodes each prefill node reaches: when prefill nodes
+  // reach different decode nodes (machines holding both phases), equal prefill work is broken by
+  // the decode side, or idle prefill nodes in id order would send everything to one machine.
+  std::vector<uint32_t> reach_free(ctx.nodes.size(), 0);
+  for (NodeIndex p : c.prefill) {
+    for (NodeIndex d : c.decode) {
+      if (ctx.Reaches(p, d)) {
+        reach_free[static_cast<size_t>(p)] = std::max(reach_free[static_cast<size_t>(p)], node(d).free_blocks());
+      }
+    }
+  }
   std::sort(c.prefill.begin(), c.prefill.end(), [&](NodeIndex a, NodeIndex b) {
     if (work(a) != work(b)) return work(a) < work(b);
+    const uint32_t ra = reach_free[static_cast<size_t>(a)], rb = reach_free[static_cast<size_t>(b)];
+    if (ra != rb) return ra > rb;
     // No prompts waiting on either: the one holding less (a colocated node's decode batch lives in
     // its blocks; without this, every request between reports would go to the first node).
     if (node(a).free_blocks() != node(b).free_blocks()) return node(a).free_blocks() > node(b).free_blocks();

@@ -59,7 +59,15 @@ struct Setup {
   int32_t colocated_size = 0, num_colocated = 0;
   bool instant_prefill = false;  // the decode phase alone: prompts take no time
   bool single_token = false;     // the prefill phase alone: every answer is its first token
+  int groups = 1;                // machines holding both phases (SimOptions::node_groups)
+  bool cross_node = false;       // KV moves between machines (PlanOptions::cross_node_bytes_per_us)
 };
+
+// The KV link between machines in place of the profile's (which describes the one inside).
+void UseCrossNodeLink(double bytes_per_us, LatencyProfile* p) {
+  const double per_layer_us = p->transfer.empty() ? 0 : p->transfer.front().per_layer_us;
+  p->transfer = {{0, per_layer_us, bytes_per_us}};
+}
 
 class Planner {
  public:
@@ -88,6 +96,8 @@ class Planner {
       so.profile = ProfileOf(s.prefill_size);
       so.decode_profile = ProfileOf(s.decode_size);
       if (s.instant_prefill) so.profile.prefill = {{0, 1, 0, 0}};
+      so.node_groups = s.groups;
+      if (s.cross_node && o_.cross_node_bytes_per_us > 0) UseCrossNodeLink(o_.cross_node_bytes_per_us, &so.profile);
     }
     std::vector<SimRequest> requests = AtRate(o_.workload, rate, RequestsAt(rate), o_.seed);
     for (SimRequest& r : requests) {
@@ -115,6 +125,12 @@ class Planner {
   Result<double> Attainment(const Setup& s, double rate) {
     ASSIGN_OR_RETURN(SimResult r, Run(s, rate));
     ++simulations_;
+    const double attained = SteadyAttainment(r);
+    samples_.emplace_back(rate, attained);
+    return attained;
+  }
+
+  double SteadyAttainment(const SimResult& r) const {
     const int64_t settle_us = static_cast<int64_t>(SettleSeconds(o_) * 1e6);
     int64_t last = 0;
     for (const RequestRecord& rec : r.records) last = std::max(last, rec.arrival_us);
@@ -155,8 +171,13 @@ class Planner {
       }
     } else {
       hi = r;
+      // Below one request per ten settling times requests no longer meet each other: what misses
+      // there misses alone, at any lower rate too (and a lower rate only simulates longer idle
+      // spans: a deployment that can never meet the goal would run for days of virtual time).
+      const double floor_rate = 1.0 / (10 * std::max(1e-3, SettleSeconds(o_)));
       const int tries = static_cast<int>(std::ceil(std::log(1e12) / std::log(step)));
       for (int i = 0; i < tries && lo == 0; ++i) {
+        if (r < floor_rate) return 0.0;
         r /= step;
         ASSIGN_OR_RETURN(a, Attainment(s, r));
         (a >= o_.attainment ? lo : hi) = r;
@@ -172,11 +193,18 @@ class Planner {
   }
 
   int64_t simulations() const { return simulations_; }
+  // Every (rate, attainment) simulated, by rate.
+  std::vector<std::pair<double, double>> samples() const {
+    auto out = samples_;
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 
  private:
   static constexpr double kSettles = 4;
   const PlanOptions& o_;
   int64_t simulations_ = 0;
+  std::vector<std::pair<double, double>> samples_;
   mutable bool capped_ = false;
 };
 
@@ -208,6 +236,11 @@ Status RunAll(std::vector<std::function<Status()>>& jobs, int threads) {
 }
 
 std::string Name(const Deployment& d) {
+  if (d.joint) {
+    return std::to_string(d.machines) + " machines x (" + std::to_string(d.num_prefill / d.machines) + "x" +
+           std::to_string(d.prefill_size) + "P + " + std::to_string(d.num_decode / d.machines) + "x" +
+           std::to_string(d.decode_size) + "D)";
+  }
   if (d.num_colocated > 0)
     return std::to_string(d.num_colocated) + "x" + std::to_string(d.colocated_size) + " colocated";
   return std::to_string(d.num_prefill) + "x" + std::to_string(d.prefill_size) + "P + " + std::to_string(d.num_decode) +
@@ -226,6 +259,11 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   if (o.ttft_ms <= 0 && o.tpot_ms <= 0) return InvalidArgumentError("no SLO: give a TTFT and/or a TPOT target");
   if (!(o.attainment > 0 && o.attainment <= 1)) return InvalidArgumentError("the attainment goal must be in (0, 1]");
   if (o.resources <= 0 && o.rate <= 0) return InvalidArgumentError("give a resource budget or a rate to provision for");
+  if (o.per_node < 0 || (o.per_node > 0 && o.resources > 0 && o.resources < o.per_node)) {
+    return InvalidArgumentError("the budget (" + std::to_string(o.resources) + ") is less than one machine (" +
+                                std::to_string(o.per_node) + ")");
+  }
+  if (o.cross_node_bytes_per_us < 0) return InvalidArgumentError("the cross-machine KV rate must be positive");
   for (const InstanceKind& k : o.kinds) {
     if (k.size < 1) return InvalidArgumentError("an instance size must be at least 1");
     if (k.profile.prefill.empty() || k.profile.decode.empty()) {
@@ -238,11 +276,18 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   plan.prefill.resize(n);
   plan.decode.resize(n);
   plan.colocated.resize(n);
-  std::vector<int64_t> sims(3 * n, 0);
+  plan.decode_in_machine.resize(n);
+  // The joint search needs the decode phase with the KV inside a machine when that differs.
+  const bool in_machine_differs = o.per_node > 0 && o.cross_node_bytes_per_us > 0;
+  std::vector<int64_t> sims(4 * n, 0);
+  const int32_t per_node = o.per_node;
+  const auto fits = [&](int32_t size) { return per_node <= 0 || size <= per_node; };
   std::atomic<bool> capped{false};
   std::vector<std::function<Status()>> jobs;
   for (size_t i = 0; i < n; ++i) {
     const int32_t size = o.kinds[i].size;
+    plan.prefill[i] = plan.decode[i] = plan.decode_in_machine[i] = plan.colocated[i] = {size, 0};
+    if (!fits(size)) continue;  // larger than a machine: not a candidate
     const double guess = Guess(o.kinds[i].profile, o.workload);
     // Prefill alone: one prefill instance, a decode side that never limits (one token answers).
     jobs.push_back([&, i, size, guess]() -> Status {
@@ -254,16 +299,20 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       if (p.capped()) capped = true;
       return Status::Ok();
     });
-    // Decode alone: prompts take no time, the transfer and the decode node are real.
-    jobs.push_back([&, i, size, guess]() -> Status {
-      Planner p(o);
-      Setup s{size, 1, size, 1, 0, 0, true, false};
-      ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
-      plan.decode[i] = {size, r};
-      sims[3 * i + 1] = p.simulations();
-      if (p.capped()) capped = true;
-      return Status::Ok();
-    });
+    // Decode alone: prompts take no time, the transfer and the decode node are real (between
+    // machines, and inside one for the joint search).
+    for (const bool cross : {true, false}) {
+      if (!cross && !in_machine_differs) continue;
+      jobs.push_back([&, i, size, guess, cross]() -> Status {
+        Planner p(o);
+        Setup s{size, 1, size, 1, 0, 0, true, false, 1, cross};
+        ASSIGN_OR_RETURN(double r, p.MaxRate(s, guess));
+        (cross ? plan.decode : plan.decode_in_machine)[i] = {size, r};
+        sims[cross ? 3 * i + 1 : 3 * n + i] = p.simulations();
+        if (p.capped()) capped = true;
+        return Status::Ok();
+      });
+    }
     jobs.push_back([&, i, size, guess]() -> Status {
       Planner p(o);
       Setup s;
@@ -278,15 +327,38 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   }
   RETURN_IF_ERROR(RunAll(jobs, threads));
   for (int64_t s : sims) plan.simulations += s;
+  if (!in_machine_differs) plan.decode_in_machine = plan.decode;
+  const int32_t machines_budget = per_node > 0 ? o.resources / per_node : 0;
 
   // Candidate deployments: every (prefill size, decode size) pair replicated to the budget or the
   // rate, and colocated instances of every size.
   std::vector<Deployment> candidates;
   for (const PhaseRate& p : plan.prefill) {
     for (const PhaseRate& d : plan.decode) {
-      if (p.rate <= 0 || d.rate <= 0) continue;
+      if (p.rate <= 0 || d.rate <= 0 || !fits(p.size) || !fits(d.size)) continue;
       Deployment best;
-      if (o.rate > 0) {
+      if (per_node > 0) {                                              // whole machines of one phase each
+        const int32_t pp = per_node / p.size, dd = per_node / d.size;  // instances per machine
+        int32_t mp = 0, md = 0;
+        if (o.rate > 0) {
+          mp = static_cast<int32_t>(std::ceil(std::ceil(o.rate / p.rate) / pp));
+          md = static_cast<int32_t>(std::ceil(std::ceil(o.rate / d.rate) / dd));
+          best.predicted_rate = std::min(mp * pp * p.rate, md * dd * d.rate);
+        } else {
+          for (int32_t m = 1; m < machines_budget; ++m) {
+            const double predicted = std::min(m * pp * p.rate, (machines_budget - m) * dd * d.rate);
+            if (predicted > best.predicted_rate) {
+              mp = m;
+              md = machines_budget - m;
+              best.predicted_rate = predicted;
+            }
+          }
+          if (mp == 0) continue;
+        }
+        best.num_prefill = mp * pp;
+        best.num_decode = md * dd;
+        best.machines = mp + md;
+      } else if (o.rate > 0) {
         best.num_prefill = static_cast<int32_t>(std::ceil(o.rate / p.rate));
         best.num_decode = static_cast<int32_t>(std::ceil(o.rate / d.rate));
         best.predicted_rate = std::min(best.num_prefill * p.rate, best.num_decode * d.rate);
@@ -304,17 +376,55 @@ Result<Plan> MakePlan(const PlanOptions& o) {
       }
       best.prefill_size = p.size;
       best.decode_size = d.size;
-      best.resources = best.num_prefill * p.size + best.num_decode * d.size;
+      best.resources = per_node > 0 ? best.machines * per_node : best.num_prefill * p.size + best.num_decode * d.size;
       candidates.push_back(best);
     }
   }
+  // Joint (low node affinity): the best mix of both phases inside one machine, replicated.
+  for (const PhaseRate& p : per_node > 0 ? plan.prefill : std::vector<PhaseRate>{}) {
+    for (const PhaseRate& d : plan.decode_in_machine) {
+      if (p.rate <= 0 || d.rate <= 0) continue;
+      int32_t unit_p = 0, unit_d = 0;
+      double unit_rate = 0;
+      for (int32_t np = 1; np * p.size + d.size <= per_node; ++np) {
+        for (int32_t nd = 1; np * p.size + nd * d.size <= per_node; ++nd) {
+          const double predicted = std::min(np * p.rate, nd * d.rate);
+          if (predicted > unit_rate) {
+            unit_p = np;
+            unit_d = nd;
+            unit_rate = predicted;
+          }
+        }
+      }
+      if (unit_p == 0) continue;
+      Deployment j;
+      j.joint = true;
+      j.machines = o.rate > 0 ? static_cast<int32_t>(std::ceil(o.rate / unit_rate)) : machines_budget;
+      if (j.machines < 1) continue;
+      j.prefill_size = p.size;
+      j.decode_size = d.size;
+      j.num_prefill = j.machines * unit_p;
+      j.num_decode = j.machines * unit_d;
+      j.predicted_rate = j.machines * unit_rate;
+      j.resources = j.machines * per_node;
+      candidates.push_back(j);
+    }
+  }
   for (const PhaseRate& c : plan.colocated) {
-    if (c.rate <= 0) continue;
+    if (c.rate <= 0 || !fits(c.size)) continue;
     Deployment d;
     d.colocated_size = c.size;
-    d.num_colocated = o.rate > 0 ? static_cast<int32_t>(std::ceil(o.rate / c.rate)) : o.resources / c.size;
+    if (per_node > 0) {
+      const int32_t per_machine = per_node / c.size;
+      d.machines =
+          o.rate > 0 ? static_cast<int32_t>(std::ceil(std::ceil(o.rate / c.rate) / per_machine)) : machines_budget;
+      d.num_colocated = d.machines * per_machine;
+      d.resources = d.machines * per_node;
+    } else {
+      d.num_colocated = o.rate > 0 ? static_cast<int32_t>(std::ceil(o.rate / c.rate)) : o.resources / c.size;
+      d.resources = d.num_colocated * c.size;
+    }
     if (d.num_colocated < 1) continue;
-    d.resources = d.num_colocated * c.size;
     d.predicted_rate = d.num_colocated * c.rate;
     candidates.push_back(d);
   }
@@ -322,18 +432,29 @@ Result<Plan> MakePlan(const PlanOptions& o) {
   std::sort(candidates.begin(), candidates.end(), [](const Deployment& a, const Deployment& b) {
     return a.predicted_rate / a.resources > b.predicted_rate / b.resources;
   });
-  if (candidates.size() > kWholeDeployments) candidates.resize(kWholeDeployments);
+  // The best of each placement family is simulated whole even when others predict better.
+  std::vector<Deployment> chosen;
+  for (const Deployment& d : candidates) {
+    const auto family = [](const Deployment& x) { return x.num_colocated > 0 ? 2 : x.joint ? 1 : 0; };
+    const bool first_of_family =
+        std::none_of(chosen.begin(), chosen.end(), [&](const Deployment& c) { return family(c) == family(d); });
+    if (chosen.size() < kWholeDeployments || first_of_family) chosen.push_back(d);
+  }
+  candidates = std::move(chosen);
   std::vector<int64_t> joint_sims(candidates.size(), 0);
   jobs.clear();
   for (size_t i = 0; i < candidates.size(); ++i) {
     jobs.push_back([&, i]() -> Status {
       Deployment& d = candidates[i];
       Planner p(o);
-      Setup s{d.prefill_size, d.num_prefill, d.decode_size, d.num_decode, d.colocated_size, d.num_colocated};
+      Setup s{d.prefill_size,           d.num_prefill,   d.decode_size, d.num_decode,
+              d.colocated_size,         d.num_colocated, false,         false,
+              d.joint ? d.machines : 1, !d.joint};
       ASSIGN_OR_RETURN(d.goodput, p.MaxRate(s, d.predicted_rate, 1.25));
       if (o.rate > 0) {
         ASSIGN_OR_RETURN(d.attainment_at_rate, p.Attainment(s, o.rate));
       }
+      d.samples = p.samples();
       joint_sims[i] = p.simulations();
       if (p.capped()) capped = true;
       return Status::Ok();

@@ -30,6 +30,7 @@ struct Later {
 struct SimNode {
   std::string id;
   NodeRole role = NodeRole::kDecode;
+  int group = 0;  // SimOptions::node_groups: prefill nodes reach their group's decode nodes
   std::unique_ptr<BlockPool> pool;
   std::unique_ptr<Scheduler> sched;
   bool busy = false;
@@ -68,10 +69,14 @@ class Simulation {
       for (int i = 0; i < o.num_prefill; ++i) specs.push_back({"prefill-" + std::to_string(i), NodeRole::kPrefill});
       for (int i = 0; i < o.num_decode; ++i) specs.push_back({"decode-" + std::to_string(i), NodeRole::kDecode});
     }
+    const int groups = std::max(1, o.node_groups);
+    int prefill_i = 0, decode_i = 0;
     for (const NodeSpec& s : specs) {
       auto n = std::make_unique<SimNode>();
       n->id = s.id;
       n->role = s.role;
+      if (s.role == NodeRole::kPrefill) n->group = prefill_i++ * groups / std::max(1, o.num_prefill);
+      if (s.role == NodeRole::kDecode) n->group = decode_i++ * groups / std::max(1, o.num_decode);
       nodes_.push_back(std::move(n));
     }
     RouterCoreOptions ro = o.router;
@@ -457,7 +462,7 @@ void Simulation::Report(NodeIndex n, RouterActions* out) {
       r.queued_tokens = static_cast<uint64_t>(node.sched->pending_prompt_tokens());
       r.running_requests = static_cast<uint32_t>(node.sending);
       for (const auto& d : nodes_) {
-        if (d->role == NodeRole::kDecode) r.connected_decode_nodes.push_back(d->id);
+        if (d->role == NodeRole::kDecode && d->group == node.group) r.connected_decode_nodes.push_back(d->id);
       }
       break;
     case NodeRole::kDecode:
@@ -487,6 +492,11 @@ Result<SimResult> Simulation::Run() {
     return InvalidArgumentError("the latency profile has no prefill or no decode model");
   }
   if (o_.report_interval_us <= 0) return InvalidArgumentError("the report interval must be positive");
+  if (o_.node_groups < 1 ||
+      (o_.num_colocated == 0 && (o_.num_prefill % o_.node_groups != 0 || o_.num_decode % o_.node_groups != 0))) {
+    return InvalidArgumentError("node groups (" + std::to_string(o_.node_groups) +
+                                ") must divide the prefill and decode node counts");
+  }
   if (o_.coalesce_tokens && (o_.router.token_times || o_.router.inter_token_timeout_us > 0)) {
     return InvalidArgumentError("coalesced tokens need records without token times and no inter-token timeout");
   }

@@ -52,7 +52,12 @@ struct SimOptions {
   double decode_scale = 1.0;
   int num_prefill = 1;
   int num_decode = 1;
-  int num_colocated = 0;    // > 0: that many colocated workers instead of prefill and decode nodes
+  int num_colocated = 0;  // > 0: that many colocated workers instead of prefill and decode nodes
+  // > 1: the prefill and decode nodes form this many equal groups, each a machine holding some of
+  // both (DistServe's low node affinity): a prefill node reaches only its own group's decode
+  // nodes, whose KV link the profile's transfer describes. num_prefill and num_decode must be
+  // multiples of it.
+  int node_groups = 1;
   int32_t kv_blocks = 0;    // per node; 0: from kv_cache_gib and the profile's KV bytes per token
   double kv_cache_gib = 0;  // 0: the node's profile's kv_cache_gib when it has one, else 1 GiB
   int32_t block_size = 16;

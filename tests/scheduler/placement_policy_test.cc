@@ -190,6 +190,25 @@ TEST(PlacementPolicyTest, OnlyConnectedPairsArePlaced) {
   EXPECT_NE(none.reason.message().find("connected"), std::string::npos) << none.reason.ToString();
 }
 
+// Machines holding both phases (each prefill node reaches its machine's decode node): idle
+// prefill nodes tie on work, and the tie goes to the one whose decode side has more room, not to
+// the lowest id (which sent every request of a light load to one machine).
+TEST(PlacementPolicyTest, EqualPrefillWorkGoesToTheMachineWithTheFreerDecodeNode) {
+  Nodes n;
+  const NodeIndex p0 = n.P("prefill-0", 0);
+  const NodeIndex p1 = n.P("prefill-1", 0);
+  const NodeIndex d0 = n.D("decode-0", 40);
+  const NodeIndex d1 = n.D("decode-1", 90);
+  n[p0].reaches.assign(4, false);
+  n[p0].reaches[static_cast<size_t>(d0)] = true;
+  n[p1].reaches.assign(4, false);
+  n[p1].reaches[static_cast<size_t>(d1)] = true;
+  const PlacementDecision r = n.Place({16, 16});
+  ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
+  EXPECT_EQ(n.Id(r.prefill), "prefill-1");
+  EXPECT_EQ(n.Id(r.decode), "decode-1");
+}
+
 TEST(PlacementPolicyTest, AColocatedNodeIsItsOwnDecodeNode) {
   Nodes n;
   const NodeIndex w = n.Colocated("worker", 20);

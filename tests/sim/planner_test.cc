@@ -100,6 +100,60 @@ TEST(PlannerTest, BadRequestsAreClearErrors) {
   PlanOptions no_decode = o;
   no_decode.kinds[0].profile.decode.clear();
   EXPECT_EQ(MakePlan(no_decode).status().code(), StatusCode::kInvalidArgument);
+  PlanOptions small_budget = o;
+  small_budget.per_node = 8;  // 4 resources are not one machine of 8
+  EXPECT_EQ(MakePlan(small_budget).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Low node affinity (DistServe's Algorithm 2): 10 MB of KV per request takes 1 s between machines
+// but 10 ms inside one. Prefill and decode instances on separate machines miss the TPOT target
+// (the transfer sits between the first and second tokens); machines holding both phases meet it.
+TEST(PlannerTest, ASlowLinkBetweenMachinesGetsPrefillAndDecodeOnTheSameMachine) {
+  LatencyProfile profile = Profile(20'000, 5'000, 100);
+  profile.kv_bytes_per_token = 100'000;
+  profile.transfer = {{0, 10, 1e6}};
+  PlanOptions o = Options(profile, 500, 40);
+  o.resources = 8;
+  o.per_node = 4;
+  o.cross_node_bytes_per_us = 10;  // 10 MB/s
+  o.node.kv_blocks = 100'000;
+  auto plan = MakePlan(o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_FALSE(plan->ranked.empty());
+  const Deployment& best = plan->ranked.front();
+  EXPECT_TRUE(best.joint) << best.name;
+  EXPECT_EQ(best.machines, 2);
+  EXPECT_EQ(best.resources, 8);
+  EXPECT_NE(best.name.find("2 machines x ("), std::string::npos) << best.name;
+  EXPECT_GT(best.goodput, 0);
+  EXPECT_GT(plan->decode_in_machine[0].rate, 0);
+  EXPECT_EQ(plan->decode[0].rate, 0);  // one second between tokens 1 and 2: never within 40 ms
+  for (const Deployment& d : plan->ranked) {
+    EXPECT_EQ(d.resources % 4, 0) << d.name;  // whole machines
+    EXPECT_FALSE(d.samples.empty()) << d.name;
+  }
+  // With the link as fast inside as between machines, both placements predict the same.
+  o.cross_node_bytes_per_us = 0;
+  auto fast = MakePlan(o);
+  ASSERT_TRUE(fast.ok());
+  EXPECT_GT(fast->decode[0].rate, 0);
+  EXPECT_EQ(fast->decode[0].rate, fast->decode_in_machine[0].rate);
+}
+
+TEST(PlannerTest, InstancesLargerThanAMachineAreNotCandidates) {
+  PlanOptions o = Options(Profile(20'000, 5'000, 100), 500, 40);
+  o.kinds.push_back({8, Profile(5'000, 2'000, 50)});
+  o.resources = 8;
+  o.per_node = 4;
+  auto plan = MakePlan(o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->prefill[1].rate, 0);
+  EXPECT_EQ(plan->colocated[1].rate, 0);
+  for (const Deployment& d : plan->ranked) {
+    EXPECT_NE(d.prefill_size, 8) << d.name;
+    EXPECT_NE(d.colocated_size, 8) << d.name;
+    EXPECT_LE(d.resources, 8) << d.name;
+  }
 }
 
 TEST(PlannerTest, JointAttainmentCountsFailuresAsMisses) {

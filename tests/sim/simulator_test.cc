@@ -257,5 +257,29 @@ TEST(SimulatorTest, BadSetupsAreClearErrors) {
   EXPECT_FALSE(r->refused[0].ok());
 }
 
+// Machines holding both phases (SimOptions::node_groups): a prefill node sends its KV only to its
+// own machine's decode nodes.
+TEST(SimulatorTest, NodeGroupsKeepEachRequestOnOneMachine) {
+  SimOptions o = Options(2, 4);
+  o.node_groups = 2;
+  auto r = Simulate(o, LeastLoaded(), Poisson(200, 20, 100, 20, 3));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  int per_group[2] = {0, 0};
+  for (const RequestRecord& rec : r->records) {
+    ASSERT_EQ(rec.finish_reason, FinishReason::kLength);
+    const int group = rec.prefill_node == "prefill-0" ? 0 : 1;
+    ++per_group[group];
+    if (group == 0) {
+      EXPECT_TRUE(rec.decode_node == "decode-0" || rec.decode_node == "decode-1") << rec.decode_node;
+    } else {
+      EXPECT_TRUE(rec.decode_node == "decode-2" || rec.decode_node == "decode-3") << rec.decode_node;
+    }
+  }
+  EXPECT_GT(per_group[0], 0);
+  EXPECT_GT(per_group[1], 0);
+  o.node_groups = 3;  // does not divide 2 prefill nodes
+  EXPECT_EQ(Simulate(o, LeastLoaded(), Poisson(3, 1, 10, 10, 1)).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tandem
