@@ -166,16 +166,20 @@ TEST(PlacementPolicyTest, UnhealthyAndExcludedNodesAreNotCandidates) {
       << all_refused.reason.ToString();
 }
 
+// Prefill node `p` reaches decode node `d` and no other (of the four nodes set up).
+void OnlyReaches(Nodes& n, NodeIndex p, NodeIndex d) {
+  n[p].reaches.assign(4, false);
+  n[p].reaches[static_cast<size_t>(d)] = true;
+}
+
 TEST(PlacementPolicyTest, OnlyConnectedPairsArePlaced) {
   Nodes n;
   const NodeIndex p0 = n.P("prefill-0", 0);   // fewer queued tokens, but reaches decode-0 only
   const NodeIndex p1 = n.P("prefill-1", 50);  // reaches decode-1 only
   const NodeIndex d0 = n.D("decode-0", 1);    // full for this request
   const NodeIndex d1 = n.D("decode-1", 90);
-  n[p0].reaches.assign(4, false);
-  n[p0].reaches[static_cast<size_t>(d0)] = true;
-  n[p1].reaches.assign(4, false);
-  n[p1].reaches[static_cast<size_t>(d1)] = true;
+  OnlyReaches(n, p0, d0);
+  OnlyReaches(n, p1, d1);
   const PlacementDecision r = n.Place({16, 16});
   ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
   EXPECT_EQ(n.Id(r.prefill), "prefill-1");
@@ -199,10 +203,8 @@ TEST(PlacementPolicyTest, EqualPrefillWorkGoesToTheMachineWithTheFreerDecodeNode
   const NodeIndex p1 = n.P("prefill-1", 0);
   const NodeIndex d0 = n.D("decode-0", 40);
   const NodeIndex d1 = n.D("decode-1", 90);
-  n[p0].reaches.assign(4, false);
-  n[p0].reaches[static_cast<size_t>(d0)] = true;
-  n[p1].reaches.assign(4, false);
-  n[p1].reaches[static_cast<size_t>(d1)] = true;
+  OnlyReaches(n, p0, d0);
+  OnlyReaches(n, p1, d1);
   const PlacementDecision r = n.Place({16, 16});
   ASSERT_EQ(r.kind, PlacementDecision::Kind::kPlace) << r.reason.ToString();
   EXPECT_EQ(n.Id(r.prefill), "prefill-1");
