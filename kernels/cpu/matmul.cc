@@ -39,19 +39,23 @@ void SetOpenBlasThreads(int threads) {
   if (current.exchange(threads) != threads) openblas_set_num_threads(threads);
 }
 
-void Gemv(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n,
-          const float* bias, float* out, int num_threads) {
+void Gemv(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n, const float* bias, float* out,
+          int num_threads) {
   const GemvRowsFn rows = GemvFor(wtype);
   // Below ~64K weight elements a parallel region costs more than it saves.
-  const int threads = n * k < (int64_t{1} << 16) ? 1 : static_cast<int>(std::min<int64_t>(
-                                                          num_threads, std::max<int64_t>(1, n / 8)));
+  const int threads =
+      n * k < (int64_t{1} << 16) ? 1 : static_cast<int>(std::min<int64_t>(num_threads, std::max<int64_t>(1, n / 8)));
   if (threads <= 1) {
     rows(x, m, k, w, bias, out, n, 0, n);
     return;
   }
-  const int64_t per = RoundUp((n + threads - 1) / threads, 8);
 #pragma omp parallel num_threads(threads)
   {
+    // Split by the team OpenMP gave, which may be smaller than asked (OMP_THREAD_LIMIT,
+    // OMP_DYNAMIC, a call from inside another parallel region): a split by the request would
+    // leave the missing threads' rows uncomputed.
+    const int64_t team = omp_get_num_threads();
+    const int64_t per = RoundUp((n + team - 1) / team, 8);
     const int64_t t = omp_get_thread_num();
     const int64_t n0 = std::min(n, t * per);
     const int64_t n1 = std::min(n, n0 + per);
@@ -60,8 +64,8 @@ void Gemv(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int6
 }
 
 // One thread's share of the sgemm path: columns [c0, c1) of out, in panels.
-void GemmColumns(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n,
-                 const float* bias, float* out, int64_t c0, int64_t c1) {
+void GemmColumns(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n, const float* bias,
+                 float* out, int64_t c0, int64_t c1) {
   thread_local std::vector<float> panel;
   const int64_t cols = c1 - c0;
   // F32 w needs no widening: one sgemm over the whole range.
@@ -74,13 +78,11 @@ void GemmColumns(const float* x, int64_t m, int64_t k, const void* w, DType wtyp
       wp = static_cast<const float*>(w) + p0 * k;
     } else {
       panel.resize(static_cast<size_t>(pn * k));
-      WidenToF32(static_cast<const char*>(w) + p0 * k * DTypeSize(wtype), wtype, pn * k,
-                 panel.data());
+      WidenToF32(static_cast<const char*>(w) + p0 * k * DTypeSize(wtype), wtype, pn * k, panel.data());
       wp = panel.data();
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-                static_cast<int>(pn), static_cast<int>(k), 1.0f, x, static_cast<int>(k), wp,
-                static_cast<int>(k), 0.0f, out + p0, static_cast<int>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(pn), static_cast<int>(k),
+                1.0f, x, static_cast<int>(k), wp, static_cast<int>(k), 0.0f, out + p0, static_cast<int>(n));
     if (bias != nullptr) {
       for (int64_t i = 0; i < m; ++i) {
         float* o = out + i * n + p0;
@@ -91,8 +93,8 @@ void GemmColumns(const float* x, int64_t m, int64_t k, const void* w, DType wtyp
 }
 
 // One sgemm with OpenBLAS's own threads, on w widened whole to fp32 (BF16/F16).
-void GemmOpenBlasThreads(const float* x, int64_t m, int64_t k, const void* w, DType wtype,
-                         int64_t n, const float* bias, float* out, int num_threads) {
+void GemmOpenBlasThreads(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n, const float* bias,
+                         float* out, int num_threads) {
   SetOpenBlasThreads(num_threads);
   thread_local std::vector<float> wide;
   const float* wf = static_cast<const float*>(w);
@@ -101,14 +103,13 @@ void GemmOpenBlasThreads(const float* x, int64_t m, int64_t k, const void* w, DT
     float* dst = wide.data();  // the calling thread's buffer, filled by all threads
 #pragma omp parallel for num_threads(num_threads) schedule(static)
     for (int64_t r = 0; r < n; r += 64) {
-      WidenToF32(static_cast<const char*>(w) + r * k * DTypeSize(wtype), wtype,
-                 std::min<int64_t>(64, n - r) * k, dst + r * k);
+      WidenToF32(static_cast<const char*>(w) + r * k * DTypeSize(wtype), wtype, std::min<int64_t>(64, n - r) * k,
+                 dst + r * k);
     }
     wf = dst;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, x, static_cast<int>(k), wf, static_cast<int>(k), 0.0f,
-              out, static_cast<int>(n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+              1.0f, x, static_cast<int>(k), wf, static_cast<int>(k), 0.0f, out, static_cast<int>(n));
   if (bias != nullptr) {
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < n; ++j) out[i * n + j] += bias[j];
@@ -116,17 +117,18 @@ void GemmOpenBlasThreads(const float* x, int64_t m, int64_t k, const void* w, DT
   }
 }
 
-void Gemm(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n,
-          const float* bias, float* out, int num_threads) {
+void Gemm(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n, const float* bias, float* out,
+          int num_threads) {
   if (g_gemm_threading.load(std::memory_order_relaxed) == GemmThreading::kOpenBlasThreads) {
     GemmOpenBlasThreads(x, m, k, w, wtype, n, bias, out, num_threads);
     return;
   }
   SetOpenBlasThreads(1);
   const int threads = static_cast<int>(std::min<int64_t>(num_threads, std::max<int64_t>(1, n / 16)));
-  const int64_t per = RoundUp((n + threads - 1) / threads, 16);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
+    const int64_t team = omp_get_num_threads();  // as in Gemv: the team given, not the one asked
+    const int64_t per = RoundUp((n + team - 1) / team, 16);
     const int64_t t = omp_get_thread_num();
     const int64_t c0 = std::min(n, t * per);
     const int64_t c1 = std::min(n, c0 + per);
@@ -153,8 +155,8 @@ int64_t GemvMaxRows() { return g_gemv_max_rows.load(std::memory_order_relaxed); 
 void SetGemvMaxRowsForTesting(int64_t rows) { g_gemv_max_rows.store(rows); }
 void SetGemmThreadingForBench(GemmThreading mode) { g_gemm_threading.store(mode); }
 
-void Matmul(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n,
-            const float* bias, float* out, int num_threads) {
+void Matmul(const float* x, int64_t m, int64_t k, const void* w, DType wtype, int64_t n, const float* bias, float* out,
+            int num_threads) {
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum: out = bias (or zero)
     for (int64_t i = 0; i < m; ++i) {

@@ -1,6 +1,7 @@
 // Matmul on the CPU backend: both kernels (GEMV for small m, sgemm panels for large m) and both
 // ISAs against a double-precision reference, plus batch invariance and path agreement.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 
@@ -38,8 +39,7 @@ void ExpectMatches(const Case& c, const float* out, bool with_bias, const std::s
         mag += std::abs(prod);
       }
       ASSERT_NEAR(out[i * c.n + j], ref, 1e-6 * mag + 1e-6)
-          << what << " m=" << c.m << " n=" << c.n << " k=" << c.k << " at (" << i << ", " << j
-          << ")";
+          << what << " m=" << c.m << " n=" << c.n << " k=" << c.k << " at (" << i << ", " << j << ")";
     }
   }
 }
@@ -65,6 +65,24 @@ TEST(CpuMatmulTest, MatchesReferenceAcrossShapesDtypesAndBias) {
   }
 }
 
+// OpenMP may give a parallel region fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, a
+// region inside another one): every output must still be computed. Here the kernels are called
+// from inside a 2-thread region with nesting off, so their own regions get one thread each.
+TEST(CpuMatmulTest, ATeamSmallerThanAskedStillComputesEveryColumn) {
+  Rng rng(1002);
+  omp_set_max_active_levels(1);
+  for (int64_t m : {1, 64}) {  // the GEMV and the sgemm paths
+    Case c = MakeCase(rng, m, 512, 256, DType::kBF16);
+    std::vector<float> out(static_cast<size_t>(m * c.n), std::nanf(""));
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      cpu::Matmul(c.x.data(), m, c.k, c.w.view().data, DType::kBF16, c.n, c.bias.data(), out.data(), 4);
+    }
+    ExpectMatches(c, out.data(), true, "nested m=" + std::to_string(m));
+  }
+}
+
 TEST(CpuMatmulTest, AcceptsHalfPrecisionBias) {
   Rng rng(1002);
   auto b = MakeCpuBackend();
@@ -83,8 +101,7 @@ TEST(CpuMatmulTest, AcceptsHalfPrecisionBias) {
 // Every (ISA, dtype) GEMV kernel against the reference, over all row-blocking remainders.
 TEST(CpuMatmulTest, GemvKernelsOfEveryIsa) {
   Rng rng(1003);
-  std::vector<std::pair<std::string, cpu::GemvRowsFn (*)(DType)>> isas = {
-      {"avx2", &cpu::GemvRowsAvx2}};
+  std::vector<std::pair<std::string, cpu::GemvRowsFn (*)(DType)>> isas = {{"avx2", &cpu::GemvRowsAvx2}};
   if (cpu::UseAvx512()) isas.push_back({"avx512", &cpu::GemvRowsAvx512});
   for (const auto& [name, get] : isas) {
     for (DType t : kAllDTypes) {
@@ -116,14 +133,12 @@ TEST(CpuMatmulTest, BatchInvarianceAndPathAgreement) {
     ASSERT_TRUE(b->Matmul(x, c.w.view(), nullptr, {gemm.data(), DType::kF32, m, n}).ok());
     cpu::SetGemvMaxRowsForTesting(old_max);
     for (int64_t i = 0; i < m; ++i) {
-      ASSERT_TRUE(b->Matmul(x.RowSlice(i, 1), c.w.view(), nullptr,
-                            {single.data(), DType::kF32, 1, n}).ok());
+      ASSERT_TRUE(b->Matmul(x.RowSlice(i, 1), c.w.view(), nullptr, {single.data(), DType::kF32, 1, n}).ok());
       for (int64_t j = 0; j < n; ++j) {
         ASSERT_EQ(single[j], batched[i * n + j]) << "row " << i << " col " << j;
         double norm = 0;
         for (int64_t p = 0; p < k; ++p) norm += std::abs(double(c.x[i * k + p]) * c.w.at(j, p));
-        ASSERT_NEAR(gemm[i * n + j], batched[i * n + j], 1e-5 * norm / std::sqrt(double(k)) + 1e-6)
-            << DTypeName(t);
+        ASSERT_NEAR(gemm[i * n + j], batched[i * n + j], 1e-5 * norm / std::sqrt(double(k)) + 1e-6) << DTypeName(t);
       }
     }
   }
@@ -139,8 +154,7 @@ TEST(CpuMatmulTest, RejectsBadShapes) {
   TensorView bad_x{c.x.data(), DType::kF32, 4, 2};
   EXPECT_EQ(b->Matmul(bad_x, c.w.view(), nullptr, out.view()).code(), StatusCode::kInvalidArgument);
   TensorView short_bias{c.bias.data(), DType::kF32, 1, 2};
-  EXPECT_EQ(b->Matmul(x, c.w.view(), &short_bias, out.view()).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(b->Matmul(x, c.w.view(), &short_bias, out.view()).code(), StatusCode::kInvalidArgument);
   TensorView aliased{c.x.data(), DType::kF32, 2, 3};
   EXPECT_EQ(b->Matmul(x, c.w.view(), nullptr, aliased).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.GuardsIntact() && wrong.GuardsIntact());
