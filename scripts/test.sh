@@ -18,8 +18,11 @@ BUILD_DIR=${TANDEM_BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${TANDEM_TEST_JOBS:-2}" --timeout 600
 if [ -x scripts/fuzz_smoke.sh ]; then scripts/fuzz_smoke.sh; fi
 if [ "${TANDEM_SANITIZE_IN_TEST:-1}" = 1 ]; then
-  # The suites CI can afford under its time limit: the RPC layer and the router's scheduling core
-  # (their own threads, timers and queues) under ASan+UBSan and under TSan.
-  scripts/sanitize.sh address,undefined common_tests rpc_tests scheduler_tests slo_tests
-  scripts/sanitize.sh thread rpc_tests scheduler_tests
+  # The suites CI can afford under its time limit: the RPC layer, the router's scheduling core and
+  # in-process cluster, the prefill/decode node engines over the loopback transport, the simulator
+  # (their own threads, timers, queues and KV accounting) under ASan+UBSan; the concurrent ones
+  # (rpc, cluster client, nodes) under TSan.
+  scripts/sanitize.sh address,undefined common_tests rpc_tests scheduler_tests slo_tests sim_tests engine_tests \
+    nodes_tests
+  scripts/sanitize.sh thread rpc_tests scheduler_tests nodes_tests
 fi
