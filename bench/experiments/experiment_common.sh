@@ -6,6 +6,8 @@
 #   start_server LOG CMD..  runs a `tandem` server in the background and waits (bounded) until
 #                           it listens and answers /health; sets SERVER_PID and PORT
 #   stop_server
+#   two_class_workload N SEED   the SLO experiments' workload (JSONL on stdout): half interactive
+#                           (64-192 prompt tokens, 32 out), half batch (768-1024, 64 out), shuffled
 
 experiment_setup() {  # $1: name of the scratch folder
   WORK=$(mktemp -d "/tmp/$1.XXXXXX")
@@ -48,4 +50,18 @@ stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
+}
+
+two_class_workload() {  # $1: requests, $2: seed
+  python3 - "$1" "$2" <<'PY'
+import json, random, sys
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(seed)
+for i in range(n):
+    interactive = rng.random() < 0.5
+    length = rng.randint(64, 192) if interactive else rng.randint(768, 1024)
+    prompt = [rng.randint(100, 29000) for _ in range(length)]
+    print(json.dumps({"prompt": prompt, "output_tokens": 32 if interactive else 64,
+                      "slo_class": "interactive" if interactive else "batch"}))
+PY
 }

@@ -43,17 +43,7 @@ cat > "$CLASSES" <<JSON
              {"name": "batch", "ttft_ms": $B_TTFT, "tpot_ms": $B_TPOT, "priority": 1}]}
 JSON
 DATA=$WORK/two_class.jsonl
-python3 - "$NUM_PROMPTS" "$SEED" > "$DATA" <<'PY'
-import json, random, sys
-n, seed = int(sys.argv[1]), int(sys.argv[2])
-rng = random.Random(seed)
-for i in range(n):
-    interactive = rng.random() < 0.5
-    length = rng.randint(64, 192) if interactive else rng.randint(768, 1024)
-    prompt = [rng.randint(100, 29000) for _ in range(length)]
-    print(json.dumps({"prompt": prompt, "output_tokens": 32 if interactive else 64,
-                      "slo_class": "interactive" if interactive else "batch"}))
-PY
+two_class_workload "$NUM_PROMPTS" "$SEED" > "$DATA"
 
 
 # 3. The runs: each setup serves every rate, a fresh bench run per rate.
