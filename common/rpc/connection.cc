@@ -252,8 +252,7 @@ void Connection::OnRead(uint64_t gen, const boost::system::error_code& ec, size_
     } else if (tls_ && state() == State::kHandshaking && internal::IsTlsProtocolError(ec)) {
       // TLS 1.3: the acceptor checks our certificate after our side of the handshake is done,
       // so its refusal arrives as an alert on the first read.
-      refused_.store(true, std::memory_order_release);
-      CloseNow(FailedPreconditionError("TLS handshake with " + peer_address() + " failed: " + ec.message()));
+      RefuseTls(ec.message());
     } else {
       CloseNow(UnavailableError("read from " + peer_address() + " failed: " + ec.message()));
     }

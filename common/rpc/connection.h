@@ -168,6 +168,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void StartHandshake();
   void OnTlsHandshake(uint64_t gen, const boost::system::error_code& ec, const internal::TlsSession& session);
   void StartHello();
+  // A TLS failure that retrying cannot fix (certificate, protocol): refused, closed, said why.
+  void RefuseTls(const std::string& why);
   void OnConnect(uint64_t gen, const boost::system::error_code& ec);
   void StartRead();
   void OnRead(uint64_t gen, const boost::system::error_code& ec, size_t bytes);

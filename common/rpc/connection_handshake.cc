@@ -40,19 +40,23 @@ void Connection::OnTlsHandshake(uint64_t gen, const boost::system::error_code& e
                                 const internal::TlsSession& session) {
   if (!Live(gen)) return;
   if (ec) {
-    std::string what = "TLS handshake with " + peer_address() + " failed: " + session.Describe(ec);
     if (!internal::IsTlsProtocolError(ec)) {
-      CloseNow(UnavailableError(std::move(what)));
+      CloseNow(UnavailableError("TLS handshake with " + peer_address() + " failed: " + session.Describe(ec)));
       return;
     }
-    // A certificate or protocol mismatch stays one on the next attempt.
-    refused_.store(true, std::memory_order_release);
-    if (side_ == Side::kServer) log_->warn("refused a peer: {}", what);
-    CloseNow(FailedPreconditionError(std::move(what)));
+    RefuseTls(session.Describe(ec));
     return;
   }
   tls_established_ = true;
   StartHello();
+}
+
+void Connection::RefuseTls(const std::string& why) {
+  // A certificate or protocol mismatch stays one on the next attempt: the client gives up.
+  refused_.store(true, std::memory_order_release);
+  const std::string what = "TLS handshake with " + peer_address() + " failed: " + why;
+  if (side_ == Side::kServer) log_->warn("refused a peer: {}", what);
+  CloseNow(FailedPreconditionError(what));
 }
 
 void Connection::StartHello() {
