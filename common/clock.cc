@@ -1,17 +1,21 @@
 #include "common/clock.h"
 
+#include <algorithm>
 #include <chrono>
-#include <limits>
 
 namespace tandem {
 
 namespace {
 
-// stamp + offset, clamped to int64_t: a stamp from the wire may be anything.
+// Converted stamps stay within +-2^61 us (73,000 years): the difference of any two of them fits
+// in int64_t, so the latencies computed from stamps off the wire cannot overflow.
+constexpr int64_t kStampLimit = int64_t{1} << 61;
+
+// stamp + offset, clamped to +-kStampLimit: a stamp from the wire may be anything.
 int64_t Shift(int64_t stamp, int64_t offset) {
   int64_t shifted = 0;
-  if (!__builtin_add_overflow(stamp, offset, &shifted)) return shifted;
-  return offset > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  if (__builtin_add_overflow(stamp, offset, &shifted)) return offset > 0 ? kStampLimit : -kStampLimit;
+  return std::clamp(shifted, -kStampLimit, kStampLimit);
 }
 
 }  // namespace

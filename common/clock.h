@@ -45,8 +45,8 @@ class ManualClock final : public Clock {
 // Wall-clock microseconds since the Unix epoch (the edge only: wire stamps, "created").
 int64_t UnixNowMicros();
 // A steady stamp of this process as Unix microseconds, and back, through the offset between the
-// two clocks measured now. 0 (never happened) maps to 0 both ways; a stamp so far off that the
-// result would overflow (any int64 can arrive on the wire) saturates. Across hosts the result is
+// two clocks measured now. 0 (never happened) maps to 0 both ways; any int64 can arrive on the
+// wire, so results saturate at +-2^61 us, where the difference of two results still fits in int64. Across hosts the result is
 // only as good as their clock synchronisation: latencies that matter (TTFT, TPOT) are computed
 // from stamps of one process.
 int64_t SteadyToUnixMicros(int64_t steady_us);

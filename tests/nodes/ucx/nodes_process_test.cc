@@ -387,7 +387,10 @@ TEST_P(NodesProcessTest, ArbitraryMessagesLeaveBothNodesServingAndNoBlockHeld) {
   for (int i = 0; i < messages; ++i) {
     rpc::RpcClient* to = senders[pick() % 3];
     const proto::Envelope env = maker.Next(payloads);
-    ASSERT_TRUE(to->Send(env).ok()) << "message " << i << " (seed " << seed << "): " << env.ShortDebugString();
+    ASSERT_TRUE(to->Send(env).ok()) << "message " << i << " (seed " << seed << "): " << env.ShortDebugString()
+                                    << "\nprefill log:\n"
+                                    << ReadFile(prefill_.log) << "\ndecode log:\n"
+                                    << ReadFile(decode_.log);
     if (i % 100 == 99) std::this_thread::sleep_for(20ms);  // let replies interleave
   }
   // Every pool id ends: aborted by the router on both nodes and by the "prefill node".
