@@ -368,13 +368,19 @@ void HttpSession::StartGeneration(PreparedGeneration prepared, std::unique_ptr<R
   ServingRequest serving = gen->prepared.serving;
   active_ = std::move(gen);
 
+  // The callback holds no executor: the client may destroy it after the server's io_context is
+  // gone (a request still in flight when the server stops), and destroying a strand executor
+  // then touches the freed strand service. The session's executor is read only behind the
+  // gate, while the io_context is alive; the posted handler keeps the session until it runs.
   std::weak_ptr<HttpSession> weak = weak_from_this();
-  auto executor = stream_.get_executor();
   auto ctx = ctx_;
-  EventCallback callback = [weak, executor, ctx](InferenceEvent event) {
+  EventCallback callback = [weak, ctx](InferenceEvent event) {
     ctx->PostIfOpen([&] {
-      net::post(executor, [weak, event = std::move(event)]() mutable {
-        if (auto self = weak.lock()) self->OnEvent(std::move(event));
+      std::shared_ptr<HttpSession> self = weak.lock();
+      if (!self) return;
+      const auto executor = self->stream_.get_executor();
+      net::post(executor, [self = std::move(self), event = std::move(event)]() mutable {
+        self->OnEvent(std::move(event));
       });
     });
   };
