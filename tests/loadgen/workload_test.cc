@@ -9,9 +9,9 @@
 #include <set>
 
 #include "loadgen/synthetic_presets.h"
-#include "tests/loadgen/builtin_tokenizer.h"
 #include "loadgen/trace_formats.h"
 #include "slo/request_log.h"
+#include "tests/loadgen/builtin_tokenizer.h"
 
 namespace tandem::loadgen {
 namespace {
@@ -90,7 +90,10 @@ TEST_F(WorkloadFiles, ShareGptFirstHumanTurnAndVllmFilters) {
   o.num_prompts = 2;
   EXPECT_EQ(LoadShareGpt(Data("sharegpt_sample.json"), o)->requests.size(), 2u);
   o.sharegpt_output_len = 9;
-  for (const BenchRequest& r : LoadShareGpt(Data("sharegpt_sample.json"), o)->requests) EXPECT_EQ(r.output_len, 9);
+  // Held in a variable: a range-for over `Temporary()->member` reads a destroyed temporary.
+  auto fixed = LoadShareGpt(Data("sharegpt_sample.json"), o);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  for (const BenchRequest& r : fixed->requests) EXPECT_EQ(r.output_len, 9);
 }
 
 TEST_F(WorkloadFiles, ShareGptBadFilesSayWhatIsWrong) {
