@@ -83,10 +83,10 @@ TEST_F(ApiKeysHttpTest, AKeySeesOnlyItsModels) {
   auto r = c.Post("/v1/completions", Body(), Bearer("sk-other"));
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.json()["error"]["code"], "model_not_found");
-  auto models = c.Request(boost::beast::http::verb::get, "/v1/models", "", Bearer("sk-other"));
+  auto models = c.Request("GET", "/v1/models", "", Bearer("sk-other"));
   ASSERT_EQ(models.status, 200);
   EXPECT_TRUE(models.json()["data"].empty());
-  models = c.Request(boost::beast::http::verb::get, "/v1/models", "", Bearer("sk-open"));
+  models = c.Request("GET", "/v1/models", "", Bearer("sk-open"));
   EXPECT_EQ(models.json()["data"].size(), 1u);
 }
 

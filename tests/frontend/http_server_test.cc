@@ -20,7 +20,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::HttpReply;
 using testing::TestHttpClient;
-namespace http = boost::beast::http;
 
 constexpr int32_t kNumBlocks = 1024;
 constexpr size_t kMaxBody = 64 * 1024;
@@ -345,7 +344,7 @@ TEST_F(HttpServerTest, BadInputsGetPreciseErrorsAndServingContinues) {
   };
   TestHttpClient c(port());
   for (const BadRequest& bad : cases) {
-    HttpReply r = c.Request(http::verb::post, bad.target, bad.body);
+    HttpReply r = c.Request("POST", bad.target, bad.body);
     EXPECT_EQ(r.status, bad.status) << bad.name << ": " << r.body;
     const json j = r.json();
     ASSERT_TRUE(j.contains("error")) << bad.name << ": " << r.body;
@@ -373,7 +372,7 @@ TEST_F(HttpServerTest, BadInputsGetPreciseErrorsAndServingContinues) {
   EXPECT_EQ(r.status, 405);
 
   // Over the body limit: 413, and the connection is closed (the client reconnects).
-  r = c.Request(http::verb::post, "/v1/completions", std::string(kMaxBody + 1, ' '));
+  r = c.Request("POST", "/v1/completions", std::string(kMaxBody + 1, ' '));
   EXPECT_EQ(r.status, 413) << r.error;
   EXPECT_EQ(r.json()["error"]["code"], "request_too_large");
 

@@ -66,7 +66,7 @@ TEST_F(MetricsHttpTest, ServedAndRefusedRequestsShowUpInTheScrape) {
   json unknown = body;
   unknown["slo_class"] = "nope";
   EXPECT_EQ(c.Post("/v1/completions", unknown, auth).status, 400);
-  EXPECT_EQ(c.Request(boost::beast::http::verb::post, "/v1/completions", "{bad", auth).status, 400);
+  EXPECT_EQ(c.Request("POST", "/v1/completions", "{bad", auth).status, 400);
   EXPECT_EQ(c.Post("/v1/completions", body).status, 401);  // no key
   EXPECT_EQ(c.Get("/v1/models").status, 401);              // not a generation: not a rejection
 
@@ -97,7 +97,7 @@ TEST_F(MetricsHttpTest, ServedAndRefusedRequestsShowUpInTheScrape) {
 
 TEST_F(MetricsHttpTest, OnlyGet) {
   TestHttpClient c(server_->port());
-  EXPECT_EQ(c.Request(boost::beast::http::verb::post, "/metrics", "{}").status, 405);
+  EXPECT_EQ(c.Request("POST", "/metrics", "{}").status, 405);
 }
 
 }  // namespace

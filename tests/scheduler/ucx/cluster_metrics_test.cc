@@ -163,7 +163,7 @@ TEST(ClusterMetricsTest, ARealPrometheusScrapesEveryProcess) {
     const auto r = c.Post("/v1/completions", body);
     ASSERT_EQ(r.status, 200) << r.body;
   }
-  EXPECT_EQ(c.Request(boost::beast::http::verb::post, "/v1/completions", "{not json").status, 400);
+  EXPECT_EQ(c.Request("POST", "/v1/completions", "{not json").status, 400);
 
   EXPECT_TRUE(Eventually(
       [&] { return prometheus.Query("sum(tandem:time_to_first_token_seconds_count{role=\"router\"})") == kRequests; },
