@@ -246,6 +246,12 @@ TEST_F(HttpTimeoutsTest, SlowSendersDoNotHoldUpOtherConnections) {
 // an accept retried at once fails at once. The accept loop backs off instead of spinning (the
 // process's CPU time stays low while it lasts) and serves the connection once descriptors are back.
 TEST_F(HttpTimeoutsTest, RunningOutOfDescriptorsNeitherSpinsNorLosesTheConnection) {
+#if defined(TANDEM_SANITIZE_UNDEFINED)
+  // UBSan's vptr check reads a vtable only after probing its memory through a pipe; with every
+  // descriptor taken the pipe fails and valid objects are reported as having an invalid vptr
+  // (libsanitizer). The plain build runs this test (TANDEM_SANITIZE_IN_TEST=0 scripts/test.sh).
+  GTEST_SKIP() << "UBSan's vptr check cannot run without a free descriptor";
+#endif
   rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
   const int lowest_free = ::dup(0);  // descriptors are numbered from the lowest free one

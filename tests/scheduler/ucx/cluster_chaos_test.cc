@@ -560,8 +560,15 @@ TEST_F(ClusterChaosTest, SteadyLoadSurvivesKillsStopsAndCutConnections) {
   // The router's memory.
   const int64_t rss_end = RssKiB(serve.pid());
   rss_peak = std::max(rss_peak, rss_end);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in its quarantine (256 MiB by default), so RSS says nothing about
+  // leaks there; LeakSanitizer checks serve's heap when it exits (scripts/sanitize.sh).
+  std::printf("[ chaos ] ASan build: router RSS %lld -> %lld KiB not held to the bound\n",
+              static_cast<long long>(rss_start), static_cast<long long>(rss_peak));
+#else
   EXPECT_LT(rss_peak, rss_start + kRssGrowthBoundMiB * 1024)
       << "router RSS grew from " << rss_start << " KiB to " << rss_peak << " KiB";
+#endif
 
   const std::string by_kill = cuts_by_kill ? ", " + std::to_string(cuts_by_kill) + " by kill -9" : "";
   std::lock_guard<std::mutex> lock(stats.mu);
