@@ -27,9 +27,16 @@ namespace tandem {
 // gives a request without a TTFT target: its deadline is arrival + this.
 inline constexpr int64_t kUntargetedTtftBudgetUs = 10'000'000;
 
+// The longest TTFT budget a deadline counts (about 31 years): a target off the wire may be any
+// double, and arrival stamps stay within +-2^61 us (common/clock.h), so the sum cannot overflow.
+inline constexpr double kMaxTtftBudgetUs = 1e15;
+
 // A request's place in a deadline-ordered queue: arrival + its TTFT target (or the budget above).
+// A target that is not a positive number (0, negative, NaN) counts as none.
 inline int64_t TtftDeadlineUs(int64_t arrival_us, double ttft_target_ms) {
-  return arrival_us + (ttft_target_ms > 0 ? static_cast<int64_t>(ttft_target_ms * 1000.0) : kUntargetedTtftBudgetUs);
+  if (!(ttft_target_ms > 0)) return arrival_us + kUntargetedTtftBudgetUs;
+  const double budget_us = ttft_target_ms * 1000.0;
+  return arrival_us + static_cast<int64_t>(budget_us < kMaxTtftBudgetUs ? budget_us : kMaxTtftBudgetUs);
 }
 
 // The largest per-class max_queued a file may set (the global flag's bound too).

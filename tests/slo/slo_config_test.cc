@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "slo/request_record.h"
 
 namespace tandem {
@@ -85,6 +88,20 @@ TEST(SloConfigTest, MetChecksEveryTargetAndARecordNeedsANormalFinish) {
   EXPECT_NE(r.Summary().find("slo=custom slo_met=true"), std::string::npos);
   r.finish_reason = FinishReason::kError;
   EXPECT_FALSE(r.slo_met());
+}
+
+// A TTFT target off the wire may be any double; the deadline never overflows, and a target that
+// is not a positive number counts as none.
+TEST(SloConfigTest, TtftDeadlineTakesAnyTargetWithoutOverflow) {
+  EXPECT_EQ(TtftDeadlineUs(1000, 250), 1000 + 250'000);
+  EXPECT_EQ(TtftDeadlineUs(1000, 0), 1000 + kUntargetedTtftBudgetUs);
+  EXPECT_EQ(TtftDeadlineUs(1000, -5), 1000 + kUntargetedTtftBudgetUs);
+  EXPECT_EQ(TtftDeadlineUs(1000, std::numeric_limits<double>::quiet_NaN()), 1000 + kUntargetedTtftBudgetUs);
+  const int64_t stamp_limit = int64_t{1} << 61;  // converted wire stamps stay within this
+  for (const double huge : {1e300, std::numeric_limits<double>::infinity(), 9.3e15}) {
+    EXPECT_EQ(TtftDeadlineUs(stamp_limit, huge), stamp_limit + static_cast<int64_t>(kMaxTtftBudgetUs)) << huge;
+    EXPECT_EQ(TtftDeadlineUs(-stamp_limit, huge), -stamp_limit + static_cast<int64_t>(kMaxTtftBudgetUs)) << huge;
+  }
 }
 
 }  // namespace
