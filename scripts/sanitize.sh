@@ -17,8 +17,10 @@ case "$SANITIZERS" in
 esac
 BUILD_DIR=${TANDEM_SANITIZE_BUILD_DIR:-build-${SANITIZERS//,/-}}
 SUPP=$PWD/scripts/sanitizers
-# Every process writes its report to REPORTS/report.<pid> (children's stderr goes to log files
-# the tests may never print); the run fails if any file is there at the end.
+# Every process writes its ASan, LeakSanitizer or TSan report to REPORTS/report.<pid> (children's
+# stderr goes to log files the tests may never print); the run fails if any file is there at the
+# end. GCC 12's UBSan runtime ignores log_path and writes to stderr; without recovery a report
+# aborts the process, which its test sees.
 REPORTS=$PWD/$BUILD_DIR/sanitizer-reports
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:protect_shadow_gap=0:log_path=$REPORTS/report${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"

@@ -24,7 +24,7 @@ if [ "${TANDEM_SANITIZE_IN_TEST:-1}" != 1 ]; then
   exit 0
 fi
 # One instrumented build carries the whole suite: a plain build and a sanitized one of the whole
-# tree do not both fit CI's time on 2 cores, and the sanitized run checks more.
+# tree do not both fit CI's time on 2 cores (docs/operations.md, "Sanitizers").
 scripts/sanitize.sh address,undefined
 # The fuzzers are clang builds with their own ASan+UBSan flags, compiled in the same tree.
 TANDEM_BUILD_DIR=build-address-undefined scripts/fuzz_smoke.sh
